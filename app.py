@@ -1,0 +1,118 @@
+"""HTTP face of the ECS image updater: routes, request to call to response, one error map."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Chalice, Response
+
+from chalicelib import aws, requestlog
+from chalicelib.config import load_settings
+from chalicelib.errors import (
+    AmbiguousContainerError,
+    AwsCallError,
+    AwsThrottledError,
+    AwsTimeoutError,
+    ClusterNotFoundError,
+    ContainerNotFoundError,
+    InvalidRequestError,
+    ServiceNotFoundError,
+    ServiceNotUpdatableError,
+    UpdateError,
+)
+from chalicelib.update import update_image
+from chalicelib.validation import parse_json_object, parse_update_request
+
+app = Chalice(app_name="ecs-image-updater")
+app.debug = False
+requestlog.configure()
+internal_log = logging.getLogger("ecs_image_updater.internal")
+
+# The one map from domain failures to HTTP: (status, Chalice-style error code).
+ERROR_STATUS: dict[type[UpdateError], tuple[int, str]] = {
+    InvalidRequestError: (400, "BadRequestError"),
+    AmbiguousContainerError: (400, "BadRequestError"),
+    ClusterNotFoundError: (404, "NotFoundError"),
+    ServiceNotFoundError: (404, "NotFoundError"),
+    ContainerNotFoundError: (404, "NotFoundError"),
+    ServiceNotUpdatableError: (409, "ConflictError"),
+    AwsThrottledError: (429, "TooManyRequestsError"),
+    AwsTimeoutError: (504, "GatewayTimeoutError"),
+    AwsCallError: (502, "BadGatewayError"),
+}
+
+
+@app.route("/update", methods=["POST"], api_key_required=True)
+def update() -> Response:
+    """Roll a service onto a new image."""
+
+    def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
+        request = parse_update_request(body)
+        result = update_image(aws.ecs_client(), request)
+        log.update(
+            changed=result.changed,
+            fromRevision=(result.previous_task_definition or result.task_definition).revision,
+            toRevision=result.task_definition.revision,
+        )
+        return result.as_dict()
+
+    return _respond(handle)
+
+
+def _respond(handle: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]) -> Response:
+    """Check the key, parse the body, run `handle`, map errors, and log one line."""
+    started = time.monotonic()
+    request = app.current_request
+    context = request.context or {}
+    log: dict[str, Any] = {
+        "method": request.method,
+        "path": context.get("resourcePath", request.path),
+        "requestId": context.get("requestId"),
+    }
+    try:
+        if not _api_key_accepted(request.headers.get("x-api-key")):
+            response = _error(403, "ForbiddenError", "a valid x-api-key header is required")
+        elif not request.headers.get("content-type"):
+            response = _error(400, "BadRequestError", "the Content-Type header is missing; send application/json")
+        else:
+            body = parse_json_object(request.raw_body)
+            log.update(cluster=_loggable(body.get("cluster")), service=_loggable(body.get("service")))
+            response = Response(body=handle(body, log), status_code=200)
+    except UpdateError as failure:
+        status, code = _status_of(failure)
+        response = _error(status, code, failure.message)
+        log["error"] = type(failure).__name__
+    except Exception:
+        # A bug, not a caller's mistake: keep the trace in the log, out of the response.
+        internal_log.exception("unexpected failure")
+        response = _error(500, "InternalServerError", "an internal error occurred; it has been logged")
+        log["error"] = "InternalError"
+    log.update(status=response.status_code, durationMs=round((time.monotonic() - started) * 1000, 1))
+    requestlog.log_request(log)
+    return response
+
+
+def _api_key_accepted(presented: str | None) -> bool:
+    expected = load_settings().local_api_key
+    if expected is None:
+        return True  # API Gateway enforces the key in AWS.
+    return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def _status_of(failure: UpdateError) -> tuple[int, str]:
+    for cls in type(failure).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return 502, "BadGatewayError"
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(body={"Code": code, "Message": message}, status_code=status)
+
+
+def _loggable(value: Any) -> str | None:
+    return value[:300] if isinstance(value, str) else None

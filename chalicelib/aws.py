@@ -1,0 +1,91 @@
+"""AWS clients: made lazily, reused by the warm Lambda, and bounded in time.
+
+API Gateway gives up on a request after 29 s, so every AWS call this service
+makes runs inside a time budget. Each client has short timeouts and a bounded
+retry count, and a `before-send` hook refuses to start an attempt (first try
+or retry) that could not finish before the budget runs out. The worst case is
+therefore bounded by the budgets, not by how many retries happen to fail:
+
+    one attempt       <= CONNECT_TIMEOUT + READ_TIMEOUT       = 4 s
+    main phase        <= MAIN_BUDGET                          = 17 s
+    cleanup phase     <= CLEANUP_BUDGET                       = 8 s
+    whole request     <= MAIN_BUDGET + CLEANUP_BUDGET         = 25 s  (< 29 s)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+CONNECT_TIMEOUT_SECONDS = 1.0
+READ_TIMEOUT_SECONDS = 3.0
+# botocore's `total_max_attempts` counts the first try too (`max_attempts` counts only retries).
+TOTAL_MAX_ATTEMPTS = 3
+ATTEMPT_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
+# Describe, describe, register, update: the calls of an update.
+MAIN_BUDGET_SECONDS = 17.0
+# After a failed UpdateService: check the service, deregister the new revision.
+CLEANUP_BUDGET_SECONDS = 8.0
+API_GATEWAY_TIMEOUT_SECONDS = 29.0
+
+# Tests replace the clock to walk through the budget without waiting.
+clock: Callable[[], float] = time.monotonic
+
+_deadline: ContextVar[float | None] = ContextVar("aws_call_deadline", default=None)
+_ecs_client: Any = None
+
+
+class TimeBudgetExceeded(Exception):
+    """An attempt was not started because it could outlast the request's time budget."""
+
+
+def client_config() -> Config:
+    """Timeouts and retries shared by every client of this service."""
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "total_max_attempts": TOTAL_MAX_ATTEMPTS},
+    )
+
+
+def new_ecs_client(session: boto3.session.Session | None = None) -> Any:
+    """A new ECS client with this service's timeouts, retries and time budget."""
+    client = (session or boto3.session.Session()).client("ecs", config=client_config())
+    client.meta.events.register_first("before-send.ecs", _refuse_attempt_past_deadline)
+    return client
+
+
+def ecs_client() -> Any:
+    """The process-wide ECS client, created on first use (never at import time)."""
+    global _ecs_client
+    if _ecs_client is None:
+        _ecs_client = new_ecs_client()
+    return _ecs_client
+
+
+def reset_clients() -> None:
+    """Forget the cached clients (tests start each AWS world with fresh ones)."""
+    global _ecs_client
+    _ecs_client = None
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Run the enclosed AWS calls with a deadline `seconds` from now."""
+    token = _deadline.set(clock() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _refuse_attempt_past_deadline(**_: Any) -> None:
+    deadline = _deadline.get()
+    if deadline is not None and clock() + ATTEMPT_SECONDS > deadline:
+        raise TimeBudgetExceeded(f"not enough of the time budget left for another attempt ({ATTEMPT_SECONDS:g} s)")

@@ -1,0 +1,166 @@
+"""The conversation with ECS: one function per API call, AWS failures made actionable.
+
+Every function takes the ECS client as its first argument and raises only
+`UpdateError` subclasses; `step` on an AWS failure names the API operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+
+from chalicelib import aws
+from chalicelib.errors import (
+    AwsCallError,
+    AwsThrottledError,
+    AwsTimeoutError,
+    ClusterNotFoundError,
+    InvalidRequestError,
+    ServiceNotFoundError,
+    ServiceNotUpdatableError,
+    UpdateError,
+)
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+    }
+)
+
+ErrorFactory = Callable[[str], UpdateError]
+
+
+def describe_service(client: Any, cluster: str, service: str) -> dict[str, Any]:
+    """The service as ECS describes it; 404-class errors for a missing cluster or service."""
+    response = _call(
+        client.describe_services,
+        "DescribeServices",
+        {
+            "ClusterNotFoundException": lambda _: ClusterNotFoundError(f"cluster '{cluster}' was not found"),
+            "InvalidParameterException": lambda message: InvalidRequestError(
+                f"ECS refused cluster '{cluster}' or service '{service}': {message}"
+            ),
+        },
+        cluster=cluster,
+        services=[service],
+    )
+    services = response.get("services", [])
+    if not services:
+        reasons = ", ".join(f.get("reason", "unknown") for f in response.get("failures", []))
+        raise ServiceNotFoundError(
+            f"service '{service}' was not found in cluster '{cluster}'" + (f" ({reasons})" if reasons else "")
+        )
+    return services[0]
+
+
+def check_updatable(service: Mapping[str, Any]) -> None:
+    """Refuse a service that cannot take a new task definition through UpdateService."""
+    name = service.get("serviceName")
+    status = service.get("status")
+    if status != "ACTIVE":
+        raise ServiceNotUpdatableError(f"service '{name}' is {status}, not ACTIVE; it cannot be updated")
+    controller = (service.get("deploymentController") or {}).get("type", "ECS")
+    if controller != "ECS":
+        raise ServiceNotUpdatableError(
+            f"service '{name}' uses the {controller} deployment controller; only ECS-controlled "
+            "services take a new task definition through UpdateService"
+        )
+
+
+def describe_task_definition(client: Any, task_definition: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The task definition and its tags."""
+    response = _call(
+        client.describe_task_definition,
+        "DescribeTaskDefinition",
+        {},
+        taskDefinition=task_definition,
+        include=["TAGS"],
+    )
+    return response["taskDefinition"], response.get("tags", [])
+
+
+def registrable_fields(client: Any) -> frozenset[str]:
+    """The top-level fields RegisterTaskDefinition accepts, as this SDK knows them."""
+    shape = client.meta.service_model.operation_model("RegisterTaskDefinition").input_shape
+    return frozenset(shape.members)
+
+
+def register_task_definition(client: Any, registration: Mapping[str, Any]) -> dict[str, Any]:
+    """Register a new revision; returns it as ECS describes it."""
+    response = _call(client.register_task_definition, "RegisterTaskDefinition", {}, **registration)
+    return response["taskDefinition"]
+
+
+def update_service(
+    client: Any,
+    cluster: str,
+    service: str,
+    task_definition: str | None = None,
+    force_new_deployment: bool = False,
+) -> dict[str, Any]:
+    """Point the service at `task_definition` (or redeploy it); returns the service."""
+    arguments: dict[str, Any] = {"cluster": cluster, "service": service}
+    if task_definition is not None:
+        arguments["taskDefinition"] = task_definition
+    if force_new_deployment:
+        arguments["forceNewDeployment"] = True
+    response = _call(
+        client.update_service,
+        "UpdateService",
+        {
+            "ClusterNotFoundException": lambda _: ClusterNotFoundError(f"cluster '{cluster}' was not found"),
+            "ServiceNotFoundException": lambda _: ServiceNotFoundError(
+                f"service '{service}' was not found in cluster '{cluster}'"
+            ),
+            "ServiceNotActiveException": lambda message: ServiceNotUpdatableError(
+                f"service '{service}' is not ACTIVE: {message}"
+            ),
+        },
+        **arguments,
+    )
+    return response["service"]
+
+
+def deregister_task_definition(client: Any, task_definition: str) -> None:
+    """Deregister a revision (it becomes INACTIVE)."""
+    _call(client.deregister_task_definition, "DeregisterTaskDefinition", {}, taskDefinition=task_definition)
+
+
+def _call(
+    method: Callable[..., dict[str, Any]], step: str, known: Mapping[str, ErrorFactory], **kwargs: Any
+) -> dict[str, Any]:
+    """Make one AWS call and translate its failure into an UpdateError naming `step`."""
+    try:
+        return method(**kwargs)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        message = error.response.get("Error", {}).get("Message", "")
+        if code in known:
+            raise known[code](message) from error
+        if code in THROTTLING_CODES:
+            raise AwsThrottledError(
+                step,
+                f"{step} was throttled by AWS ({code}) on all {aws.TOTAL_MAX_ATTEMPTS} attempts; "
+                "try again in a few seconds",
+            ) from error
+        raise AwsCallError(step, f"{step} failed: {code}: {message}".rstrip(": ")) from error
+    except (ReadTimeoutError, ConnectTimeoutError, aws.TimeBudgetExceeded) as error:
+        raise AwsTimeoutError(step, f"{step} did not answer in time: {error}") from error
+    except ParamValidationError as error:
+        raise AwsCallError(step, f"{step} was not sent: the AWS SDK refused its parameters: {error}") from error
+    except BotoCoreError as error:
+        raise AwsCallError(step, f"{step} failed: {error}") from error

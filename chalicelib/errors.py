@@ -1,0 +1,55 @@
+"""One exception class per failure a caller can act on.
+
+They are raised where the fact is known and carry a message a person can act
+on; `app.py` maps each class to an HTTP status in one table.
+"""
+
+from __future__ import annotations
+
+
+class UpdateError(Exception):
+    """Base class: every failure the service reports to its caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequestError(UpdateError):
+    """The request body breaks a rule; the message names the field."""
+
+
+class ClusterNotFoundError(UpdateError):
+    """The cluster does not exist (in this account and region)."""
+
+
+class ServiceNotFoundError(UpdateError):
+    """The service does not exist in the cluster."""
+
+
+class ContainerNotFoundError(UpdateError):
+    """The named container is not in the service's task definition."""
+
+
+class AmbiguousContainerError(UpdateError):
+    """No container could be chosen without the request naming one."""
+
+
+class ServiceNotUpdatableError(UpdateError):
+    """The service exists but cannot take a new task definition now (state or controller)."""
+
+
+class AwsCallError(UpdateError):
+    """An AWS call failed; `step` names the API operation that failed."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class AwsThrottledError(AwsCallError):
+    """AWS kept throttling the call after every retry."""
+
+
+class AwsTimeoutError(AwsCallError):
+    """AWS did not answer in time (per attempt, or the request's time budget ran out)."""

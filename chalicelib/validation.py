@@ -1,0 +1,179 @@
+"""Request bodies: parse JSON strictly and turn it into validated request objects (pure)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib.errors import InvalidRequestError
+from chalicelib.images import DIGEST_PATTERN, TAG_PATTERN, InvalidImageError, parse_image
+from chalicelib.update import UpdateRequest
+
+MAX_NAME_LENGTH = 255
+MAX_IMAGE_LENGTH = 512
+MAX_ARN_LENGTH = 1600
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_ARN_PREFIX = r"arn:aws(?:-[a-z]+)*:ecs:[a-z0-9-]+:[0-9]{12}:"
+_CLUSTER_ARN = re.compile(_ARN_PREFIX + r"cluster/(?P<cluster>[A-Za-z0-9_-]{1,255})")
+_SERVICE_ARN = re.compile(
+    _ARN_PREFIX + r"service/(?:(?P<cluster>[A-Za-z0-9_-]{1,255})/)?(?P<service>[A-Za-z0-9_-]{1,255})"
+)
+
+UPDATE_FIELDS = ("cluster", "service", "image", "tag", "container", "forceNewDeployment")
+
+
+def parse_json_object(raw: bytes | None) -> dict[str, Any]:
+    """Parse a request body that must be one JSON object (duplicate keys and NaN refused)."""
+    if not raw:
+        raise InvalidRequestError("the request body is empty; send a JSON object")
+    try:
+        text = raw.decode("utf-8")
+        body = json.loads(text, object_pairs_hook=_refuse_duplicate_keys, parse_constant=_refuse_constant)
+    except UnicodeDecodeError as error:
+        raise InvalidRequestError("the request body is not UTF-8 text") from error
+    except json.JSONDecodeError as error:
+        raise InvalidRequestError(f"the request body is not valid JSON: {error.msg} at position {error.pos}") from error
+    except RecursionError as error:
+        raise InvalidRequestError("the request body is nested too deeply") from error
+    if not isinstance(body, dict):
+        raise InvalidRequestError(f"the request body must be a JSON object, not {_json_type(body)}")
+    return body
+
+
+def parse_update_request(body: Mapping[str, Any]) -> UpdateRequest:
+    """Validate a `/update` body; the error message names the offending field."""
+    _refuse_unknown_fields(body, UPDATE_FIELDS)
+    cluster = cluster_identifier(body, "cluster")
+    service = service_identifier(body, "service", cluster)
+    image_text = _string(body, "image", MAX_IMAGE_LENGTH)
+    try:
+        image = parse_image(image_text)
+    except InvalidImageError as error:
+        raise InvalidRequestError(f"'image' is not a valid image reference: {error}") from error
+
+    tag = _optional_string(body, "tag", 128)
+    if tag is not None and image.is_pinned:
+        raise InvalidRequestError(f"'tag' must be absent when 'image' already carries a tag or digest ('{image}')")
+    if tag is None and not image.is_pinned:
+        raise InvalidRequestError("'tag' is required unless 'image' carries its own tag or digest")
+    if tag is not None:
+        if not (TAG_PATTERN.fullmatch(tag) or DIGEST_PATTERN.fullmatch(tag)):
+            raise InvalidRequestError(
+                "'tag' must be a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}) "
+                "or a digest (sha256: and 64 lowercase hex digits)"
+            )
+        image = image.with_version(tag)
+
+    container = _optional_string(body, "container", MAX_NAME_LENGTH)
+    if container is not None and not _NAME.fullmatch(container):
+        raise InvalidRequestError("'container' must be a container name: letters, digits, '-' and '_'")
+    return UpdateRequest(
+        cluster=cluster,
+        service=service,
+        image=image,
+        container=container,
+        force_new_deployment=_optional_bool(body, "forceNewDeployment"),
+    )
+
+
+def cluster_identifier(body: Mapping[str, Any], name: str) -> str:
+    """A cluster name or cluster ARN."""
+    value = _string(body, name, MAX_ARN_LENGTH)
+    if _NAME.fullmatch(value) or _CLUSTER_ARN.fullmatch(value):
+        return value
+    raise InvalidRequestError(
+        f"'{name}' must be a cluster name (up to 255 letters, digits, '-' and '_') or a cluster ARN"
+    )
+
+
+def service_identifier(body: Mapping[str, Any], name: str, cluster: str) -> str:
+    """A service name or service ARN; an ARN's cluster must match `cluster`."""
+    value = _string(body, name, MAX_ARN_LENGTH)
+    if _NAME.fullmatch(value):
+        return value
+    match = _SERVICE_ARN.fullmatch(value)
+    if not match:
+        raise InvalidRequestError(
+            f"'{name}' must be a service name (up to 255 letters, digits, '-' and '_') or a service ARN"
+        )
+    arn_cluster = match.group("cluster")
+    if arn_cluster is not None and arn_cluster != cluster_name(cluster):
+        raise InvalidRequestError(
+            f"'{name}' is an ARN in cluster '{arn_cluster}', but 'cluster' is '{cluster_name(cluster)}'"
+        )
+    return value
+
+
+def cluster_name(cluster: str) -> str:
+    """The name of a cluster given by name or ARN."""
+    match = _CLUSTER_ARN.fullmatch(cluster)
+    return match.group("cluster") if match else cluster
+
+
+def _refuse_unknown_fields(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = [key for key in body if key not in allowed]
+    if unknown:
+        names = ", ".join(f"'{_short(key)}'" for key in unknown[:5])
+        raise InvalidRequestError(f"unknown field(s) {names}; allowed fields are: {', '.join(allowed)}")
+
+
+def _string(body: Mapping[str, Any], name: str, max_length: int) -> str:
+    value = _optional_string(body, name, max_length)
+    if value is None:
+        raise InvalidRequestError(f"'{name}' is required")
+    return value
+
+
+def _optional_string(body: Mapping[str, Any], name: str, max_length: int) -> str | None:
+    if name not in body:
+        return None
+    value = body[name]
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"'{name}' must be a string, not {_json_type(value)}")
+    if not value:
+        raise InvalidRequestError(f"'{name}' must not be empty")
+    if len(value) > max_length:
+        raise InvalidRequestError(f"'{name}' is longer than {max_length} characters")
+    return value
+
+
+def _optional_bool(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidRequestError(f"'{name}' must be true or false, not {_json_type(value)}")
+    return value
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in body:
+            raise InvalidRequestError(f"field '{_short(key)}' appears more than once in the request body")
+        body[key] = value
+    return body
+
+
+def _refuse_constant(name: str) -> None:
+    raise InvalidRequestError(f"the request body contains {name}, which is not JSON")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
+def _short(text: str) -> str:
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= 40 else escaped[:37] + "..."
