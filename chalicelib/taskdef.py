@@ -121,11 +121,11 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[FieldChange]:
     """Every leaf field that differs between two task definitions (or registrations).
 
     Lists of named objects (containers, volumes) are matched by name, so a path
-    reads `containerDefinitions[app].image`; other lists by position.
+    reads `containerDefinitions[app].image`; other lists by position. Sorted by path.
     """
     changes: list[FieldChange] = []
     _diff_value(old, new, "", changes)
-    return changes
+    return sorted(changes, key=lambda change: change.path)
 
 
 def revision_label(task_definition: Mapping[str, Any]) -> str:

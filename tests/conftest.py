@@ -1,0 +1,231 @@
+"""Shared moto worlds: an ECS workload to update, and a record of the AWS calls made."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib import aws
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+ECR = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+API_KEY = "test-key-0123456789"
+
+# The tests need a subnet and a security group from moto's EC2, not its AMI catalogue.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+
+@pytest.fixture(autouse=True)
+def offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, and nothing that could reach a real endpoint."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "LOCAL_API_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+
+
+@pytest.fixture
+def moto_world() -> Iterator[None]:
+    """An empty in-process AWS; the service's cached clients are made inside it."""
+    with mock_aws():
+        aws.reset_clients()
+        yield
+        aws.reset_clients()
+
+
+@pytest.fixture
+def ecs(moto_world: None) -> Any:
+    """The ECS client the service itself uses (same timeouts, retries and time budget)."""
+    return aws.ecs_client()
+
+
+@pytest.fixture
+def setup_ecs(moto_world: None) -> Any:
+    """A plain client for arranging and inspecting the world, outside the counted calls."""
+    return boto3.client("ecs", region_name=REGION)
+
+
+@pytest.fixture
+def calls(ecs: Any) -> list[str]:
+    """Names of the ECS operations the service's client makes (one per call, not per retry).
+
+    Recorded when parameters are built, before any `before-call` fault hook runs.
+    """
+    made: list[str] = []
+    ecs.meta.events.register("before-parameter-build.ecs", lambda model, **_: made.append(model.name))
+    return made
+
+
+def rich_container(name: str, image: str) -> dict[str, Any]:
+    """A container definition that uses most of what ECS offers."""
+    return {
+        "name": name,
+        "image": image,
+        "cpu": 128,
+        "memory": 256,
+        "memoryReservation": 128,
+        "essential": name == "app",
+        "portMappings": [{"containerPort": 8080, "hostPort": 8080, "protocol": "tcp", "name": f"{name}-http"}],
+        "environment": [{"name": "MODE", "value": "production"}, {"name": "EMPTY", "value": ""}],
+        "secrets": [
+            {"name": "DB_PASSWORD", "valueFrom": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:db-AbCdEf"}
+        ],
+        "mountPoints": [{"sourceVolume": "data", "containerPath": "/data", "readOnly": False}],
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": "/ecs/web", "awslogs-region": REGION, "awslogs-stream-prefix": name},
+        },
+        "healthCheck": {
+            "command": ["CMD-SHELL", "curl -f http://localhost:8080/health || exit 1"],
+            "interval": 30,
+            "timeout": 5,
+            "retries": 3,
+            "startPeriod": 10,
+        },
+        "ulimits": [{"name": "nofile", "softLimit": 65536, "hardLimit": 65536}],
+        "dockerLabels": {"team": "platform"},
+        "linuxParameters": {"initProcessEnabled": True},
+        "stopTimeout": 30,
+        "readonlyRootFilesystem": True,
+        "user": "1000:1000",
+        "workingDirectory": "/srv",
+        "command": ["serve", "--port", "8080"],
+    }
+
+
+RICH_TASK_DEFINITION: dict[str, Any] = {
+    "family": "web",
+    "taskRoleArn": f"arn:aws:iam::{ACCOUNT}:role/web-task",
+    "executionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/web-execution",
+    "networkMode": "awsvpc",
+    "requiresCompatibilities": ["FARGATE"],
+    "cpu": "512",
+    "memory": "1024",
+    "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+    "ephemeralStorage": {"sizeInGiB": 30},
+    "pidMode": "task",
+    "ipcMode": "task",
+    "proxyConfiguration": {
+        "type": "APPMESH",
+        "containerName": "app",
+        "properties": [{"name": "IgnoredUID", "value": "1337"}, {"name": "ProxyIngressPort", "value": "15000"}],
+    },
+    "placementConstraints": [{"type": "memberOf", "expression": "attribute:ecs.availability-zone in [eu-west-1a]"}],
+    "volumes": [
+        {"name": "data", "efsVolumeConfiguration": {"fileSystemId": "fs-12345678", "transitEncryption": "ENABLED"}}
+    ],
+}
+RICH_TAGS = [{"key": "team", "value": "platform"}, {"key": "cost-centre", "value": "42"}]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A cluster and a service running a revision of a task definition family."""
+
+    cluster: str
+    service: str
+    family: str
+    running_arn: str
+
+
+def register(setup_ecs: Any, containers: list[dict[str, Any]], **overrides: Any) -> str:
+    """Register a revision of the rich task definition with these containers; returns its ARN."""
+    definition = {**RICH_TASK_DEFINITION, "containerDefinitions": containers, "tags": RICH_TAGS, **overrides}
+    return setup_ecs.register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"]
+
+
+def network() -> tuple[str, str]:
+    """A subnet and a security group in moto's EC2, made on first use."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["web"]}])["SecurityGroups"]
+    if groups:
+        subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [groups[0]["VpcId"]]}])["Subnets"][0]
+        return subnet["SubnetId"], groups[0]["GroupId"]
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="web", Description="web", VpcId=vpc)["GroupId"]
+    return subnet, group
+
+
+def create_service(setup_ecs: Any, cluster: str, name: str, task_definition: str, **extra: Any) -> dict[str, Any]:
+    """An awsvpc service (moto, like ECS, wants a real subnet and security group for it)."""
+    subnet, group = network()
+    return setup_ecs.create_service(
+        cluster=cluster,
+        serviceName=name,
+        taskDefinition=task_definition,
+        desiredCount=1,
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}},
+        **extra,
+    )["service"]
+
+
+@pytest.fixture
+def workload(setup_ecs: Any) -> Workload:
+    """Service `web` in cluster `test-cluster`, running web:1 with containers app and worker."""
+    setup_ecs.create_cluster(clusterName="test-cluster")
+    arn = register(
+        setup_ecs,
+        [rich_container("app", f"{ECR}/web:1.0"), rich_container("worker", "registry.example.com:5000/team/worker:3")],
+    )
+    create_service(setup_ecs, "test-cluster", "web", arn)
+    return Workload("test-cluster", "web", "web", arn)
+
+
+def running_task_definition(setup_ecs: Any, workload: Workload) -> dict[str, Any]:
+    """The task definition the workload's service runs now, with its tags."""
+    service = setup_ecs.describe_services(cluster=workload.cluster, services=[workload.service])["services"][0]
+    response = setup_ecs.describe_task_definition(taskDefinition=service["taskDefinition"], include=["TAGS"])
+    return {**response["taskDefinition"], "tags": response.get("tags", [])}
+
+
+def active_revisions(setup_ecs: Any, family: str) -> list[str]:
+    """ARNs of the family's ACTIVE revisions."""
+    return setup_ecs.list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
+
+
+@pytest.fixture
+def http(monkeypatch: pytest.MonkeyPatch, ecs: Any) -> Iterator[Any]:
+    """Chalice's test client over the app, with the local key check on."""
+    from app import app
+
+    monkeypatch.setenv("LOCAL_API_KEY", API_KEY)
+    with Client(app, stage_name="dev", project_dir=str(PROJECT_DIR)) as client:
+        yield client.http
+
+
+def post(http: Any, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
+    """POST a JSON body the way curl would, with the key."""
+    sent_headers = {"Content-Type": "application/json", "x-api-key": API_KEY, **(headers or {})}
+    raw = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return http.post(path, headers=sent_headers, body=raw)
+
+
+@pytest.fixture
+def request_log() -> Iterator[list[dict[str, Any]]]:
+    """The JSON lines the service logs for requests, parsed."""
+    lines: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(record.getMessage()))
+
+    handler = Collect()
+    logger = logging.getLogger("ecs_image_updater.requests")
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)

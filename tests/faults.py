@@ -1,0 +1,118 @@
+"""Fault injection through botocore event hooks, and a virtual clock for time budgets.
+
+`before-call` hooks fail a whole call once (no retries); `before-send` hooks fail
+each attempt, so botocore's retry loop and the time budget run for real. A hook
+that raises stops the handlers after it, moto's included, so nothing reaches moto.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from chalicelib import aws
+
+ENDPOINT = "https://ecs.eu-west-1.amazonaws.com/"
+UNSERVED_URL = "https://fault-injection.invalid/"
+
+
+def client_error(operation: str, code: str, message: str = "injected", status: int = 400) -> ClientError:
+    """The exception botocore raises for an AWS error answer."""
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
+
+
+def fail_call(client: Any, operation: str, error: Callable[[], Exception]) -> None:
+    """Make every call of `operation` on `client` raise `error()` before anything is sent."""
+
+    def hook(**_: Any) -> None:
+        raise error()
+
+    client.meta.events.register(f"before-call.ecs.{operation}", hook)
+
+
+class _RawBody:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def error_answer(code: str, message: str = "injected", status: int = 400) -> AWSResponse:
+    """An HTTP answer as ECS sends it for an error (JSON protocol)."""
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return AWSResponse(ENDPOINT, status, {"Content-Type": "application/x-amz-json-1.1"}, _RawBody(body))
+
+
+class VirtualClock:
+    """Time that passes only when the code under test waits: sleeps and simulated timeouts."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """Drive the time budget and botocore's retry back-off by a virtual clock."""
+    clock = VirtualClock()
+    monkeypatch.setattr(aws, "clock", clock)
+    monkeypatch.setattr("botocore.endpoint.time.sleep", clock.sleep)
+    return clock
+
+
+class AttemptFaults:
+    """Fail chosen attempts of chosen operations at the HTTP layer (inside the retry loop)."""
+
+    def __init__(self, client: Any, clock: VirtualClock | None = None) -> None:
+        self.attempts: list[str] = []
+        self._clock = clock
+        self._rules: list[tuple[str, Callable[[int], Any]]] = []
+        client.meta.events.register("before-send.ecs", self._before_send)
+
+    def on(self, operation: str, outcome: Callable[[int], Any]) -> None:
+        """`outcome(attempt_number)` returns an AWSResponse, raises, or returns None to pass."""
+        self._rules.append((operation, outcome))
+
+    def time_out(self, operation: str, attempts: set[int] | None = None) -> None:
+        """Each chosen attempt of `operation` times out after using a full attempt's time."""
+
+        def outcome(attempt: int) -> None:
+            if attempts is None or attempt in attempts:
+                if self._clock is not None:
+                    self._clock.now += aws.ATTEMPT_SECONDS
+                raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+        self.on(operation, outcome)
+
+    def _before_send(self, request: Any, **_: Any) -> Any:
+        operation = request.context.get("operation_name") or _operation_of(request)
+        self.attempts.append(operation)
+        attempt = self.attempts.count(operation)
+        for name, outcome in self._rules:
+            if name == operation:
+                answer = outcome(attempt)
+                if answer is not None:
+                    # Every before-send handler runs, moto's too: point the request where
+                    # moto serves nothing, so the injected answer is the only one.
+                    request.url = UNSERVED_URL
+                return answer
+        return None
+
+
+def _operation_of(request: Any) -> str:
+    target = request.headers.get("X-Amz-Target", b"")
+    target = target.decode() if isinstance(target, bytes) else target
+    return target.rsplit(".", 1)[-1]
