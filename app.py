@@ -81,7 +81,7 @@ def _respond(handle: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]])
         else:
             body = parse_json_object(request.raw_body)
             log.update(cluster=_loggable(body.get("cluster")), service=_loggable(body.get("service")))
-            response = Response(body=handle(body, log), status_code=200)
+            response = _json(200, handle(body, log))
     except UpdateError as failure:
         status, code = _status_of(failure)
         response = _error(status, code, failure.message)
@@ -111,7 +111,11 @@ def _status_of(failure: UpdateError) -> tuple[int, str]:
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    return Response(body={"Code": code, "Message": message}, status_code=status)
+    return _json(status, {"Code": code, "Message": message})
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 
 
 def _loggable(value: Any) -> str | None:

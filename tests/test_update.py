@@ -173,7 +173,7 @@ def test_unmatched_repository_writes_nothing(ecs: Any, setup_ecs: Any, workload:
 
 
 def test_unknown_container_writes_nothing(ecs: Any, workload: Workload, calls: list[str]) -> None:
-    with pytest.raises(ContainerNotFoundError, match="'sidecar'.*app, worker"):
+    with pytest.raises(ContainerNotFoundError, match=r"'sidecar'.*app, worker"):
         update_image(ecs, request_for(workload, f"{ECR}/web:1.1", container="sidecar"))
     assert calls == NOOP_CALLS
 
@@ -198,7 +198,7 @@ def test_missing_cluster(ecs: Any, workload: Workload) -> None:
 
 
 def test_missing_service(ecs: Any, workload: Workload) -> None:
-    with pytest.raises(ServiceNotFoundError, match="'ghost'.*'test-cluster'"):
+    with pytest.raises(ServiceNotFoundError, match=r"'ghost'.*'test-cluster'"):
         update_image(ecs, UpdateRequest(workload.cluster, "ghost", parse_image("repo:1")))
 
 
@@ -246,7 +246,7 @@ def test_failed_cleanup_is_reported_for_a_person_to_finish(ecs: Any, setup_ecs: 
         ecs, "DeregisterTaskDefinition", lambda: client_error("DeregisterTaskDefinition", "AccessDeniedException")
     )
 
-    with pytest.raises(AwsCallError, match="web:2 could not be deregistered.*deregister it by hand"):
+    with pytest.raises(AwsCallError, match=r"web:2 could not be deregistered.*deregister it by hand"):
         update_image(ecs, request_for(workload, f"{ECR}/web:1.1"))
 
 
