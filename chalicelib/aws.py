@@ -38,6 +38,7 @@ API_GATEWAY_TIMEOUT_SECONDS = 29.0
 clock: Callable[[], float] = time.monotonic
 
 _deadline: ContextVar[float | None] = ContextVar("aws_call_deadline", default=None)
+_session: boto3.session.Session | None = None
 _ecs_client: Any = None
 
 
@@ -54,9 +55,17 @@ def client_config() -> Config:
     )
 
 
-def new_ecs_client(session: boto3.session.Session | None = None) -> Any:
+def session() -> boto3.session.Session:
+    """The process-wide boto3 session; it keeps parsed service models, so clients are cheap."""
+    global _session
+    if _session is None:
+        _session = boto3.session.Session()
+    return _session
+
+
+def new_ecs_client() -> Any:
     """A new ECS client with this service's timeouts, retries and time budget."""
-    client = (session or boto3.session.Session()).client("ecs", config=client_config())
+    client = session().client("ecs", config=client_config())
     client.meta.events.register_first("before-send.ecs", _refuse_attempt_past_deadline)
     return client
 

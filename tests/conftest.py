@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from chalice.test import Client
 from moto import mock_aws
@@ -56,7 +55,7 @@ def ecs(moto_world: None) -> Any:
 @pytest.fixture
 def setup_ecs(moto_world: None) -> Any:
     """A plain client for arranging and inspecting the world, outside the counted calls."""
-    return boto3.client("ecs", region_name=REGION)
+    return aws.session().client("ecs", region_name=REGION)
 
 
 @pytest.fixture
@@ -150,7 +149,7 @@ def register(setup_ecs: Any, containers: list[dict[str, Any]], **overrides: Any)
 
 def network() -> tuple[str, str]:
     """A subnet and a security group in moto's EC2, made on first use."""
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = aws.session().client("ec2", region_name=REGION)
     groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["web"]}])["SecurityGroups"]
     if groups:
         subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [groups[0]["VpcId"]]}])["Subnets"][0]
