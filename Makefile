@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint unit clean
+.PHONY: test lint dev clean
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -25,3 +25,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Run the service locally against an embedded AWS (moto's server); Ctrl-C stops both.
+dev: $(STAMP)
+	$(BIN)/python scripts/local_aws.py

@@ -11,7 +11,7 @@ from typing import Any
 from chalice import Chalice, Response
 
 from chalicelib import aws, requestlog
-from chalicelib.config import load_settings
+from chalicelib.config import load_settings, unsafe_aws_endpoint
 from chalicelib.errors import (
     AmbiguousContainerError,
     AwsCallError,
@@ -26,6 +26,10 @@ from chalicelib.errors import (
 )
 from chalicelib.update import update_image
 from chalicelib.validation import parse_json_object, parse_update_request
+
+if load_settings().require_loopback_aws and (problem := unsafe_aws_endpoint()):
+    # The local stage must never reach real AWS by accident: refuse to start.
+    raise RuntimeError(f"the local stage only runs against an AWS on this machine: {problem}")
 
 app = Chalice(app_name="ecs-image-updater")
 app.debug = False

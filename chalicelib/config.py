@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -14,9 +16,43 @@ class Settings:
     # When set (the `local` stage), the app checks `x-api-key` itself: `chalice local`
     # and the Chalice test client do not enforce `api_key_required`.
     local_api_key: str | None
+    # The `local` stage sets it: every AWS endpoint must then be on this machine.
+    require_loopback_aws: bool = False
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from `environ` (the process environment by default)."""
     env = os.environ if environ is None else environ
-    return Settings(local_api_key=env.get("LOCAL_API_KEY") or None)
+    return Settings(
+        local_api_key=env.get("LOCAL_API_KEY") or None,
+        require_loopback_aws=_is_true(env.get("REQUIRE_LOOPBACK_AWS", "")),
+    )
+
+
+def unsafe_aws_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the AWS endpoints are not all on loopback, or None when they are.
+
+    `AWS_ENDPOINT_URL` must be set (without it the SDK would call real AWS), and
+    it and every service-specific `AWS_ENDPOINT_URL_*` must name a loopback host.
+    """
+    env = os.environ if environ is None else environ
+    if not env.get("AWS_ENDPOINT_URL"):
+        return "AWS_ENDPOINT_URL is not set, so AWS calls would go to real AWS"
+    for name in sorted(key for key in env if key.startswith("AWS_ENDPOINT_URL")):
+        host = urlsplit(env[name]).hostname or ""
+        if not _is_loopback(host):
+            return f"{name}={env[name]} is not a loopback address"
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_true(value: str) -> bool:
+    return value.strip().lower() in {"true", "1", "yes"}

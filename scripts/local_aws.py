@@ -1,0 +1,235 @@
+"""Run the service on this machine against an embedded AWS (moto's server); `make dev` runs it.
+
+1. starts moto's server on loopback as the embedded AWS,
+2. creates the workload in it from infra/test-workload.yaml through CloudFormation,
+3. starts `chalice local` on the `local` stage, pointed at that server,
+4. prints a curl command that updates the workload, and stops both servers on Ctrl-C.
+
+The end-to-end test drives the same functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import boto3
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+WORKLOAD_TEMPLATE = PROJECT_DIR / "infra" / "test-workload.yaml"
+LOOPBACK = "127.0.0.1"
+REGION = "us-east-1"
+STACK_NAME = "test-workload"
+START_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """Where the local service and its embedded AWS listen, and what to update."""
+
+    aws_endpoint: str
+    api_url: str
+    api_key: str
+    cluster: str
+    service: str
+    processes: tuple[subprocess.Popen[bytes], ...] = ()
+
+    def all_running(self) -> bool:
+        """True while both servers are up."""
+        return all(process.poll() is None for process in self.processes)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def embedded_aws_environment(endpoint: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment in which every AWS SDK call goes to `endpoint` with dummy credentials.
+
+    Profiles, shared config files and real credentials are removed so that
+    nothing can reach real AWS by accident.
+    """
+    env = {key: value for key, value in (os.environ if base is None else base).items() if not key.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto accepts any credentials
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    return env
+
+
+def start_moto(port: int, log: int | None = None) -> subprocess.Popen[bytes]:
+    """Start moto's server on loopback:`port` in its own process group."""
+    return subprocess.Popen(  # noqa: S603 - fixed command line
+        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not None else None,
+        start_new_session=True,
+    )
+
+
+def chalice_local_command(port: int) -> list[str]:
+    """`chalice local` on the local stage, on loopback:`port`."""
+    chalice = Path(sys.executable).with_name("chalice")
+    return [str(chalice), "local", "--stage", "local", "--host", LOOPBACK, "--port", str(port), "--no-autoreload"]
+
+
+def start_chalice(port: int, aws_endpoint: str, log: int | None = None) -> subprocess.Popen[bytes]:
+    """Start `chalice local` on loopback:`port`, using the embedded AWS at `aws_endpoint`."""
+    return subprocess.Popen(  # noqa: S603 - fixed command line
+        chalice_local_command(port),
+        cwd=PROJECT_DIR,
+        env=embedded_aws_environment(aws_endpoint),
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not None else None,
+        start_new_session=True,
+    )
+
+
+def wait_until_listening(url: str, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT_SECONDS) -> None:
+    """Wait until `url` answers HTTP (any status), or fail if `process` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{' '.join(map(str, process.args))} exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback URL built here
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def create_workload(aws_endpoint: str) -> dict[str, str]:
+    """Create the test workload stack in the embedded AWS; returns its outputs."""
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)  # noqa: S106
+    cloudformation = session.client("cloudformation", endpoint_url=aws_endpoint)
+    cloudformation.create_stack(
+        StackName=STACK_NAME,
+        TemplateBody=WORKLOAD_TEMPLATE.read_text(),
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    cloudformation.get_waiter("stack_create_complete").wait(
+        StackName=STACK_NAME, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+
+def local_api_key() -> str:
+    """The key the `local` stage expects in `x-api-key`."""
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    return str(config["stages"]["local"]["environment_variables"]["LOCAL_API_KEY"])
+
+
+def stop(process: subprocess.Popen[bytes], grace_seconds: float = 5.0) -> None:
+    """Stop a process and everything it started (its process group)."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, grace_seconds)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextmanager
+def local_run(moto_port: int | None = None, api_port: int | None = None, log: int | None = None) -> Iterator[LocalRun]:
+    """Embedded AWS with the workload, and the service on top; both stopped on exit."""
+    moto_port = moto_port or free_port()
+    api_port = api_port or free_port()
+    aws_endpoint = f"http://{LOOPBACK}:{moto_port}"
+    moto = start_moto(moto_port, log)
+    chalice: subprocess.Popen[bytes] | None = None
+    try:
+        wait_until_listening(f"{aws_endpoint}/moto-api/", moto)
+        outputs = create_workload(aws_endpoint)
+        chalice = start_chalice(api_port, aws_endpoint, log)
+        api_url = f"http://{LOOPBACK}:{api_port}"
+        wait_until_listening(f"{api_url}/update", chalice)
+        yield LocalRun(
+            aws_endpoint,
+            api_url,
+            local_api_key(),
+            outputs["ClusterName"],
+            outputs["ServiceName"],
+            (moto, chalice),
+        )
+    finally:
+        if chalice is not None:
+            stop(chalice)
+        stop(moto)
+
+
+def curl_command(run: LocalRun, tag: str = "1.28") -> str:
+    """A ready-to-paste curl that updates the workload's image."""
+    body = json.dumps(
+        {"cluster": run.cluster, "service": run.service, "image": "public.ecr.aws/nginx/nginx", "tag": tag}
+    )
+    return (
+        f"curl -sS -X POST {run.api_url}/update \\\n"
+        f"  -H 'x-api-key: {run.api_key}' \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{body}'"
+    )
+
+
+def main() -> int:
+    """`make dev`: run until Ctrl-C, then stop both servers."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")) or None)
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", "0")) or None)
+    args = parser.parse_args()
+
+    def interrupted(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        with local_run(args.moto_port, args.api_port) as run:
+            print(f"\nEmbedded AWS (moto) at {run.aws_endpoint}; service at {run.api_url}")
+            print(f"Workload: cluster '{run.cluster}', service '{run.service}'. Update it with:\n")
+            print(curl_command(run))
+            print(
+                f"\nInspect it with: AWS_ENDPOINT_URL={run.aws_endpoint} aws ecs describe-services "
+                f"--region {REGION} --cluster {run.cluster} --services {run.service}"
+            )
+            print("\nPress Ctrl-C to stop both servers.", flush=True)
+            while run.all_running():
+                time.sleep(0.5)
+            print("\nA server stopped on its own; stopping the other.", file=sys.stderr, flush=True)
+            return 1
+    except KeyboardInterrupt:
+        print("\nStopping the service and the embedded AWS.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

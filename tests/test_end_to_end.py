@@ -1,0 +1,158 @@
+"""End to end over real HTTP: moto's server and `chalice local` as processes, as `make dev` runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.config import unsafe_aws_endpoint
+from scripts.local_aws import (
+    PROJECT_DIR,
+    REGION,
+    LocalRun,
+    chalice_local_command,
+    curl_command,
+    embedded_aws_environment,
+    free_port,
+    local_run,
+)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
+    log_path = tmp_path_factory.mktemp("local-run") / "servers.log"
+    with log_path.open("wb") as log, local_run(log=log.fileno()) as run:
+        yield run
+
+
+def post(url: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def embedded_ecs(run: LocalRun) -> Any:
+    return boto3.session.Session(
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        region_name=REGION,
+    ).client("ecs", endpoint_url=run.aws_endpoint)
+
+
+def test_update_over_http_changes_the_service_in_the_embedded_aws(running: LocalRun) -> None:
+    body = {
+        "cluster": running.cluster,
+        "service": running.service,
+        "image": "public.ecr.aws/nginx/nginx",
+        "tag": "1.28",
+    }
+    status, answer = post(
+        f"{running.api_url}/update",
+        body,
+        {"Content-Type": "application/json", "x-api-key": running.api_key},
+    )
+    assert status == 200, answer
+    assert answer["changed"] is True
+
+    ecs = embedded_ecs(running)
+    service = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
+    assert service["taskDefinition"] == answer["taskDefinition"]["arn"]
+    described = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    assert described["containerDefinitions"][0]["image"] == "public.ecr.aws/nginx/nginx:1.28"
+
+
+def test_without_the_key_the_answer_is_403_and_nothing_changes(running: LocalRun) -> None:
+    ecs = embedded_ecs(running)
+    before = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
+    body = {"cluster": running.cluster, "service": running.service, "image": "public.ecr.aws/nginx/nginx", "tag": "9"}
+    status, answer = post(f"{running.api_url}/update", body, {"Content-Type": "application/json"})
+    after = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
+    assert status == 403
+    assert answer["Code"] == "ForbiddenError"
+    assert after["taskDefinition"] == before["taskDefinition"]
+
+
+def test_printed_curl_names_the_real_url_key_and_workload(running: LocalRun) -> None:
+    command = curl_command(running)
+    for part in (f"{running.api_url}/update", f"x-api-key: {running.api_key}", running.cluster, running.service):
+        assert part in command
+
+
+def test_leaving_the_run_stops_both_servers(tmp_path: Any) -> None:
+    with (tmp_path / "servers.log").open("wb") as log, local_run(log=log.fileno()) as run:
+        assert run.all_running()
+        ports = [int(url.rsplit(":", 1)[1]) for url in (run.aws_endpoint, run.api_url)]
+    assert [process.poll() is not None for process in run.processes] == [True, True]
+    for port in ports:
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.parametrize("endpoint", [None, "http://10.1.2.3:5000", "https://ecs.eu-west-1.amazonaws.com"])
+def test_local_stage_refuses_to_start_without_a_loopback_endpoint(endpoint: str | None) -> None:
+    env = embedded_aws_environment("http://127.0.0.1:1")
+    if endpoint is None:
+        del env["AWS_ENDPOINT_URL"]
+    else:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    result = subprocess.run(  # noqa: S603 - fixed command line
+        chalice_local_command(free_port()),
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "the local stage only runs against an AWS on this machine" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}, None),
+        ({"AWS_ENDPOINT_URL": "http://localhost:5000"}, None),
+        ({"AWS_ENDPOINT_URL": "http://[::1]:5000"}, None),
+        ({"AWS_ENDPOINT_URL": "http://127.8.9.10:5000"}, None),
+        ({}, "AWS_ENDPOINT_URL is not set"),
+        ({"AWS_ENDPOINT_URL": "http://192.168.1.5:5000"}, "not a loopback address"),
+        ({"AWS_ENDPOINT_URL": "http://localhost.example.com"}, "not a loopback address"),
+        (
+            {
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+                "AWS_ENDPOINT_URL_ECS": "https://ecs.us-east-1.amazonaws.com",
+            },
+            "AWS_ENDPOINT_URL_ECS",
+        ),
+    ],
+)
+def test_unsafe_aws_endpoint(env: dict[str, str], problem: str | None) -> None:
+    found = unsafe_aws_endpoint(env)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+
+
+def test_embedded_environment_drops_real_credentials_and_profiles() -> None:
+    env = embedded_aws_environment(
+        "http://127.0.0.1:1", {"AWS_PROFILE": "prod", "AWS_SESSION_TOKEN": "real", "PATH": os.defpath}
+    )
+    assert "AWS_PROFILE" not in env
+    assert "AWS_SESSION_TOKEN" not in env
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+    assert env["PATH"] == os.defpath
