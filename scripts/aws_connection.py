@@ -10,6 +10,7 @@ API key's value, and the cluster and service from the workload stack:
     SERVICE=web
 
 Usage: python scripts/aws_connection.py [--stage dev] [--access-stack NAME] [--workload-stack NAME]
+       python scripts/aws_connection.py --rest-api-id     (prints the id for the api-access stack)
 """
 
 from __future__ import annotations
@@ -27,16 +28,20 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = PROJECT_DIR / ".api.env"
 
 
-def invoke_url(project_dir: Path, stage: str) -> str:
-    """The REST API's URL from `.chalice/deployed/<stage>.json`, without a trailing slash."""
+def deployed_rest_api(project_dir: Path, stage: str) -> dict[str, Any]:
+    """The REST API resource in Chalice's deployed state, `.chalice/deployed/<stage>.json`."""
     deployed = project_dir / ".chalice" / "deployed" / f"{stage}.json"
     if not deployed.exists():
         raise SystemExit(f"{deployed} does not exist: run `chalice deploy --stage {stage}` first")
-    resources = json.loads(deployed.read_text()).get("resources", [])
-    for resource in resources:
+    for resource in json.loads(deployed.read_text()).get("resources", []):
         if resource.get("resource_type") == "rest_api":
-            return str(resource["rest_api_url"]).rstrip("/")
+            return dict(resource)
     raise SystemExit(f"{deployed} names no REST API")
+
+
+def invoke_url(project_dir: Path, stage: str) -> str:
+    """The REST API's invoke URL, without a trailing slash."""
+    return str(deployed_rest_api(project_dir, stage)["rest_api_url"]).rstrip("/")
 
 
 def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
@@ -76,7 +81,11 @@ def main() -> int:
     parser.add_argument("--access-stack", default="ecs-image-updater-access")
     parser.add_argument("--workload-stack", default="ecs-image-updater-workload")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--rest-api-id", action="store_true", help="only print the REST API id and exit")
     args = parser.parse_args()
+    if args.rest_api_id:
+        print(deployed_rest_api(PROJECT_DIR, args.stage)["rest_api_id"])
+        return 0
     values = gather(boto3.session.Session(), PROJECT_DIR, args.stage, args.access_stack, args.workload_stack)
     write_env_file(values, args.output)
     print(

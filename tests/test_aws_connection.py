@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib import aws
-from scripts.aws_connection import gather, invoke_url, write_env_file
+from scripts.aws_connection import deployed_rest_api, gather, invoke_url, write_env_file
 from tests.conftest import PROJECT_DIR
 
 
@@ -65,3 +65,8 @@ def test_env_file_is_private(tmp_path: Path) -> None:
     write_env_file({"API_URL": "https://x", "API_KEY": "k"}, path)
     assert path.read_text() == "API_URL=https://x\nAPI_KEY=k\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_rest_api_id_comes_from_the_deployed_state(tmp_path: Path) -> None:
+    deployed_state(tmp_path, "https://abcdefghij.execute-api.eu-west-1.amazonaws.com/api/")
+    assert deployed_rest_api(tmp_path, "dev")["rest_api_id"] == "abcdefghij"
