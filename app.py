@@ -22,6 +22,7 @@ from chalicelib.errors import (
     InvalidRequestError,
     ServiceNotFoundError,
     ServiceNotUpdatableError,
+    UncopyableTaskDefinitionError,
     UpdateError,
 )
 from chalicelib.update import update_image
@@ -47,6 +48,7 @@ ERROR_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     AwsThrottledError: (429, "TooManyRequestsError"),
     AwsTimeoutError: (504, "GatewayTimeoutError"),
     AwsCallError: (502, "BadGatewayError"),
+    UncopyableTaskDefinitionError: (502, "BadGatewayError"),
 }
 
 

@@ -101,7 +101,18 @@ def registrable_fields(client: Any) -> frozenset[str]:
 
 def register_task_definition(client: Any, registration: Mapping[str, Any]) -> dict[str, Any]:
     """Register a new revision; returns it as ECS describes it."""
-    response = _call(client.register_task_definition, "RegisterTaskDefinition", {}, **registration)
+    try:
+        response = _call(client.register_task_definition, "RegisterTaskDefinition", {}, **registration)
+    except AwsCallError as failure:
+        if not failure.outcome_unknown:
+            raise
+        # Not retried (a retry could register twice), and not knowable from here.
+        raise type(failure)(
+            failure.step,
+            f"{failure.message}; ECS may have registered a revision of family '{registration.get('family')}' "
+            "anyway: if one newer than the service's revision is not used by any service, deregister it",
+            outcome_unknown=True,
+        ) from failure
     return response["taskDefinition"]
 
 
@@ -149,18 +160,23 @@ def _call(
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "Unknown")
         message = error.response.get("Error", {}).get("Message", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         if code in known:
             raise known[code](message) from error
         if code in THROTTLING_CODES:
             raise AwsThrottledError(
-                step,
-                f"{step} was throttled by AWS ({code}) on all {aws.TOTAL_MAX_ATTEMPTS} attempts; "
-                "try again in a few seconds",
+                step, f"{step} was throttled by AWS ({code}) until its retries ran out; try again in a few seconds"
             ) from error
-        raise AwsCallError(step, f"{step} failed: {code}: {message}".rstrip(": ")) from error
-    except (ReadTimeoutError, ConnectTimeoutError, aws.TimeBudgetExceeded) as error:
+        raise AwsCallError(
+            step, f"{step} failed: {code}: {message}".rstrip(": "), outcome_unknown=status >= 500
+        ) from error
+    except aws.TimeBudgetExceeded as error:
         raise AwsTimeoutError(step, f"{step} did not answer in time: {error}") from error
+    except (ReadTimeoutError, ConnectTimeoutError) as error:
+        raise AwsTimeoutError(
+            step, f"{step} did not answer in time: {error}", outcome_unknown=aws.outcome_unknown(None, error)
+        ) from error
     except ParamValidationError as error:
         raise AwsCallError(step, f"{step} was not sent: the AWS SDK refused its parameters: {error}") from error
     except BotoCoreError as error:
-        raise AwsCallError(step, f"{step} failed: {error}") from error
+        raise AwsCallError(step, f"{step} failed: {error}", outcome_unknown=aws.outcome_unknown(None, error)) from error

@@ -7,6 +7,12 @@ on; `app.py` maps each class to an HTTP status in one table.
 from __future__ import annotations
 
 
+def echo_input(text: str, limit: int = 80) -> str:
+    """Caller input made safe to quote in a message: control characters escaped, long input cut."""
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
 class UpdateError(Exception):
     """Base class: every failure the service reports to its caller."""
 
@@ -39,12 +45,21 @@ class ServiceNotUpdatableError(UpdateError):
     """The service exists but cannot take a new task definition now (state or controller)."""
 
 
-class AwsCallError(UpdateError):
-    """An AWS call failed; `step` names the API operation that failed."""
+class UncopyableTaskDefinitionError(UpdateError):
+    """The running task definition has a field this service's AWS SDK cannot send back."""
 
-    def __init__(self, step: str, message: str) -> None:
+
+class AwsCallError(UpdateError):
+    """An AWS call failed; `step` names the API operation that failed.
+
+    `outcome_unknown` is True when AWS may have carried the call out anyway
+    (no answer in time, a dropped connection, a 5xx answer).
+    """
+
+    def __init__(self, step: str, message: str, outcome_unknown: bool = False) -> None:
         super().__init__(message)
         self.step = step
+        self.outcome_unknown = outcome_unknown
 
 
 class AwsThrottledError(AwsCallError):

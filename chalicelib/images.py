@@ -19,7 +19,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-MAX_NAME_LENGTH = 255
+from chalicelib.errors import echo_input
+
+MAX_REPOSITORY_LENGTH = 255
 MAX_REFERENCE_LENGTH = 512
 
 TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -82,7 +84,7 @@ class ImageReference:
         if TAG_PATTERN.fullmatch(version):
             return ImageReference(self.repository, tag=version)
         raise InvalidImageError(
-            f"'{_printable(version)}' is neither a tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}) "
+            f"'{echo_input(version)}' is neither a tag ([A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}) "
             "nor a digest (sha256: and 64 lowercase hex digits)"
         )
 
@@ -94,12 +96,12 @@ def parse_image(text: str) -> ImageReference:
     if len(text) > MAX_REFERENCE_LENGTH:
         raise InvalidImageError(f"the image reference is longer than {MAX_REFERENCE_LENGTH} characters")
     if text != text.strip() or any(ch.isspace() or not ch.isprintable() for ch in text):
-        raise InvalidImageError(f"'{_printable(text)}' contains whitespace or control characters")
+        raise InvalidImageError(f"'{echo_input(text)}' contains whitespace or control characters")
 
     rest, _, digest = text.partition("@")
     if "@" in text and not DIGEST_PATTERN.fullmatch(digest):
         raise InvalidImageError(
-            f"'{_printable(text)}' has an invalid digest: expected sha256: and 64 lowercase hex digits"
+            f"'{echo_input(text)}' has an invalid digest: expected sha256: and 64 lowercase hex digits"
         )
     # A ':' after the last '/' starts the tag; one before it belongs to a registry port.
     last_slash = rest.rfind("/")
@@ -107,7 +109,7 @@ def parse_image(text: str) -> ImageReference:
     repository, tag = (rest[:colon], rest[colon + 1 :]) if colon >= 0 else (rest, None)
     if tag is not None and not TAG_PATTERN.fullmatch(tag):
         raise InvalidImageError(
-            f"'{_printable(text)}' has an invalid tag '{_printable(tag)}': expected [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}"
+            f"'{echo_input(text)}' has an invalid tag '{echo_input(tag)}': expected [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}"
         )
     _check_repository(repository, text)
     return ImageReference(repository, tag, digest or None)
@@ -127,9 +129,9 @@ def canonical_repository(repository: str) -> str:
 
 def _check_repository(repository: str, original: str) -> None:
     if not repository:
-        raise InvalidImageError(f"'{_printable(original)}' has no repository name")
-    if len(repository) > MAX_NAME_LENGTH:
-        raise InvalidImageError(f"the repository name is longer than {MAX_NAME_LENGTH} characters")
+        raise InvalidImageError(f"'{echo_input(original)}' has no repository name")
+    if len(repository) > MAX_REPOSITORY_LENGTH:
+        raise InvalidImageError(f"the repository name is longer than {MAX_REPOSITORY_LENGTH} characters")
     parts = repository.split("/")
     if len(parts) > 1 and _looks_like_domain(parts[0]):
         _check_domain(parts[0], original)
@@ -137,7 +139,7 @@ def _check_repository(repository: str, original: str) -> None:
     for part in parts:
         if not _PATH_COMPONENT.fullmatch(part):
             raise InvalidImageError(
-                f"'{_printable(original)}' has an invalid repository part '{_printable(part)}': "
+                f"'{echo_input(original)}' has an invalid repository part '{echo_input(part)}': "
                 "use lowercase letters and digits, separated by '.', '_', '__' or '-'"
             )
 
@@ -145,17 +147,11 @@ def _check_repository(repository: str, original: str) -> None:
 def _check_domain(domain: str, original: str) -> None:
     host, _, port = domain.partition(":")
     if ":" in domain and not _PORT.fullmatch(port):
-        raise InvalidImageError(f"'{_printable(original)}' has an invalid registry port '{_printable(port)}'")
+        raise InvalidImageError(f"'{echo_input(original)}' has an invalid registry port '{echo_input(port)}'")
     labels = host.split(".")
     if not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        raise InvalidImageError(f"'{_printable(original)}' has an invalid registry host '{_printable(host)}'")
+        raise InvalidImageError(f"'{echo_input(original)}' has an invalid registry host '{echo_input(host)}'")
 
 
 def _looks_like_domain(part: str) -> bool:
     return "." in part or ":" in part or part == "localhost"
-
-
-def _printable(text: str) -> str:
-    """Echo user input safely: control characters escaped, long input cut."""
-    escaped = text.encode("unicode_escape").decode("ascii")
-    return escaped if len(escaped) <= 80 else escaped[:77] + "..."

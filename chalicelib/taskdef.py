@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.errors import AmbiguousContainerError, AwsCallError, ContainerNotFoundError
+from chalicelib.errors import AmbiguousContainerError, ContainerNotFoundError, UncopyableTaskDefinitionError
 from chalicelib.images import ImageReference, InvalidImageError, parse_image
 
 # Fields DescribeTaskDefinition returns that RegisterTaskDefinition does not take:
@@ -49,14 +49,13 @@ def registration_input(
 ) -> dict[str, Any]:
     """The RegisterTaskDefinition arguments that recreate `task_definition` with its tags.
 
-    Raises AwsCallError rather than dropping a field the SDK cannot send: a field
-    newer than the SDK must stop the update, not vanish from the new revision.
+    Raises UncopyableTaskDefinitionError rather than dropping a field the SDK cannot
+    send: a field newer than the SDK must stop the update, not vanish from the new revision.
     """
     registration = {key: copy.deepcopy(value) for key, value in task_definition.items() if key not in READ_ONLY_FIELDS}
     unknown = sorted(set(registration) - set(registrable_fields) - {"tags"})
     if unknown:
-        raise AwsCallError(
-            "RegisterTaskDefinition",
+        raise UncopyableTaskDefinitionError(
             f"the task definition has field(s) {', '.join(unknown)} that this service's AWS SDK "
             "cannot register; nothing was changed (upgrade botocore in the deployment)",
         )

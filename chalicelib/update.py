@@ -52,13 +52,13 @@ class TaskDefinitionSummary:
             registered_at=task_definition.get("registeredAt"),
         )
 
-    def as_dict(self, detailed: bool = True) -> dict[str, Any]:
-        """JSON shape; `detailed` adds status and registeredAt."""
-        summary: dict[str, Any] = {"arn": self.arn, "family": self.family, "revision": self.revision}
-        if detailed:
-            summary["status"] = self.status
-            summary["registeredAt"] = iso8601(self.registered_at)
-        return summary
+    def as_reference(self) -> dict[str, Any]:
+        """JSON shape naming the revision: arn, family, revision."""
+        return {"arn": self.arn, "family": self.family, "revision": self.revision}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape with the revision's status and registration time too."""
+        return {**self.as_reference(), "status": self.status, "registeredAt": iso8601(self.registered_at)}
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class UpdateResult:
             "service": self.service,
             "taskDefinition": self.task_definition.as_dict(),
             "previousTaskDefinition": (
-                self.previous_task_definition.as_dict(detailed=False) if self.previous_task_definition else None
+                self.previous_task_definition.as_reference() if self.previous_task_definition else None
             ),
             "containers": [change.as_dict() for change in self.containers],
             "deployment": self.deployment,
@@ -180,8 +180,8 @@ def _settle_failed_update(
         try:
             ecs.deregister_task_definition(client, new_arn)
             note = (
-                f"the new revision {label} was deregistered, so none is left behind; "
-                "the service still runs its previous revision"
+                f"the new revision {label} was deregistered, so none is left behind; the service was "
+                f"still on {taskdef.revision_label(_revision_of(now.get('taskDefinition', '')))} when checked"
             )
         except UpdateError as cleanup_failure:
             note = (
@@ -193,8 +193,14 @@ def _settle_failed_update(
 def _with_note(failure: UpdateError, note: str) -> UpdateError:
     message = f"{failure.message}; {note}"
     if isinstance(failure, AwsCallError):
-        return type(failure)(failure.step, message)
+        return type(failure)(failure.step, message, failure.outcome_unknown)
     return type(failure)(message)
+
+
+def _revision_of(task_definition_arn: str) -> dict[str, str]:
+    """`family` and `revision` from a task definition ARN (`…:task-definition/web:7`)."""
+    family, _, revision = task_definition_arn.rsplit("/", 1)[-1].partition(":")
+    return {"family": family, "revision": revision}
 
 
 def deployment_running(service: Mapping[str, Any], task_definition_arn: str) -> dict[str, Any] | None:

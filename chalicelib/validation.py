@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.errors import InvalidRequestError
+from chalicelib.errors import InvalidRequestError, echo_input
 from chalicelib.images import DIGEST_PATTERN, TAG_PATTERN, InvalidImageError, parse_image
 from chalicelib.update import UpdateRequest
 
@@ -36,6 +36,8 @@ def parse_json_object(raw: bytes | None) -> dict[str, Any]:
         raise InvalidRequestError("the request body is not UTF-8 text") from error
     except json.JSONDecodeError as error:
         raise InvalidRequestError(f"the request body is not valid JSON: {error.msg} at position {error.pos}") from error
+    except ValueError as error:  # e.g. an integer too long to convert
+        raise InvalidRequestError(f"the request body holds a value that cannot be read: {error}") from error
     except RecursionError as error:
         raise InvalidRequestError("the request body is nested too deeply") from error
     if not isinstance(body, dict):
@@ -116,7 +118,7 @@ def cluster_name(cluster: str) -> str:
 def _refuse_unknown_fields(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = [key for key in body if key not in allowed]
     if unknown:
-        names = ", ".join(f"'{_short(key)}'" for key in unknown[:5])
+        names = ", ".join(f"'{echo_input(key, 40)}'" for key in unknown[:5])
         raise InvalidRequestError(f"unknown field(s) {names}; allowed fields are: {', '.join(allowed)}")
 
 
@@ -151,7 +153,7 @@ def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for key, value in pairs:
         if key in body:
-            raise InvalidRequestError(f"field '{_short(key)}' appears more than once in the request body")
+            raise InvalidRequestError(f"field '{echo_input(key, 40)}' appears more than once in the request body")
         body[key] = value
     return body
 
@@ -172,8 +174,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return "null"
-
-
-def _short(text: str) -> str:
-    escaped = text.encode("unicode_escape").decode("ascii")
-    return escaped if len(escaped) <= 40 else escaped[:37] + "..."

@@ -15,6 +15,7 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib import aws
+from tests.faults import VirtualClock
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
@@ -50,6 +51,15 @@ def moto_world() -> Iterator[None]:
 def ecs(moto_world: None) -> Any:
     """The ECS client the service itself uses (same timeouts, retries and time budget)."""
     return aws.ecs_client()
+
+
+@pytest.fixture
+def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """Drive the time budget and botocore's retry back-off by a virtual clock."""
+    clock = VirtualClock()
+    monkeypatch.setattr(aws, "clock", clock)
+    monkeypatch.setattr("botocore.endpoint.time.sleep", clock.sleep)
+    return clock
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 
@@ -64,15 +63,6 @@ class VirtualClock:
         self.now += seconds
 
 
-@pytest.fixture
-def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
-    """Drive the time budget and botocore's retry back-off by a virtual clock."""
-    clock = VirtualClock()
-    monkeypatch.setattr(aws, "clock", clock)
-    monkeypatch.setattr("botocore.endpoint.time.sleep", clock.sleep)
-    return clock
-
-
 class AttemptFaults:
     """Fail chosen attempts of chosen operations at the HTTP layer (inside the retry loop)."""
 
@@ -94,6 +84,18 @@ class AttemptFaults:
                 if self._clock is not None:
                     self._clock.now += aws.ATTEMPT_SECONDS
                 raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+        self.on(operation, outcome)
+
+    def throttle(self, operation: str, seconds: float = 0.0, attempts: set[int] | None = None) -> None:
+        """Each chosen attempt of `operation` is throttled, the answer taking `seconds`."""
+
+        def outcome(attempt: int) -> AWSResponse | None:
+            if attempts is not None and attempt not in attempts:
+                return None
+            if self._clock is not None:
+                self._clock.now += seconds
+            return error_answer("ThrottlingException", "Rate exceeded")
 
         self.on(operation, outcome)
 

@@ -186,6 +186,19 @@ def test_aws_failures_name_the_failed_step(
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
 
 
+def test_field_the_sdk_cannot_copy_is_a_502_and_nothing_is_registered(
+    http: Any, setup_ecs: Any, workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import ecs
+
+    known = ecs.registrable_fields(setup_ecs)
+    monkeypatch.setattr(ecs, "registrable_fields", lambda _client: known - {"ephemeralStorage"})
+    response = post(http, "/update", UPDATE)
+    assert response.status_code == 502
+    assert "ephemeralStorage" in response.json_body["Message"]
+    assert active_revisions(setup_ecs, "web") == [workload.running_arn]
+
+
 def test_unexpected_bug_is_logged_not_shown(http: Any, ecs: Any, workload: Workload) -> None:
     fail_call(ecs, "DescribeServices", lambda: RuntimeError("secret internals at line 42"))
     response = post(http, "/update", UPDATE)
@@ -220,20 +233,49 @@ def test_one_json_log_line_per_request_without_the_key(
 def test_local_stage_sets_a_key_and_deployed_stage_does_not() -> None:
     config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
     assert config["autogen_policy"] is False
+    assert "iam_policy_file" not in config  # each deployed stage uses its own policy-<stage>.json
+    assert (PROJECT_DIR / ".chalice" / "policy-dev.json").exists()
     assert config["stages"]["local"]["environment_variables"]["LOCAL_API_KEY"]
     assert "LOCAL_API_KEY" not in config["stages"]["dev"].get("environment_variables", {})
     assert "LOCAL_API_KEY" not in config.get("environment_variables", {})
 
 
-def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
+def policy_statements() -> list[dict[str, Any]]:
     policy = json.loads((PROJECT_DIR / ".chalice" / "policy-dev.json").read_text())
-    actions: set[str] = set()
-    for statement in policy["Statement"]:
+    return list(policy["Statement"])
+
+
+def actions_of(statement: dict[str, Any]) -> list[str]:
+    listed = statement["Action"]
+    return [listed] if isinstance(listed, str) else list(listed)
+
+
+def test_policy_scopes_each_action() -> None:
+    for statement in policy_statements():
         assert statement["Effect"] == "Allow"
-        listed = statement["Action"]
-        actions.update([listed] if isinstance(listed, str) else listed)
-        if "iam:PassRole" in actions and statement["Action"] == "iam:PassRole":
+        actions = actions_of(statement)
+        assert "*" not in actions
+        assert not any(a.endswith(":*") for a in actions)
+        if "iam:PassRole" in actions:
+            assert actions == ["iam:PassRole"]
             assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+        if {"ecs:DescribeServices", "ecs:UpdateService"} & set(actions):
+            assert statement["Resource"] == "arn:aws:ecs:*:*:service/*"
+        if "ecs:TagResource" in actions:
+            assert statement["Condition"] == {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}
+        if any(a.startswith("logs:") for a in actions):
+            assert statement["Resource"].startswith("arn:aws:logs:*:*:log-group:/aws/lambda/ecs-image-updater-")
+        if statement["Resource"] == "*":
+            # Only the task definition calls, which take no resource ARN in IAM.
+            assert set(actions) <= {
+                "ecs:DescribeTaskDefinition",
+                "ecs:RegisterTaskDefinition",
+                "ecs:DeregisterTaskDefinition",
+            }
+
+
+def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
+    actions = {action for statement in policy_statements() for action in actions_of(statement)}
     assert actions == {
         "ecs:DescribeServices",
         "ecs:DescribeTaskDefinition",

@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from chalicelib import aws, taskdef
+from chalicelib import ecs as ecs_module
 from chalicelib.errors import (
     AmbiguousContainerError,
     AwsCallError,
@@ -30,9 +31,7 @@ from tests.conftest import (
     rich_container,
     running_task_definition,
 )
-from tests.faults import ENDPOINT, AttemptFaults, client_error, error_answer, fail_call, virtual_clock
-
-__all__ = ["virtual_clock"]  # the fixture, imported for pytest
+from tests.faults import ENDPOINT, AttemptFaults, VirtualClock, client_error, error_answer, fail_call
 
 CHANGE_CALLS = ["DescribeServices", "DescribeTaskDefinition", "RegisterTaskDefinition", "UpdateService"]
 NOOP_CALLS = ["DescribeServices", "DescribeTaskDefinition"]
@@ -224,6 +223,25 @@ def test_code_deploy_service_is_refused_before_any_write(
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
 
 
+@pytest.mark.parametrize(
+    ("service", "reason"),
+    [
+        ({"serviceName": "web", "status": "DRAINING"}, "web' is DRAINING, not ACTIVE"),
+        ({"serviceName": "web", "status": "INACTIVE"}, "web' is INACTIVE, not ACTIVE"),
+        ({"serviceName": "web", "status": "ACTIVE", "deploymentController": {"type": "EXTERNAL"}}, "EXTERNAL"),
+        ({"serviceName": "web", "status": "ACTIVE", "deploymentController": {"type": "CODE_DEPLOY"}}, "CODE_DEPLOY"),
+    ],
+)
+def test_services_that_cannot_take_a_new_revision(service: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ServiceNotUpdatableError, match=reason):
+        ecs_module.check_updatable(service)
+
+
+def test_active_ecs_controlled_service_can_be_updated() -> None:
+    ecs_module.check_updatable({"serviceName": "web", "status": "ACTIVE", "deploymentController": {"type": "ECS"}})
+    ecs_module.check_updatable({"serviceName": "web", "status": "ACTIVE"})
+
+
 def test_failed_update_service_deregisters_the_new_revision(
     ecs: Any, setup_ecs: Any, workload: Workload, calls: list[str]
 ) -> None:
@@ -235,6 +253,7 @@ def test_failed_update_service_deregisters_the_new_revision(
     assert caught.value.step == "UpdateService"
     assert "AccessDeniedException: not allowed" in caught.value.message
     assert "web:2 was deregistered" in caught.value.message
+    assert "the service was still on web:1 when checked" in caught.value.message
     assert calls == [*CHANGE_CALLS, "DescribeServices", "DeregisterTaskDefinition"]
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
     assert running_task_definition(setup_ecs, workload)["taskDefinitionArn"] == workload.running_arn
@@ -286,7 +305,9 @@ def test_update_that_took_effect_despite_a_timeout_is_reported_as_done(
     assert running["status"] == "ACTIVE"
 
 
-def test_throttling_is_retried_then_reported(ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: Any) -> None:
+def test_throttling_is_retried_then_reported(
+    ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock
+) -> None:
     faults = AttemptFaults(ecs, virtual_clock)
     faults.on("RegisterTaskDefinition", lambda _attempt: error_answer("ThrottlingException", "Rate exceeded"))
 
@@ -298,8 +319,8 @@ def test_throttling_is_retried_then_reported(ecs: Any, setup_ecs: Any, workload:
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
 
 
-def test_timeouts_on_every_attempt_stay_within_the_budget(
-    ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: Any
+def test_timeouts_on_every_attempt_end_in_a_504_naming_the_call(
+    ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
     faults = AttemptFaults(ecs, virtual_clock)
     faults.time_out("DescribeServices")
@@ -309,34 +330,101 @@ def test_timeouts_on_every_attempt_stay_within_the_budget(
 
     assert caught.value.step == "DescribeServices"
     assert faults.attempts == ["DescribeServices"] * aws.TOTAL_MAX_ATTEMPTS
-    assert virtual_clock.now <= aws.MAIN_BUDGET_SECONDS
 
 
-def test_slow_calls_exhaust_the_budget_and_leave_no_orphan(
-    ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: Any
+def test_timed_out_update_service_is_not_retried_past_the_budget_and_leaves_no_orphan(
+    ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
     faults = AttemptFaults(ecs, virtual_clock)
-    # Each call's first attempt uses a whole attempt's time before timing out, and
-    # UpdateService never answers: its retry no longer fits in the main budget.
-    faults.time_out("DescribeServices", attempts={1})
-    faults.time_out("DescribeTaskDefinition", attempts={1})
-    faults.time_out("RegisterTaskDefinition", attempts={1})
-    faults.time_out("UpdateService")
+    faults.time_out("DescribeServices", attempts={1, 2})  # 8 s of the 17 s budget gone
+    faults.time_out("UpdateService")  # its first attempt ends past 12 s: no room for a retry
 
     with pytest.raises(AwsTimeoutError) as caught:
         update_image(ecs, request_for(workload, f"{ECR}/web:1.1"))
 
     assert caught.value.step == "UpdateService"
-    assert "time budget" in caught.value.message
-    assert "web:2 was deregistered" in caught.value.message
     assert faults.attempts.count("UpdateService") == 1
-    assert virtual_clock.now <= aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS
+    assert "web:2 was deregistered" in caught.value.message
+    assert "still on web:1 when checked" in caught.value.message
+    assert virtual_clock.now <= aws.MAIN_BUDGET_SECONDS
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
 
 
-def test_worst_case_budget_fits_inside_api_gateway() -> None:
-    assert aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS <= 25 < aws.API_GATEWAY_TIMEOUT_SECONDS
-    assert aws.ATTEMPT_SECONDS * 2 <= aws.CLEANUP_BUDGET_SECONDS  # room to check the service and deregister
+def test_budget_refuses_an_attempt_that_could_not_finish(
+    ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(ecs, virtual_clock)
+    faults.time_out("DescribeServices", attempts={1, 2})
+    faults.time_out("DescribeTaskDefinition", attempts={1})
+    # 12 s gone after two calls; a retry of DescribeTaskDefinition would need 1 s of
+    # back-off and a 4 s attempt, which would end past the 17 s deadline.
+
+    with pytest.raises(AwsTimeoutError) as caught:
+        update_image(ecs, request_for(workload, f"{ECR}/web:1.1"))
+
+    assert caught.value.step == "DescribeTaskDefinition"
+    assert faults.attempts.count("DescribeTaskDefinition") == 1
+    assert virtual_clock.now <= aws.MAIN_BUDGET_SECONDS
+
+
+def test_register_is_not_retried_when_it_may_have_been_applied(
+    ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(ecs, virtual_clock)
+    faults.time_out("RegisterTaskDefinition")
+
+    with pytest.raises(AwsTimeoutError) as caught:
+        update_image(ecs, request_for(workload, f"{ECR}/web:1.1"))
+
+    assert faults.attempts.count("RegisterTaskDefinition") == 1
+    assert caught.value.outcome_unknown is True
+    assert "ECS may have registered a revision of family 'web' anyway" in caught.value.message
+
+
+def test_register_is_retried_when_throttled(
+    ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(ecs, virtual_clock)
+    faults.on("RegisterTaskDefinition", lambda n: error_answer("ThrottlingException") if n == 1 else None)
+
+    result = update_image(ecs, request_for(workload, f"{ECR}/web:1.1"))
+
+    assert faults.attempts.count("RegisterTaskDefinition") == 2
+    assert active_revisions(setup_ecs, "web") == [workload.running_arn, result.task_definition.arn]
+
+
+def test_slow_throttling_everywhere_stays_within_25_seconds_and_reports_429(
+    ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(ecs, virtual_clock)
+    almost_a_timeout = aws.ATTEMPT_SECONDS - 0.01
+    faults.throttle("UpdateService", almost_a_timeout)
+    faults.throttle("DeregisterTaskDefinition", almost_a_timeout)
+
+    with pytest.raises(AwsThrottledError) as caught:
+        update_image(ecs, request_for(workload, f"{ECR}/web:1.1"))
+
+    assert caught.value.step == "UpdateService"
+    assert "web:2 could not be deregistered" in caught.value.message
+    assert virtual_clock.now <= aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS <= 25
+
+
+@pytest.mark.parametrize("operation", CHANGE_CALLS)
+def test_slow_failures_on_every_attempt_never_outlast_25_seconds(
+    ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock, operation: str
+) -> None:
+    faults = AttemptFaults(ecs, virtual_clock)
+    slow = aws.ATTEMPT_SECONDS - 0.01
+    for earlier in CHANGE_CALLS[: CHANGE_CALLS.index(operation)]:
+        faults.throttle(earlier, 2.0, attempts={1})  # each earlier call loses time to a slow throttle
+    faults.throttle(operation, slow)
+
+    with pytest.raises((AwsThrottledError, AwsTimeoutError)) as caught:
+        update_image(ecs, request_for(workload, f"{ECR}/web:1.1"))
+
+    assert caught.value.step == operation
+    assert virtual_clock.now <= 25 < aws.API_GATEWAY_TIMEOUT_SECONDS
+    assert active_revisions(setup_ecs, "web") == [workload.running_arn]
 
 
 def test_client_has_bounded_retries_and_short_timeouts(ecs: Any) -> None:

@@ -121,6 +121,7 @@ def test_unknown_field_message_lists_the_allowed_fields() -> None:
         (b'{"tag": NaN}', "NaN, which is not JSON"),
         (b"\xff\xfe{}", "not UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"n": ' + b"1" * 5000 + b"}", "cannot be read"),
     ],
 )
 def test_bodies_that_are_not_one_json_object_are_refused(raw: bytes, message: str) -> None:
