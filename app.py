@@ -12,6 +12,7 @@ from chalice import Chalice, Response
 
 from chalicelib import aws, requestlog
 from chalicelib.config import load_settings, unsafe_aws_endpoint
+from chalicelib.discovery import cluster_services
 from chalicelib.errors import (
     AmbiguousContainerError,
     AwsCallError,
@@ -20,13 +21,25 @@ from chalicelib.errors import (
     ClusterNotFoundError,
     ContainerNotFoundError,
     InvalidRequestError,
+    NothingToRollBackToError,
+    RevisionNotActiveError,
     ServiceNotFoundError,
     ServiceNotUpdatableError,
+    TaskDefinitionNotFoundError,
     UncopyableTaskDefinitionError,
     UpdateError,
 )
+from chalicelib.results import ChangeResult
+from chalicelib.rollback import roll_back
+from chalicelib.status import service_status
 from chalicelib.update import update_image
-from chalicelib.validation import parse_json_object, parse_update_request
+from chalicelib.validation import (
+    parse_json_object,
+    parse_rollback_request,
+    parse_update_request,
+    path_cluster,
+    path_service,
+)
 
 if load_settings().require_loopback_aws and (problem := unsafe_aws_endpoint()):
     # The local stage must never reach real AWS by accident: refuse to start.
@@ -44,7 +57,10 @@ ERROR_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     ClusterNotFoundError: (404, "NotFoundError"),
     ServiceNotFoundError: (404, "NotFoundError"),
     ContainerNotFoundError: (404, "NotFoundError"),
+    TaskDefinitionNotFoundError: (404, "NotFoundError"),
     ServiceNotUpdatableError: (409, "ConflictError"),
+    RevisionNotActiveError: (409, "ConflictError"),
+    NothingToRollBackToError: (409, "ConflictError"),
     AwsThrottledError: (429, "TooManyRequestsError"),
     AwsTimeoutError: (504, "GatewayTimeoutError"),
     AwsCallError: (502, "BadGatewayError"),
@@ -54,23 +70,60 @@ ERROR_STATUS: dict[type[UpdateError], tuple[int, str]] = {
 
 @app.route("/update", methods=["POST"], api_key_required=True)
 def update() -> Response:
-    """Roll a service onto a new image."""
+    """Roll a service onto a new image (or preview it with dryRun)."""
 
     def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
-        request = parse_update_request(body)
-        result = update_image(aws.ecs_client(), request)
-        log.update(
-            changed=result.changed,
-            fromRevision=(result.previous_task_definition or result.task_definition).revision,
-            toRevision=result.task_definition.revision,
-        )
-        return result.as_dict()
+        return _logged_change(update_image(aws.ecs_client(), parse_update_request(body)), log)
 
-    return _respond(handle)
+    return _respond(handle, reads_body=True)
 
 
-def _respond(handle: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]) -> Response:
-    """Check the key, parse the body, run `handle`, map errors, and log one line."""
+@app.route("/rollback", methods=["POST"], api_key_required=True)
+def rollback() -> Response:
+    """Put a service back on an earlier revision of its task definition."""
+
+    def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
+        return _logged_change(roll_back(aws.ecs_client(), parse_rollback_request(body)), log)
+
+    return _respond(handle, reads_body=True)
+
+
+@app.route("/services/{cluster}/{service}", methods=["GET"], api_key_required=True)
+def service(cluster: str, service: str) -> Response:
+    """A service, what it runs, and how its newest deployment is going."""
+
+    def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
+        cluster_id = path_cluster(params["cluster"])
+        return service_status(aws.ecs_client(), cluster_id, path_service(params["service"], cluster_id))
+
+    return _respond(handle, reads_body=False)
+
+
+@app.route("/clusters/{cluster}/services", methods=["GET"], api_key_required=True)
+def cluster_services_route(cluster: str) -> Response:
+    """Every service of a cluster with what it runs."""
+
+    def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
+        return cluster_services(aws.ecs_client(), path_cluster(params["cluster"]))
+
+    return _respond(handle, reads_body=False)
+
+
+def _logged_change(result: ChangeResult, log: dict[str, Any]) -> dict[str, Any]:
+    log.update(
+        changed=result.changed,
+        dryRun=result.dry_run,
+        fromRevision=(result.previous_task_definition or result.task_definition).revision,
+        toRevision=result.task_definition.revision,
+    )
+    return result.as_dict()
+
+
+Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+
+
+def _respond(handle: Handler, *, reads_body: bool) -> Response:
+    """Check the key, read the body or path, run `handle`, map errors, and log one line."""
     started = time.monotonic()
     request = app.current_request
     context = request.context or {}
@@ -82,12 +135,12 @@ def _respond(handle: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]])
     try:
         if not _api_key_accepted(request.headers.get("x-api-key")):
             response = _error(403, "ForbiddenError", "a valid x-api-key header is required")
-        elif not request.headers.get("content-type"):
+        elif reads_body and not request.headers.get("content-type"):
             response = _error(400, "BadRequestError", "the Content-Type header is missing; send application/json")
         else:
-            body = parse_json_object(request.raw_body)
-            log.update(cluster=_loggable(body.get("cluster")), service=_loggable(body.get("service")))
-            response = _json(200, handle(body, log))
+            arguments = parse_json_object(request.raw_body) if reads_body else dict(request.uri_params or {})
+            log.update(cluster=_loggable(arguments.get("cluster")), service=_loggable(arguments.get("service")))
+            response = _json(200, handle(arguments, log))
     except UpdateError as failure:
         status, code = _status_of(failure)
         response = _error(status, code, failure.message)

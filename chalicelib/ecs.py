@@ -26,6 +26,7 @@ from chalicelib.errors import (
     InvalidRequestError,
     ServiceNotFoundError,
     ServiceNotUpdatableError,
+    TaskDefinitionNotFoundError,
     UpdateError,
 )
 
@@ -42,6 +43,7 @@ THROTTLING_CODES = frozenset(
 )
 
 ErrorFactory = Callable[[str], UpdateError]
+DESCRIBE_SERVICES_BATCH = 10
 
 
 def describe_service(client: Any, cluster: str, service: str) -> dict[str, Any]:
@@ -67,6 +69,40 @@ def describe_service(client: Any, cluster: str, service: str) -> dict[str, Any]:
     return services[0]
 
 
+def list_service_arns(client: Any, cluster: str) -> list[str]:
+    """Every service ARN in the cluster (ListServices, pages of 100)."""
+    arns: list[str] = []
+    token: str | None = None
+    while True:
+        arguments: dict[str, Any] = {"cluster": cluster, "maxResults": 100}
+        if token:
+            arguments["nextToken"] = token
+        page = _call(
+            client.list_services,
+            "ListServices",
+            {"ClusterNotFoundException": lambda _: ClusterNotFoundError(f"cluster '{cluster}' was not found")},
+            **arguments,
+        )
+        arns.extend(page.get("serviceArns", []))
+        token = page.get("nextToken")
+        if not token:
+            return arns
+
+
+def describe_services(client: Any, cluster: str, services: list[str]) -> list[dict[str, Any]]:
+    """Describe up to 10 services in one call (services that vanished meanwhile are skipped)."""
+    if len(services) > DESCRIBE_SERVICES_BATCH:
+        raise ValueError(f"DescribeServices takes at most {DESCRIBE_SERVICES_BATCH} services")
+    response = _call(
+        client.describe_services,
+        "DescribeServices",
+        {"ClusterNotFoundException": lambda _: ClusterNotFoundError(f"cluster '{cluster}' was not found")},
+        cluster=cluster,
+        services=services,
+    )
+    return list(response.get("services", []))
+
+
 def check_updatable(service: Mapping[str, Any]) -> None:
     """Refuse a service that cannot take a new task definition through UpdateService."""
     name = service.get("serviceName")
@@ -86,7 +122,11 @@ def describe_task_definition(client: Any, task_definition: str) -> tuple[dict[st
     response = _call(
         client.describe_task_definition,
         "DescribeTaskDefinition",
-        {},
+        {
+            "ClientException": lambda message: TaskDefinitionNotFoundError(
+                f"task definition '{task_definition}' could not be described: {message}"
+            )
+        },
         taskDefinition=task_definition,
         include=["TAGS"],
     )

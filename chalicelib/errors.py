@@ -33,6 +33,18 @@ class ServiceNotFoundError(UpdateError):
     """The service does not exist in the cluster."""
 
 
+class TaskDefinitionNotFoundError(UpdateError):
+    """ECS cannot describe the named task definition revision."""
+
+
+class NothingToRollBackToError(UpdateError):
+    """The running revision names no earlier revision to go back to."""
+
+
+class RevisionNotActiveError(UpdateError):
+    """The revision to go back to is INACTIVE (or being deleted)."""
+
+
 class ContainerNotFoundError(UpdateError):
     """The named container is not in the service's task definition."""
 

@@ -27,6 +27,8 @@ READ_ONLY_FIELDS = frozenset(
 )
 # ECS reserves the "aws:" tag prefix; RegisterTaskDefinition refuses such tags.
 RESERVED_TAG_PREFIX = "aws:"
+# Each revision /update registers names the one it replaced, so /rollback knows where to go back.
+PREVIOUS_TASK_DEFINITION_TAG = "previous-task-definition"
 
 
 @dataclass(frozen=True)
@@ -81,11 +83,7 @@ def choose_containers(task_definition: Mapping[str, Any], image: ImageReference,
     images = container_images(task_definition)
     names = list(images)
     if container is not None:
-        if container not in images:
-            raise ContainerNotFoundError(
-                f"container '{container}' is not in task definition "
-                f"{revision_label(task_definition)}; its containers are: {', '.join(names)}"
-            )
+        require_containers(task_definition, [container])
         return [container]
     if len(names) == 1:
         return names
@@ -97,6 +95,31 @@ def choose_containers(task_definition: Mapping[str, Any], image: ImageReference,
             f"'{image.repository}'; name the one to change in 'container' (one of: {', '.join(names)})"
         )
     return matching
+
+
+def require_containers(task_definition: Mapping[str, Any], names: Collection[str]) -> None:
+    """Raise ContainerNotFoundError naming every one of `names` the task definition lacks."""
+    known = container_images(task_definition)
+    missing = [name for name in names if name not in known]
+    if missing:
+        quoted = ", ".join(f"'{name}'" for name in missing)
+        raise ContainerNotFoundError(
+            f"container {quoted} is not in task definition "
+            f"{revision_label(task_definition)}; its containers are: {', '.join(known)}"
+        )
+
+
+def with_tag(registration: Mapping[str, Any], key: str, value: str) -> dict[str, Any]:
+    """A copy of `registration` whose tag `key` is `value` (replaced if present)."""
+    tagged = copy.deepcopy(dict(registration))
+    tags = [tag for tag in tagged.get("tags", []) if tag["key"] != key]
+    tagged["tags"] = [*tags, {"key": key, "value": value}]
+    return tagged
+
+
+def tag_value(tags: Sequence[Mapping[str, str]], key: str) -> str | None:
+    """The value of tag `key`, or None."""
+    return next((tag["value"] for tag in tags if tag["key"] == key), None)
 
 
 def with_images(registration: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:

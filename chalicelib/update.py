@@ -1,8 +1,9 @@
 """Roll an ECS service onto a new image: the `/update` capability.
 
 A change costs four AWS calls (DescribeServices, DescribeTaskDefinition,
-RegisterTaskDefinition, UpdateService) and a no-op two. The new revision is a
-faithful copy of the one the service runs now, with only the image changed.
+RegisterTaskDefinition, UpdateService), a no-op or a dry run two, a forced
+redeploy three. The new revision is a faithful copy of the one the service runs
+now, with only the images changed, tagged with the revision it replaced.
 """
 
 from __future__ import annotations
@@ -10,132 +11,82 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import aws, ecs, taskdef
 from chalicelib.errors import AwsCallError, UpdateError
 from chalicelib.images import ImageReference
+from chalicelib.results import (
+    ChangeResult,
+    ContainerChange,
+    TaskDefinitionSummary,
+    cluster_name_of,
+    deployment_running,
+    revision_of,
+)
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class UpdateRequest:
-    """A validated request: which service, which image, which container."""
+    """A validated `/update` request.
+
+    Either `image` (with an optional `container`) or `images`, a map of container
+    name to image, says what to change.
+    """
 
     cluster: str
     service: str
-    image: ImageReference
+    image: ImageReference | None = None
     container: str | None = None
+    images: Mapping[str, ImageReference] | None = None
     force_new_deployment: bool = False
+    dry_run: bool = False
 
 
-@dataclass(frozen=True)
-class TaskDefinitionSummary:
-    """A revision as the response names it."""
-
-    arn: str
-    family: str
-    revision: int
-    status: str | None = None
-    registered_at: datetime | None = None
-
-    @classmethod
-    def of(cls, task_definition: Mapping[str, Any]) -> TaskDefinitionSummary:
-        """Summarise a task definition as ECS describes it."""
-        return cls(
-            arn=task_definition["taskDefinitionArn"],
-            family=task_definition["family"],
-            revision=int(task_definition["revision"]),
-            status=task_definition.get("status"),
-            registered_at=task_definition.get("registeredAt"),
-        )
-
-    def as_reference(self) -> dict[str, Any]:
-        """JSON shape naming the revision: arn, family, revision."""
-        return {"arn": self.arn, "family": self.family, "revision": self.revision}
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON shape with the revision's status and registration time too."""
-        return {**self.as_reference(), "status": self.status, "registeredAt": iso8601(self.registered_at)}
-
-
-@dataclass(frozen=True)
-class ContainerChange:
-    """A container the request targets, with its image before and after."""
-
-    name: str
-    previous_image: str
-    image: str
-
-    def as_dict(self) -> dict[str, str]:
-        """JSON shape."""
-        return {"name": self.name, "previousImage": self.previous_image, "image": self.image}
-
-
-@dataclass(frozen=True)
-class UpdateResult:
-    """What an update did, ready to become the response body."""
-
-    changed: bool
-    cluster: str
-    service: str
-    task_definition: TaskDefinitionSummary
-    previous_task_definition: TaskDefinitionSummary | None
-    containers: list[ContainerChange]
-    deployment: dict[str, Any] | None
-    service_status: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON shape of the 200 response."""
-        body: dict[str, Any] = {
-            "changed": self.changed,
-            "cluster": self.cluster,
-            "service": self.service,
-            "taskDefinition": self.task_definition.as_dict(),
-            "previousTaskDefinition": (
-                self.previous_task_definition.as_reference() if self.previous_task_definition else None
-            ),
-            "containers": [change.as_dict() for change in self.containers],
-            "deployment": self.deployment,
-            "serviceStatus": self.service_status,
-        }
-        return body
-
-
-def update_image(client: Any, request: UpdateRequest) -> UpdateResult:
-    """Roll the service onto the requested image; see the module docstring for the calls made."""
+def update_image(client: Any, request: UpdateRequest) -> ChangeResult:
+    """Roll the service onto the requested images; see the module docstring for the calls made."""
     with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
         service = ecs.describe_service(client, request.cluster, request.service)
         ecs.check_updatable(service)
         current, tags = ecs.describe_task_definition(client, service["taskDefinition"])
 
-        targets = taskdef.choose_containers(current, request.image, request.container)
+        targets = _targets(current, request)
         images = taskdef.container_images(current)
-        wanted = str(request.image)
-        if all(taskdef.is_same_image(images[name], request.image) for name in targets):
+        if all(taskdef.is_same_image(images[name], image) for name, image in targets.items()):
             unchanged = [ContainerChange(name, images[name], images[name]) for name in targets]
-            if not request.force_new_deployment:
-                return _result(False, service, current, None, unchanged, deployment=None)
-            redeployed = ecs.update_service(
-                client, service["clusterArn"], service["serviceArn"], force_new_deployment=True
-            )
-            return _result(
-                False,
-                redeployed,
-                current,
-                None,
-                unchanged,
-                deployment=deployment_running(redeployed, redeployed["taskDefinition"]),
+            if request.force_new_deployment and not request.dry_run:
+                redeployed = ecs.update_service(
+                    client, service["clusterArn"], service["serviceArn"], force_new_deployment=True
+                )
+                deployment = deployment_running(redeployed, redeployed["taskDefinition"])
+                return ChangeResult.of(False, redeployed, current, None, unchanged, deployment)
+            return ChangeResult.of(False, service, current, None, unchanged, None, dry_run=request.dry_run)
+
+        wanted = {name: str(image) for name, image in targets.items()}
+        copied = taskdef.registration_input(current, tags, ecs.registrable_fields(client))
+        registration = taskdef.with_images(copied, wanted)
+        changes = [ContainerChange(name, images[name], wanted[name]) for name in targets]
+        if request.dry_run:
+            proposed = TaskDefinitionSummary(None, current["family"], None)
+            return ChangeResult(
+                changed=True,
+                cluster=cluster_name_of(service),
+                service=service["serviceName"],
+                task_definition=proposed,
+                previous_task_definition=TaskDefinitionSummary.of(current),
+                containers=changes,
+                deployment=None,
+                service_status=service.get("status", "UNKNOWN"),
+                dry_run=True,
+                diff=taskdef.diff(copied, registration),
             )
 
-        registration = taskdef.with_images(
-            taskdef.registration_input(current, tags, ecs.registrable_fields(client)),
-            {name: wanted for name in targets},
+        registered = ecs.register_task_definition(
+            client,
+            taskdef.with_tag(registration, taskdef.PREVIOUS_TASK_DEFINITION_TAG, current["taskDefinitionArn"]),
         )
-        registered = ecs.register_task_definition(client, registration)
-        changes = [ContainerChange(name, images[name], wanted) for name in targets]
         try:
             updated = ecs.update_service(
                 client, service["clusterArn"], service["serviceArn"], registered["taskDefinitionArn"]
@@ -143,14 +94,18 @@ def update_image(client: Any, request: UpdateRequest) -> UpdateResult:
         except UpdateError as failure:
             updated = _settle_failed_update(client, failure, service, registered)
 
-    return _result(
-        True,
-        updated,
-        registered,
-        current,
-        changes,
-        deployment=deployment_running(updated, registered["taskDefinitionArn"]),
-    )
+    deployment = deployment_running(updated, registered["taskDefinitionArn"])
+    return ChangeResult.of(True, updated, registered, current, changes, deployment)
+
+
+def _targets(current: Mapping[str, Any], request: UpdateRequest) -> dict[str, ImageReference]:
+    """Container name to the image it should run."""
+    if request.images is not None:
+        taskdef.require_containers(current, list(request.images))
+        return dict(request.images)
+    assert request.image is not None, "validation gives either image or images"
+    names = taskdef.choose_containers(current, request.image, request.container)
+    return dict.fromkeys(names, request.image)
 
 
 def _settle_failed_update(
@@ -179,9 +134,10 @@ def _settle_failed_update(
             return now
         try:
             ecs.deregister_task_definition(client, new_arn)
+            checked = taskdef.revision_label(revision_of(now.get("taskDefinition", "")))
             note = (
-                f"the new revision {label} was deregistered, so none is left behind; the service was "
-                f"still on {taskdef.revision_label(_revision_of(now.get('taskDefinition', '')))} when checked"
+                f"the new revision {label} was deregistered, so none is left behind; "
+                f"the service was still on {checked} when checked"
             )
         except UpdateError as cleanup_failure:
             note = (
@@ -195,56 +151,3 @@ def _with_note(failure: UpdateError, note: str) -> UpdateError:
     if isinstance(failure, AwsCallError):
         return type(failure)(failure.step, message, failure.outcome_unknown)
     return type(failure)(message)
-
-
-def _revision_of(task_definition_arn: str) -> dict[str, str]:
-    """`family` and `revision` from a task definition ARN (`…:task-definition/web:7`)."""
-    family, _, revision = task_definition_arn.rsplit("/", 1)[-1].partition(":")
-    return {"family": family, "revision": revision}
-
-
-def deployment_running(service: Mapping[str, Any], task_definition_arn: str) -> dict[str, Any] | None:
-    """The newest deployment of `service` that runs `task_definition_arn`, or None."""
-    candidates = [d for d in service.get("deployments", []) if d.get("taskDefinition") == task_definition_arn]
-    if not candidates:
-        return None
-    newest = max(candidates, key=lambda d: (d.get("status") == "PRIMARY", _sortable(d.get("createdAt"))))
-    return {
-        "id": newest.get("id"),
-        "status": newest.get("status"),
-        "rolloutState": newest.get("rolloutState"),
-        "createdAt": iso8601(newest.get("createdAt")),
-    }
-
-
-def _result(
-    changed: bool,
-    service: Mapping[str, Any],
-    task_definition: Mapping[str, Any],
-    previous: Mapping[str, Any] | None,
-    containers: list[ContainerChange],
-    deployment: dict[str, Any] | None,
-) -> UpdateResult:
-    return UpdateResult(
-        changed=changed,
-        cluster=service["clusterArn"].rsplit("/", 1)[-1],
-        service=service["serviceName"],
-        task_definition=TaskDefinitionSummary.of(task_definition),
-        previous_task_definition=TaskDefinitionSummary.of(previous) if previous else None,
-        containers=containers,
-        deployment=deployment,
-        service_status=service.get("status", "UNKNOWN"),
-    )
-
-
-def iso8601(moment: datetime | str | None) -> str | None:
-    """A timestamp as ISO 8601 in UTC (`2026-11-25T10:00:00.000Z`); None stays None."""
-    if moment is None or isinstance(moment, str):
-        return moment
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _sortable(moment: Any) -> float:
-    return moment.timestamp() if isinstance(moment, datetime) else 0.0

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.errors import InvalidRequestError, echo_input
-from chalicelib.images import DIGEST_PATTERN, TAG_PATTERN, InvalidImageError, parse_image
+from chalicelib.images import DIGEST_PATTERN, TAG_PATTERN, ImageReference, InvalidImageError, parse_image
+from chalicelib.rollback import RollbackRequest
 from chalicelib.update import UpdateRequest
 
 MAX_NAME_LENGTH = 255
@@ -22,7 +23,12 @@ _SERVICE_ARN = re.compile(
     _ARN_PREFIX + r"service/(?:(?P<cluster>[A-Za-z0-9_-]{1,255})/)?(?P<service>[A-Za-z0-9_-]{1,255})"
 )
 
-UPDATE_FIELDS = ("cluster", "service", "image", "tag", "container", "forceNewDeployment")
+UPDATE_FIELDS = ("cluster", "service", "image", "tag", "container", "containers", "forceNewDeployment", "dryRun")
+ROLLBACK_FIELDS = ("cluster", "service", "taskDefinition")
+# ECS allows at most 10 containers in a task definition.
+MAX_CONTAINERS = 10
+_REVISION = re.compile(r"[A-Za-z0-9_-]{1,255}:[0-9]{1,9}")
+_TASK_DEFINITION_ARN = re.compile(_ARN_PREFIX + r"task-definition/[A-Za-z0-9_-]{1,255}:[0-9]{1,9}")
 
 
 def parse_json_object(raw: bytes | None) -> dict[str, Any]:
@@ -50,12 +56,19 @@ def parse_update_request(body: Mapping[str, Any]) -> UpdateRequest:
     _refuse_unknown_fields(body, UPDATE_FIELDS)
     cluster = cluster_identifier(body, "cluster")
     service = service_identifier(body, "service", cluster)
-    image_text = _string(body, "image", MAX_IMAGE_LENGTH)
-    try:
-        image = parse_image(image_text)
-    except InvalidImageError as error:
-        raise InvalidRequestError(f"'image' is not a valid image reference: {error}") from error
+    options = {
+        "force_new_deployment": _optional_bool(body, "forceNewDeployment"),
+        "dry_run": _optional_bool(body, "dryRun"),
+    }
+    if "containers" in body:
+        mixed = [name for name in ("image", "tag", "container") if name in body]
+        if mixed:
+            raise InvalidRequestError(
+                f"'containers' replaces 'image', 'tag' and 'container'; remove {', '.join(repr(m) for m in mixed)}"
+            )
+        return UpdateRequest(cluster, service, images=_container_images(body["containers"]), **options)
 
+    image = _image(body, "image")
     tag = _optional_string(body, "tag", 128)
     if tag is not None and image.is_pinned:
         raise InvalidRequestError(f"'tag' must be absent when 'image' already carries a tag or digest ('{image}')")
@@ -68,17 +81,62 @@ def parse_update_request(body: Mapping[str, Any]) -> UpdateRequest:
                 "or a digest (sha256: and 64 lowercase hex digits)"
             )
         image = image.with_version(tag)
-
     container = _optional_string(body, "container", MAX_NAME_LENGTH)
     if container is not None and not _NAME.fullmatch(container):
         raise InvalidRequestError("'container' must be a container name: letters, digits, '-' and '_'")
-    return UpdateRequest(
-        cluster=cluster,
-        service=service,
-        image=image,
-        container=container,
-        force_new_deployment=_optional_bool(body, "forceNewDeployment"),
-    )
+    return UpdateRequest(cluster, service, image=image, container=container, **options)
+
+
+def parse_rollback_request(body: Mapping[str, Any]) -> RollbackRequest:
+    """Validate a `/rollback` body."""
+    _refuse_unknown_fields(body, ROLLBACK_FIELDS)
+    cluster = cluster_identifier(body, "cluster")
+    service = service_identifier(body, "service", cluster)
+    target = _optional_string(body, "taskDefinition", MAX_ARN_LENGTH)
+    if target is not None and not (_REVISION.fullmatch(target) or _TASK_DEFINITION_ARN.fullmatch(target)):
+        raise InvalidRequestError("'taskDefinition' must be a revision as 'family:revision' or a task definition ARN")
+    return RollbackRequest(cluster, service, target)
+
+
+def path_cluster(value: str) -> str:
+    """A cluster name or ARN given in the URL path."""
+    return cluster_identifier({"cluster": value}, "cluster")
+
+
+def path_service(value: str, cluster: str) -> str:
+    """A service name or ARN given in the URL path."""
+    return service_identifier({"service": value}, "service", cluster)
+
+
+def _image(body: Mapping[str, Any], name: str) -> ImageReference:
+    text = _string(body, name, MAX_IMAGE_LENGTH)
+    try:
+        return parse_image(text)
+    except InvalidImageError as error:
+        raise InvalidRequestError(f"'{name}' is not a valid image reference: {error}") from error
+
+
+def _container_images(value: Any) -> dict[str, ImageReference]:
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"'containers' must be an object of container name to image, not {_json_type(value)}")
+    if not value:
+        raise InvalidRequestError("'containers' must name at least one container")
+    if len(value) > MAX_CONTAINERS:
+        raise InvalidRequestError(f"'containers' names more than {MAX_CONTAINERS} containers")
+    images: dict[str, ImageReference] = {}
+    for container in value:
+        if not _NAME.fullmatch(container):
+            raise InvalidRequestError(
+                f"'containers' key '{echo_input(container, 40)}' must be a container name: letters, digits, '-' and '_'"
+            )
+        field = f"containers.{container}"
+        image = _image(value, container) if isinstance(value[container], str) else None
+        if image is None:
+            raise InvalidRequestError(f"'{field}' must be a string, not {_json_type(value[container])}")
+        if not image.is_pinned:
+            raise InvalidRequestError(f"'{field}' must carry a tag or a digest ('{image}:tag' or '{image}@sha256:…')")
+        images[container] = image
+    return images
 
 
 def cluster_identifier(body: Mapping[str, Any], name: str) -> str:

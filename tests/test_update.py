@@ -20,7 +20,7 @@ from chalicelib.errors import (
     ServiceNotUpdatableError,
 )
 from chalicelib.images import parse_image
-from chalicelib.update import UpdateRequest, deployment_running, iso8601, update_image
+from chalicelib.update import UpdateRequest, update_image
 from tests.conftest import (
     ECR,
     RICH_TAGS,
@@ -63,7 +63,7 @@ def test_change_copies_every_field_and_tag_and_changes_only_the_image(
     assert taskdef.diff(comparable(before), comparable(after)) == [
         taskdef.FieldChange("containerDefinitions[app].image", f"{ECR}/web:1.0", f"{ECR}/web:1.1")
     ]
-    assert after["tags"] == RICH_TAGS
+    assert after["tags"] == [*RICH_TAGS, {"key": "previous-task-definition", "value": workload.running_arn}]
 
 
 def test_change_result_names_both_revisions_and_the_container(ecs: Any, workload: Workload) -> None:
@@ -435,27 +435,3 @@ def test_client_has_bounded_retries_and_short_timeouts(ecs: Any) -> None:
 
 def test_client_is_created_once_and_reused(moto_world: None) -> None:
     assert aws.ecs_client() is aws.ecs_client()
-
-
-def test_deployment_running_picks_the_primary_deployment_of_the_revision() -> None:
-    service = {
-        "deployments": [
-            {"id": "ecs-svc/old", "status": "ACTIVE", "taskDefinition": "td:1", "rolloutState": "COMPLETED"},
-            {"id": "ecs-svc/new", "status": "PRIMARY", "taskDefinition": "td:2", "rolloutState": "IN_PROGRESS"},
-        ]
-    }
-    assert deployment_running(service, "td:2") == {
-        "id": "ecs-svc/new",
-        "status": "PRIMARY",
-        "rolloutState": "IN_PROGRESS",
-        "createdAt": None,
-    }
-    assert deployment_running(service, "td:3") is None
-
-
-def test_timestamps_are_iso8601_utc() -> None:
-    from datetime import datetime, timedelta, timezone
-
-    moment = datetime(2026, 11, 25, 11, 0, tzinfo=timezone(timedelta(hours=1)))
-    assert iso8601(moment) == "2026-11-25T10:00:00.000Z"
-    assert iso8601(None) is None

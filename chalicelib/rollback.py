@@ -1,0 +1,65 @@
+"""Go back to an earlier revision: `POST /rollback`.
+
+Without a target, the service goes back to the revision it ran before the last
+`/update`, which that update recorded in the `previous-task-definition` tag of
+the revision it registered. No revision is registered; at most four AWS calls:
+DescribeServices, DescribeTaskDefinition (running, with tags),
+DescribeTaskDefinition (target), UpdateService. Every check happens before the
+one write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import aws, ecs, taskdef
+from chalicelib.errors import InvalidRequestError, NothingToRollBackToError, RevisionNotActiveError
+from chalicelib.results import ChangeResult, ContainerChange, deployment_running
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    """A validated `/rollback` request; `task_definition` is an ARN or `family:revision`, or None."""
+
+    cluster: str
+    service: str
+    task_definition: str | None = None
+
+
+def roll_back(client: Any, request: RollbackRequest) -> ChangeResult:
+    """Point the service at the target revision; same result shape as an update."""
+    with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
+        service = ecs.describe_service(client, request.cluster, request.service)
+        ecs.check_updatable(service)
+        running, tags = ecs.describe_task_definition(client, service["taskDefinition"])
+        target_name = request.task_definition or taskdef.tag_value(tags, taskdef.PREVIOUS_TASK_DEFINITION_TAG)
+        if target_name is None:
+            raise NothingToRollBackToError(
+                f"revision {taskdef.revision_label(running)} was not registered by /update, so it names no "
+                "previous revision; give 'taskDefinition' to choose one"
+            )
+        target, _target_tags = ecs.describe_task_definition(client, target_name)
+        if target["taskDefinitionArn"] == running["taskDefinitionArn"]:
+            return ChangeResult.of(False, service, running, None, [], None)
+        if target["family"] != running["family"]:
+            raise InvalidRequestError(
+                f"'taskDefinition' {taskdef.revision_label(target)} is not of the service's family "
+                f"'{running['family']}'"
+            )
+        if target.get("status") != "ACTIVE":
+            raise RevisionNotActiveError(
+                f"revision {taskdef.revision_label(target)} is {target.get('status')}, not ACTIVE; "
+                "ECS cannot start new tasks from it"
+            )
+        running_images = taskdef.container_images(running)
+        target_images = taskdef.container_images(target)
+        changes = [
+            ContainerChange(name, running_images.get(name, ""), image)
+            for name, image in target_images.items()
+            if running_images.get(name) != image
+        ]
+        updated = ecs.update_service(client, service["clusterArn"], service["serviceArn"], target["taskDefinitionArn"])
+    return ChangeResult.of(
+        True, updated, target, running, changes, deployment_running(updated, target["taskDefinitionArn"])
+    )
