@@ -43,6 +43,25 @@ def test_update_answers_200_with_the_documented_shape(http: Any, workload: Workl
     assert body["containers"] == [{"name": "app", "previousImage": f"{ECR}/web:1.0", "image": f"{ECR}/web:1.1"}]
 
 
+def test_dry_run_answers_the_diff_and_writes_nothing(http: Any, setup_ecs: Any, workload: Workload) -> None:
+    body = post(http, "/update", {**UPDATE, "dryRun": True}).json_body
+    assert body["dryRun"] is True
+    assert body["diff"] == [
+        {"path": "containerDefinitions[app].image", "from": f"{ECR}/web:1.0", "to": f"{ECR}/web:1.1"}
+    ]
+    assert active_revisions(setup_ecs, "web") == [workload.running_arn]
+
+
+def test_containers_map_over_http(http: Any, workload: Workload) -> None:
+    body = {"cluster": "test-cluster", "service": "web", "containers": {"app": f"{ECR}/web:3", "worker": "w:2"}}
+    response = post(http, "/update", body)
+    assert response.status_code == 200
+    assert [c["image"] for c in response.json_body["containers"]] == [f"{ECR}/web:3", "w:2"]
+    unknown = post(http, "/update", {**body, "containers": {"ghost": "w:2"}})
+    assert unknown.status_code == 404
+    assert "'ghost'" in unknown.json_body["Message"]
+
+
 def test_noop_answers_changed_false(http: Any, workload: Workload) -> None:
     body = post(http, "/update", {**UPDATE, "tag": "1.0"}).json_body
     assert body["changed"] is False

@@ -435,3 +435,65 @@ def test_client_has_bounded_retries_and_short_timeouts(ecs: Any) -> None:
 
 def test_client_is_created_once_and_reused(moto_world: None) -> None:
     assert aws.ecs_client() is aws.ecs_client()
+
+
+def test_dry_run_writes_nothing_and_shows_the_image_diff(
+    ecs: Any, setup_ecs: Any, workload: Workload, calls: list[str]
+) -> None:
+    result = update_image(ecs, request_for(workload, f"{ECR}/web:1.1", dry_run=True))
+
+    assert calls == NOOP_CALLS
+    assert active_revisions(setup_ecs, "web") == [workload.running_arn]
+    body = result.as_dict()
+    assert body["dryRun"] is True
+    assert body["changed"] is True
+    assert body["diff"] == [
+        {"path": "containerDefinitions[app].image", "from": f"{ECR}/web:1.0", "to": f"{ECR}/web:1.1"}
+    ]
+    assert body["taskDefinition"] == {
+        "arn": None,
+        "family": "web",
+        "revision": None,
+        "status": None,
+        "registeredAt": None,
+    }
+    assert body["previousTaskDefinition"]["arn"] == workload.running_arn
+    assert body["deployment"] is None
+
+
+def test_dry_run_of_a_noop_has_an_empty_diff(ecs: Any, workload: Workload) -> None:
+    body = update_image(ecs, request_for(workload, f"{ECR}/web:1.0", dry_run=True)).as_dict()
+    assert (body["changed"], body["dryRun"], body["diff"]) == (False, True, [])
+
+
+def test_dry_run_with_force_new_deployment_does_not_redeploy(ecs: Any, workload: Workload, calls: list[str]) -> None:
+    update_image(ecs, request_for(workload, f"{ECR}/web:1.0", dry_run=True, force_new_deployment=True))
+    assert calls == NOOP_CALLS
+
+
+def test_dry_run_runs_every_check(ecs: Any, workload: Workload) -> None:
+    with pytest.raises(ContainerNotFoundError):
+        update_image(ecs, request_for(workload, f"{ECR}/web:1.1", dry_run=True, container="nope"))
+
+
+def test_several_containers_change_in_one_revision(
+    ecs: Any, setup_ecs: Any, workload: Workload, calls: list[str]
+) -> None:
+    images = {"app": parse_image(f"{ECR}/web:2.0"), "worker": parse_image("registry.example.com:5000/team/worker:4")}
+    result = update_image(ecs, UpdateRequest(workload.cluster, workload.service, images=images))
+
+    assert calls == CHANGE_CALLS
+    assert taskdef.container_images(running_task_definition(setup_ecs, workload)) == {
+        "app": f"{ECR}/web:2.0",
+        "worker": "registry.example.com:5000/team/worker:4",
+    }
+    assert [c.name for c in result.containers] == ["app", "worker"]
+
+
+def test_unknown_name_in_the_containers_map_is_named_and_nothing_is_written(
+    ecs: Any, setup_ecs: Any, workload: Workload, calls: list[str]
+) -> None:
+    images = {"app": parse_image(f"{ECR}/web:2.0"), "ghost": parse_image("x:1")}
+    with pytest.raises(ContainerNotFoundError, match="'ghost'"):
+        update_image(ecs, UpdateRequest(workload.cluster, workload.service, images=images))
+    assert calls == NOOP_CALLS

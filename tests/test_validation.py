@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chalicelib.errors import InvalidRequestError
-from chalicelib.validation import cluster_name, parse_json_object, parse_update_request
+from chalicelib.validation import cluster_name, parse_json_object, parse_rollback_request, parse_update_request
 
 DIGEST = "sha256:" + "12" * 32
 VALID = {"cluster": "test-cluster", "service": "web", "image": "repo/web", "tag": "1.1"}
@@ -100,6 +100,70 @@ def test_names_and_arns_are_accepted(cluster: str, service: str) -> None:
 def test_bad_fields_are_refused_by_name(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         parse_update_request(with_fields(**fields))
+    assert message in caught.value.message
+
+
+def test_containers_map_replaces_image_and_tag() -> None:
+    request = parse_update_request(
+        {"cluster": "c", "service": "s", "containers": {"app": "repo/web:2", "worker": f"repo/w@{DIGEST}"}}
+    )
+    assert request.image is None
+    assert {name: str(image) for name, image in (request.images or {}).items()} == {
+        "app": "repo/web:2",
+        "worker": f"repo/w@{DIGEST}",
+    }
+
+
+def test_dry_run_flag_is_read() -> None:
+    assert parse_update_request(with_fields(dryRun=True)).dry_run is True
+
+
+@pytest.mark.parametrize(
+    ("containers", "extra", "message"),
+    [
+        ({}, {}, "'containers' must name at least one container"),
+        ([], {}, "'containers' must be an object"),
+        ({"app": "repo/web"}, {}, "'containers.app' must carry a tag or a digest"),
+        ({"app": 1}, {}, "'containers.app' must be a string, not a number"),
+        ({"app": "Repo:1"}, {}, "'app' is not a valid image reference"),
+        ({"bad name": "repo:1"}, {}, "must be a container name"),
+        ({f"c{i}": "repo:1" for i in range(11)}, {}, "more than 10 containers"),
+        ({"app": "repo:1"}, {"image": "repo"}, "remove 'image'"),
+        ({"app": "repo:1"}, {"tag": "1"}, "remove 'tag'"),
+        ({"app": "repo:1"}, {"container": "app"}, "remove 'container'"),
+    ],
+)
+def test_bad_containers_maps_are_refused(containers: Any, extra: dict[str, Any], message: str) -> None:
+    body = {"cluster": "c", "service": "s", "containers": containers, **extra}
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_update_request(body)
+    assert message in caught.value.message
+
+
+def test_dry_run_must_be_a_boolean() -> None:
+    with pytest.raises(InvalidRequestError, match="'dryRun' must be true or false"):
+        parse_update_request(with_fields(dryRun="yes"))
+
+
+@pytest.mark.parametrize("target", [None, "web:3", "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:3"])
+def test_rollback_request(target: str | None) -> None:
+    body = {"cluster": "c", "service": "s", **({"taskDefinition": target} if target else {})}
+    request = parse_rollback_request(body)
+    assert (request.cluster, request.service, request.task_definition) == ("c", "s", target)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"cluster": "c", "service": "s", "taskDefinition": "web"}, "'taskDefinition' must be"),
+        ({"cluster": "c", "service": "s", "taskDefinition": 3}, "must be a string"),
+        ({"cluster": "c", "service": "s", "tag": "1"}, "unknown field(s) 'tag'"),
+        ({"service": "s"}, "'cluster' is required"),
+    ],
+)
+def test_bad_rollback_requests(body: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_rollback_request(body)
     assert message in caught.value.message
 
 
