@@ -285,8 +285,9 @@ def test_policy_scopes_each_action() -> None:
         if any(a.startswith("logs:") for a in actions):
             assert statement["Resource"].startswith("arn:aws:logs:*:*:log-group:/aws/lambda/ecs-image-updater-")
         if statement["Resource"] == "*":
-            # Only the task definition calls, which take no resource ARN in IAM.
+            # Only the calls that take no resource ARN in IAM.
             assert set(actions) <= {
+                "ecs:ListServices",
                 "ecs:DescribeTaskDefinition",
                 "ecs:RegisterTaskDefinition",
                 "ecs:DeregisterTaskDefinition",
@@ -296,6 +297,7 @@ def test_policy_scopes_each_action() -> None:
 def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
     actions = {action for statement in policy_statements() for action in actions_of(statement)}
     assert actions == {
+        "ecs:ListServices",
         "ecs:DescribeServices",
         "ecs:DescribeTaskDefinition",
         "ecs:RegisterTaskDefinition",
