@@ -6,11 +6,14 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from chalice import Chalice, Response
 
 from chalicelib import aws, requestlog
+from chalicelib.access import AccessPolicy
+from chalicelib.audit import audit_tags
 from chalicelib.config import load_settings, unsafe_aws_endpoint
 from chalicelib.discovery import cluster_services
 from chalicelib.errors import (
@@ -21,14 +24,17 @@ from chalicelib.errors import (
     ClusterNotFoundError,
     ContainerNotFoundError,
     InvalidRequestError,
+    NotAllowedError,
     NothingToRollBackToError,
     RevisionNotActiveError,
+    ServiceBusyError,
     ServiceNotFoundError,
     ServiceNotUpdatableError,
     TaskDefinitionNotFoundError,
     UncopyableTaskDefinitionError,
     UpdateError,
 )
+from chalicelib.lock import lock_key, service_lock
 from chalicelib.results import ChangeResult
 from chalicelib.rollback import roll_back
 from chalicelib.status import service_status
@@ -50,6 +56,8 @@ app.debug = False
 requestlog.configure()
 internal_log = logging.getLogger("ecs_image_updater.internal")
 
+MAX_BODY_BYTES = 16 * 1024
+
 # The one map from domain failures to HTTP: (status, Chalice-style error code).
 ERROR_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     InvalidRequestError: (400, "BadRequestError"),
@@ -58,7 +66,9 @@ ERROR_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     ServiceNotFoundError: (404, "NotFoundError"),
     ContainerNotFoundError: (404, "NotFoundError"),
     TaskDefinitionNotFoundError: (404, "NotFoundError"),
+    NotAllowedError: (403, "ForbiddenError"),
     ServiceNotUpdatableError: (409, "ConflictError"),
+    ServiceBusyError: (409, "ConflictError"),
     RevisionNotActiveError: (409, "ConflictError"),
     NothingToRollBackToError: (409, "ConflictError"),
     AwsThrottledError: (429, "TooManyRequestsError"),
@@ -73,7 +83,15 @@ def update() -> Response:
     """Roll a service onto a new image (or preview it with dryRun)."""
 
     def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
-        return _logged_change(update_image(aws.ecs_client(), parse_update_request(body)), log)
+        request = parse_update_request(body)
+        policy = _policy()
+        policy.check_target(request.cluster, request.service)
+        for image in [request.image] if request.image is not None else list((request.images or {}).values()):
+            policy.check_image(image)
+        audit = audit_tags(app.current_request.context or {})
+        log.update(audit=audit)
+        result = update_image(aws.ecs_client(), request, lock=_lock(request.cluster, request.service), audit_tags=audit)
+        return _logged_change(result, log)
 
     return _respond(handle, reads_body=True)
 
@@ -83,7 +101,13 @@ def rollback() -> Response:
     """Put a service back on an earlier revision of its task definition."""
 
     def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
-        return _logged_change(roll_back(aws.ecs_client(), parse_rollback_request(body)), log)
+        request = parse_rollback_request(body)
+        policy = _policy()
+        policy.check_target(request.cluster, request.service)
+        result = roll_back(
+            aws.ecs_client(), request, lock=_lock(request.cluster, request.service), allow_image=policy.check_image
+        )
+        return _logged_change(result, log)
 
     return _respond(handle, reads_body=True)
 
@@ -94,19 +118,33 @@ def service(cluster: str, service: str) -> Response:
 
     def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
         cluster_id = path_cluster(params["cluster"])
-        return service_status(aws.ecs_client(), cluster_id, path_service(params["service"], cluster_id))
+        service_id = path_service(params["service"], cluster_id)
+        _policy().check_target(cluster_id, service_id)
+        return service_status(aws.ecs_client(), cluster_id, service_id)
 
     return _respond(handle, reads_body=False)
 
 
 @app.route("/clusters/{cluster}/services", methods=["GET"], api_key_required=True)
 def cluster_services_route(cluster: str) -> Response:
-    """Every service of a cluster with what it runs."""
+    """Every service of a cluster with what it runs (only the allowed ones)."""
 
     def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
-        return cluster_services(aws.ecs_client(), path_cluster(params["cluster"]))
+        cluster_id = path_cluster(params["cluster"])
+        policy = _policy()
+        policy.check_cluster(cluster_id)
+        return cluster_services(aws.ecs_client(), cluster_id, include=policy.allows_service)
 
     return _respond(handle, reads_body=False)
+
+
+def _policy() -> AccessPolicy:
+    return AccessPolicy.from_settings(load_settings())
+
+
+def _lock(cluster: str, service: str) -> AbstractContextManager[None]:
+    table = load_settings().lock_table
+    return service_lock(aws.dynamodb_client() if table else None, table, lock_key(cluster, service))
 
 
 def _logged_change(result: ChangeResult, log: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +173,10 @@ def _respond(handle: Handler, *, reads_body: bool) -> Response:
     try:
         if not _api_key_accepted(request.headers.get("x-api-key")):
             response = _error(403, "ForbiddenError", "a valid x-api-key header is required")
+        elif len(request.raw_body or b"") > MAX_BODY_BYTES:
+            response = _error(
+                413, "RequestEntityTooLargeError", f"the request body is larger than {MAX_BODY_BYTES} bytes"
+            )
         elif reads_body and not request.headers.get("content-type"):
             response = _error(400, "BadRequestError", "the Content-Type header is missing; send application/json")
         else:

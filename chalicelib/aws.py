@@ -13,10 +13,11 @@ the budget:
 
 No sleep and no attempt can therefore cross a deadline:
 
-    one attempt       <= CONNECT_TIMEOUT + READ_TIMEOUT       = 4 s
-    main phase        <= MAIN_BUDGET                          = 17 s
-    cleanup phase     <= CLEANUP_BUDGET                       = 8 s
-    whole request     <= MAIN_BUDGET + CLEANUP_BUDGET         = 25 s  (< 29 s)
+    one attempt       <= CONNECT_TIMEOUT + READ_TIMEOUT             = 3.5 s
+    main phase        <= MAIN_BUDGET (lock wait included)           = 14 s
+    cleanup phase     <= CLEANUP_BUDGET                             = 7 s
+    lock release      <= one attempt                                = 3.5 s
+    whole request     <= MAIN + CLEANUP + one attempt               = 24.5 s  (< 29 s)
 
 RegisterTaskDefinition is not idempotent: an attempt that may have reached ECS
 (a read timeout, a dropped connection, a 5xx answer) is not retried, since a
@@ -26,24 +27,33 @@ retry could register a second revision.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+
+from chalicelib.errors import AwsCallError, AwsThrottledError, AwsTimeoutError, UpdateError
 
 CONNECT_TIMEOUT_SECONDS = 1.0
-READ_TIMEOUT_SECONDS = 3.0
+READ_TIMEOUT_SECONDS = 2.5
 # botocore's `total_max_attempts` counts the first try too (`max_attempts` counts only retries).
 TOTAL_MAX_ATTEMPTS = 3
 ATTEMPT_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
-# Describe, describe, register, update: the calls of an update.
-MAIN_BUDGET_SECONDS = 17.0
+# Taking the lock, then describe, describe, register, update: the calls of an update.
+MAIN_BUDGET_SECONDS = 14.0
 # After a failed UpdateService: check the service, deregister the new revision.
-CLEANUP_BUDGET_SECONDS = 8.0
+CLEANUP_BUDGET_SECONDS = 7.0
 API_GATEWAY_TIMEOUT_SECONDS = 29.0
 # botocore's standard back-off before retry n is at most min(2 ** (n - 1), 20) s
 # (1 s base for throttling, less otherwise), plus up to 5 s when AWS sends
@@ -51,12 +61,29 @@ API_GATEWAY_TIMEOUT_SECONDS = 29.0
 _RETRY_AFTER_EXTRA_SECONDS = 5.0
 NOT_RETRIED_WHEN_MAYBE_APPLIED = frozenset({"RegisterTaskDefinition"})
 
-# Tests replace the clock to walk through the budget without waiting.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+    }
+)
+
+# Tests replace the clock and the sleep to walk through budgets and waits without waiting.
 clock: Callable[[], float] = time.monotonic
+sleep: Callable[[float], None] = time.sleep
 
 _deadline: ContextVar[float | None] = ContextVar("aws_call_deadline", default=None)
 _session: boto3.session.Session | None = None
 _ecs_client: Any = None
+_dynamodb_client: Any = None
+
+ErrorFactory = Callable[[str], UpdateError]
 
 
 class TimeBudgetExceeded(Exception):
@@ -80,12 +107,17 @@ def session() -> boto3.session.Session:
     return _session
 
 
+def new_client(service: str) -> Any:
+    """A new client with this service's timeouts, retries and time budget."""
+    client = session().client(service, config=client_config())
+    client.meta.events.register_first(f"before-send.{service}", _refuse_attempt_past_deadline)
+    client.meta.events.register_first(f"needs-retry.{service}", _stop_retry_that_cannot_help)
+    return client
+
+
 def new_ecs_client() -> Any:
     """A new ECS client with this service's timeouts, retries and time budget."""
-    client = session().client("ecs", config=client_config())
-    client.meta.events.register_first("before-send.ecs", _refuse_attempt_past_deadline)
-    client.meta.events.register_first("needs-retry.ecs", _stop_retry_that_cannot_help)
-    return client
+    return new_client("ecs")
 
 
 def ecs_client() -> Any:
@@ -96,10 +128,19 @@ def ecs_client() -> Any:
     return _ecs_client
 
 
+def dynamodb_client() -> Any:
+    """The process-wide DynamoDB client (for the service lock), created on first use."""
+    global _dynamodb_client
+    if _dynamodb_client is None:
+        _dynamodb_client = new_client("dynamodb")
+    return _dynamodb_client
+
+
 def reset_clients() -> None:
     """Forget the cached clients (tests start each AWS world with fresh ones)."""
-    global _ecs_client
+    global _ecs_client, _dynamodb_client
     _ecs_client = None
+    _dynamodb_client = None
 
 
 @contextmanager
@@ -110,6 +151,40 @@ def time_budget(seconds: float) -> Iterator[None]:
         yield
     finally:
         _deadline.reset(token)
+
+
+def call(
+    method: Callable[..., dict[str, Any]], step: str, known: Mapping[str, ErrorFactory], **kwargs: Any
+) -> dict[str, Any]:
+    """Make one AWS call and translate its failure into an UpdateError naming `step`.
+
+    `known` maps AWS error codes to the domain error to raise instead.
+    """
+    try:
+        return method(**kwargs)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        message = error.response.get("Error", {}).get("Message", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in known:
+            raise known[code](message) from error
+        if code in THROTTLING_CODES:
+            raise AwsThrottledError(
+                step, f"{step} was throttled by AWS ({code}) until its retries ran out; try again in a few seconds"
+            ) from error
+        raise AwsCallError(
+            step, f"{step} failed: {code}: {message}".rstrip(": "), outcome_unknown=status >= 500
+        ) from error
+    except TimeBudgetExceeded as error:
+        raise AwsTimeoutError(step, f"{step} did not answer in time: {error}") from error
+    except (ReadTimeoutError, ConnectTimeoutError) as error:
+        raise AwsTimeoutError(
+            step, f"{step} did not answer in time: {error}", outcome_unknown=outcome_unknown(None, error)
+        ) from error
+    except ParamValidationError as error:
+        raise AwsCallError(step, f"{step} was not sent: the AWS SDK refused its parameters: {error}") from error
+    except BotoCoreError as error:
+        raise AwsCallError(step, f"{step} failed: {error}", outcome_unknown=outcome_unknown(None, error)) from error
 
 
 def outcome_unknown(response: Any = None, caught_exception: Exception | None = None) -> bool:

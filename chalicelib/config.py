@@ -18,6 +18,14 @@ class Settings:
     local_api_key: str | None
     # The `local` stage sets it: every AWS endpoint must then be on this machine.
     require_loopback_aws: bool = False
+    # Allowlists; None means unset (everything allowed, with a warning).
+    allowed_image_prefixes: tuple[str, ...] | None = None
+    allowed_clusters: tuple[str, ...] | None = None
+    allowed_services: tuple[str, ...] | None = None
+    # Only `sha256:` digests may be deployed.
+    require_digest: bool = False
+    # DynamoDB table for the per-service lock; None skips the lock (with a warning).
+    lock_table: str | None = None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -26,7 +34,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         local_api_key=env.get("LOCAL_API_KEY") or None,
         require_loopback_aws=_is_true(env.get("REQUIRE_LOOPBACK_AWS", "")),
+        allowed_image_prefixes=_list(env.get("ALLOWED_IMAGE_PREFIXES")),
+        allowed_clusters=_list(env.get("ALLOWED_CLUSTERS")),
+        allowed_services=_list(env.get("ALLOWED_SERVICES")),
+        require_digest=_is_true(env.get("REQUIRE_DIGEST", "")),
+        lock_table=(env.get("LOCK_TABLE") or "").strip() or None,
     )
+
+
+def _list(value: str | None) -> tuple[str, ...] | None:
+    """A comma-separated setting: entries trimmed, empty ones dropped; None when unset."""
+    if value is None:
+        return None
+    return tuple(entry.strip() for entry in value.split(",") if entry.strip())
 
 
 def unsafe_aws_endpoint(environ: Mapping[str, str] | None = None) -> str | None:

@@ -6,49 +6,25 @@ Every function takes the ECS client as its first argument and raises only
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    ParamValidationError,
-    ReadTimeoutError,
-)
 
 from chalicelib import aws
 from chalicelib.errors import (
     AwsCallError,
-    AwsThrottledError,
-    AwsTimeoutError,
     ClusterNotFoundError,
     InvalidRequestError,
     ServiceNotFoundError,
     ServiceNotUpdatableError,
     TaskDefinitionNotFoundError,
-    UpdateError,
 )
 
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-    }
-)
-
-ErrorFactory = Callable[[str], UpdateError]
 DESCRIBE_SERVICES_BATCH = 10
 
 
 def describe_service(client: Any, cluster: str, service: str) -> dict[str, Any]:
     """The service as ECS describes it; 404-class errors for a missing cluster or service."""
-    response = _call(
+    response = aws.call(
         client.describe_services,
         "DescribeServices",
         {
@@ -77,7 +53,7 @@ def list_service_arns(client: Any, cluster: str) -> list[str]:
         arguments: dict[str, Any] = {"cluster": cluster, "maxResults": 100}
         if token:
             arguments["nextToken"] = token
-        page = _call(
+        page = aws.call(
             client.list_services,
             "ListServices",
             {"ClusterNotFoundException": lambda _: ClusterNotFoundError(f"cluster '{cluster}' was not found")},
@@ -93,7 +69,7 @@ def describe_services(client: Any, cluster: str, services: list[str]) -> list[di
     """Describe up to 10 services in one call (services that vanished meanwhile are skipped)."""
     if len(services) > DESCRIBE_SERVICES_BATCH:
         raise ValueError(f"DescribeServices takes at most {DESCRIBE_SERVICES_BATCH} services")
-    response = _call(
+    response = aws.call(
         client.describe_services,
         "DescribeServices",
         {"ClusterNotFoundException": lambda _: ClusterNotFoundError(f"cluster '{cluster}' was not found")},
@@ -119,7 +95,7 @@ def check_updatable(service: Mapping[str, Any]) -> None:
 
 def describe_task_definition(client: Any, task_definition: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """The task definition and its tags."""
-    response = _call(
+    response = aws.call(
         client.describe_task_definition,
         "DescribeTaskDefinition",
         {
@@ -142,7 +118,7 @@ def registrable_fields(client: Any) -> frozenset[str]:
 def register_task_definition(client: Any, registration: Mapping[str, Any]) -> dict[str, Any]:
     """Register a new revision; returns it as ECS describes it."""
     try:
-        response = _call(client.register_task_definition, "RegisterTaskDefinition", {}, **registration)
+        response = aws.call(client.register_task_definition, "RegisterTaskDefinition", {}, **registration)
     except AwsCallError as failure:
         if not failure.outcome_unknown:
             raise
@@ -169,7 +145,7 @@ def update_service(
         arguments["taskDefinition"] = task_definition
     if force_new_deployment:
         arguments["forceNewDeployment"] = True
-    response = _call(
+    response = aws.call(
         client.update_service,
         "UpdateService",
         {
@@ -188,35 +164,4 @@ def update_service(
 
 def deregister_task_definition(client: Any, task_definition: str) -> None:
     """Deregister a revision (it becomes INACTIVE)."""
-    _call(client.deregister_task_definition, "DeregisterTaskDefinition", {}, taskDefinition=task_definition)
-
-
-def _call(
-    method: Callable[..., dict[str, Any]], step: str, known: Mapping[str, ErrorFactory], **kwargs: Any
-) -> dict[str, Any]:
-    """Make one AWS call and translate its failure into an UpdateError naming `step`."""
-    try:
-        return method(**kwargs)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "Unknown")
-        message = error.response.get("Error", {}).get("Message", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code in known:
-            raise known[code](message) from error
-        if code in THROTTLING_CODES:
-            raise AwsThrottledError(
-                step, f"{step} was throttled by AWS ({code}) until its retries ran out; try again in a few seconds"
-            ) from error
-        raise AwsCallError(
-            step, f"{step} failed: {code}: {message}".rstrip(": "), outcome_unknown=status >= 500
-        ) from error
-    except aws.TimeBudgetExceeded as error:
-        raise AwsTimeoutError(step, f"{step} did not answer in time: {error}") from error
-    except (ReadTimeoutError, ConnectTimeoutError) as error:
-        raise AwsTimeoutError(
-            step, f"{step} did not answer in time: {error}", outcome_unknown=aws.outcome_unknown(None, error)
-        ) from error
-    except ParamValidationError as error:
-        raise AwsCallError(step, f"{step} was not sent: the AWS SDK refused its parameters: {error}") from error
-    except BotoCoreError as error:
-        raise AwsCallError(step, f"{step} failed: {error}", outcome_unknown=aws.outcome_unknown(None, error)) from error
+    aws.call(client.deregister_task_definition, "DeregisterTaskDefinition", {}, taskDefinition=task_definition)

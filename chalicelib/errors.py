@@ -25,6 +25,18 @@ class InvalidRequestError(UpdateError):
     """The request body breaks a rule; the message names the field."""
 
 
+class NotAllowedError(UpdateError):
+    """The request is outside the operator's allowlists or digest rule; the message names the rule."""
+
+
+class PayloadTooLargeError(UpdateError):
+    """The request body is larger than the service accepts."""
+
+
+class ServiceBusyError(UpdateError):
+    """Another request holds the service's lock."""
+
+
 class ClusterNotFoundError(UpdateError):
     """The cluster does not exist (in this account and region)."""
 

@@ -10,6 +10,8 @@ one write.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +29,18 @@ class RollbackRequest:
     task_definition: str | None = None
 
 
-def roll_back(client: Any, request: RollbackRequest) -> ChangeResult:
-    """Point the service at the target revision; same result shape as an update."""
-    with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
+def roll_back(
+    client: Any,
+    request: RollbackRequest,
+    lock: AbstractContextManager[None] | None = None,
+    allow_image: Callable[[str], None] = lambda _image: None,
+) -> ChangeResult:
+    """Point the service at the target revision; same result shape as an update.
+
+    `lock` is held from before the service is read; `allow_image` raises for an
+    image the target would run that the operator's allowlists refuse.
+    """
+    with aws.time_budget(aws.MAIN_BUDGET_SECONDS), lock or nullcontext():
         service = ecs.describe_service(client, request.cluster, request.service)
         ecs.check_updatable(service)
         running, tags = ecs.describe_task_definition(client, service["taskDefinition"])
@@ -52,6 +63,8 @@ def roll_back(client: Any, request: RollbackRequest) -> ChangeResult:
                 f"revision {taskdef.revision_label(target)} is {target.get('status')}, not ACTIVE; "
                 "ECS cannot start new tasks from it"
             )
+        for image in taskdef.container_images(target).values():
+            allow_image(image)
         running_images = taskdef.container_images(running)
         target_images = taskdef.container_images(target)
         changes = [

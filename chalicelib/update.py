@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,54 +46,67 @@ class UpdateRequest:
     dry_run: bool = False
 
 
-def update_image(client: Any, request: UpdateRequest) -> ChangeResult:
-    """Roll the service onto the requested images; see the module docstring for the calls made."""
-    with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
-        service = ecs.describe_service(client, request.cluster, request.service)
-        ecs.check_updatable(service)
-        current, tags = ecs.describe_task_definition(client, service["taskDefinition"])
+def update_image(
+    client: Any,
+    request: UpdateRequest,
+    lock: AbstractContextManager[None] | None = None,
+    audit_tags: Mapping[str, str] | None = None,
+) -> ChangeResult:
+    """Roll the service onto the requested images; see the module docstring for the calls made.
 
-        targets = _targets(current, request)
-        images = taskdef.container_images(current)
-        if all(taskdef.is_same_image(images[name], image) for name, image in targets.items()):
-            unchanged = [ContainerChange(name, images[name], images[name]) for name in targets]
-            if request.force_new_deployment and not request.dry_run:
-                redeployed = ecs.update_service(
-                    client, service["clusterArn"], service["serviceArn"], force_new_deployment=True
-                )
-                deployment = deployment_running(redeployed, redeployed["taskDefinition"])
-                return ChangeResult.of(False, redeployed, current, None, unchanged, deployment)
-            return ChangeResult.of(False, service, current, None, unchanged, None, dry_run=request.dry_run)
+    `lock` (see chalicelib.lock) is held from before the service is read until
+    the end; a dry run never takes it. `audit_tags` are added to the new revision.
+    """
+    with aws.time_budget(aws.MAIN_BUDGET_SECONDS), nullcontext() if request.dry_run else lock or nullcontext():
+        return _update_under_lock(client, request, audit_tags or {})
 
-        wanted = {name: str(image) for name, image in targets.items()}
-        copied = taskdef.registration_input(current, tags, ecs.registrable_fields(client))
-        registration = taskdef.with_images(copied, wanted)
-        changes = [ContainerChange(name, images[name], wanted[name]) for name in targets]
-        if request.dry_run:
-            proposed = TaskDefinitionSummary(None, current["family"], None)
-            return ChangeResult(
-                changed=True,
-                cluster=cluster_name_of(service),
-                service=service["serviceName"],
-                task_definition=proposed,
-                previous_task_definition=TaskDefinitionSummary.of(current),
-                containers=changes,
-                deployment=None,
-                service_status=service.get("status", "UNKNOWN"),
-                dry_run=True,
-                diff=taskdef.diff(copied, registration),
+
+def _update_under_lock(client: Any, request: UpdateRequest, audit_tags: Mapping[str, str]) -> ChangeResult:
+    service = ecs.describe_service(client, request.cluster, request.service)
+    ecs.check_updatable(service)
+    current, tags = ecs.describe_task_definition(client, service["taskDefinition"])
+
+    targets = _targets(current, request)
+    images = taskdef.container_images(current)
+    if all(taskdef.is_same_image(images[name], image) for name, image in targets.items()):
+        unchanged = [ContainerChange(name, images[name], images[name]) for name in targets]
+        if request.force_new_deployment and not request.dry_run:
+            redeployed = ecs.update_service(
+                client, service["clusterArn"], service["serviceArn"], force_new_deployment=True
             )
+            deployment = deployment_running(redeployed, redeployed["taskDefinition"])
+            return ChangeResult.of(False, redeployed, current, None, unchanged, deployment)
+        return ChangeResult.of(False, service, current, None, unchanged, None, dry_run=request.dry_run)
 
-        registered = ecs.register_task_definition(
-            client,
-            taskdef.with_tag(registration, taskdef.PREVIOUS_TASK_DEFINITION_TAG, current["taskDefinitionArn"]),
+    wanted = {name: str(image) for name, image in targets.items()}
+    copied = taskdef.registration_input(current, tags, ecs.registrable_fields(client))
+    registration = taskdef.with_images(copied, wanted)
+    changes = [ContainerChange(name, images[name], wanted[name]) for name in targets]
+    if request.dry_run:
+        proposed = TaskDefinitionSummary(None, current["family"], None)
+        return ChangeResult(
+            changed=True,
+            cluster=cluster_name_of(service),
+            service=service["serviceName"],
+            task_definition=proposed,
+            previous_task_definition=TaskDefinitionSummary.of(current),
+            containers=changes,
+            deployment=None,
+            service_status=service.get("status", "UNKNOWN"),
+            dry_run=True,
+            diff=taskdef.diff(copied, registration),
         )
-        try:
-            updated = ecs.update_service(
-                client, service["clusterArn"], service["serviceArn"], registered["taskDefinitionArn"]
-            )
-        except UpdateError as failure:
-            updated = _settle_failed_update(client, failure, service, registered)
+
+    tagged = taskdef.with_tag(registration, taskdef.PREVIOUS_TASK_DEFINITION_TAG, current["taskDefinitionArn"])
+    for key, value in audit_tags.items():
+        tagged = taskdef.with_tag(tagged, key, value)
+    registered = ecs.register_task_definition(client, tagged)
+    try:
+        updated = ecs.update_service(
+            client, service["clusterArn"], service["serviceArn"], registered["taskDefinitionArn"]
+        )
+    except UpdateError as failure:
+        updated = _settle_failed_update(client, failure, service, registered)
 
     deployment = deployment_running(updated, registered["taskDefinitionArn"])
     return ChangeResult.of(True, updated, registered, current, changes, deployment)
