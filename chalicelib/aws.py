@@ -16,8 +16,8 @@ No sleep and no attempt can therefore cross a deadline:
     one attempt       <= CONNECT_TIMEOUT + READ_TIMEOUT             = 3.5 s
     main phase        <= MAIN_BUDGET (lock wait included)           = 14 s
     cleanup phase     <= CLEANUP_BUDGET                             = 7 s
-    lock release      <= one attempt                                = 3.5 s
-    whole request     <= MAIN + CLEANUP + one attempt               = 24.5 s  (< 29 s)
+    lock release      <= RELEASE_BUDGET (one attempt)               = 4 s
+    whole request     <= MAIN + CLEANUP + RELEASE                   = 25 s  (< 29 s)
 
 RegisterTaskDefinition is not idempotent: an attempt that may have reached ECS
 (a read timeout, a dropped connection, a 5xx answer) is not retried, since a
@@ -54,6 +54,8 @@ ATTEMPT_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
 MAIN_BUDGET_SECONDS = 14.0
 # After a failed UpdateService: check the service, deregister the new revision.
 CLEANUP_BUDGET_SECONDS = 7.0
+# Releasing the service lock: room for exactly one attempt.
+RELEASE_BUDGET_SECONDS = ATTEMPT_SECONDS + 0.5
 API_GATEWAY_TIMEOUT_SECONDS = 29.0
 # botocore's standard back-off before retry n is at most min(2 ** (n - 1), 20) s
 # (1 s base for throttling, less otherwise), plus up to 5 s when AWS sends

@@ -82,7 +82,7 @@ def _acquire(client: Any, table: str, key: str, owner: str) -> None:
 
 def _release(client: Any, table: str, key: str, owner: str) -> None:
     """Delete the item if it is still ours; on failure its TTL frees it."""
-    with aws.time_budget(aws.ATTEMPT_SECONDS):
+    with aws.time_budget(aws.RELEASE_BUDGET_SECONDS):
         try:
             aws.call(
                 client.delete_item,

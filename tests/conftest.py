@@ -207,9 +207,33 @@ def active_revisions(setup_ecs: Any, family: str) -> list[str]:
     return setup_ecs.list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
 
 
+LOCK_TABLE = "ecs-image-updater-locks"  # what the dev stage names in LOCK_TABLE
+
+
 @pytest.fixture
-def http(monkeypatch: pytest.MonkeyPatch, ecs: Any) -> Iterator[Any]:
-    """Chalice's test client over the app, with the local key check on."""
+def lock_table(moto_world: None) -> str:
+    """The lock table, as infra/lock-table.yaml defines it."""
+    dynamodb = aws.session().client("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName=LOCK_TABLE,
+        AttributeDefinitions=[{"AttributeName": "lockId", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "lockId", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=LOCK_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
+    )
+    return LOCK_TABLE
+
+
+def lock_items(table: str = LOCK_TABLE) -> list[dict[str, Any]]:
+    """Every lock item left in the table."""
+    return list(aws.session().client("dynamodb", region_name=REGION).scan(TableName=table)["Items"])
+
+
+@pytest.fixture
+def http(monkeypatch: pytest.MonkeyPatch, ecs: Any, lock_table: str) -> Iterator[Any]:
+    """Chalice's test client over the app on the dev stage (lock on), with the local key check on."""
     from app import app
 
     monkeypatch.setenv("LOCAL_API_KEY", API_KEY)

@@ -256,6 +256,7 @@ def test_local_stage_sets_a_key_and_deployed_stage_does_not() -> None:
     assert (PROJECT_DIR / ".chalice" / "policy-dev.json").exists()
     assert config["stages"]["local"]["environment_variables"]["LOCAL_API_KEY"]
     assert "LOCAL_API_KEY" not in config["stages"]["dev"].get("environment_variables", {})
+    assert config["stages"]["dev"]["environment_variables"]["LOCK_TABLE"] == "ecs-image-updater-locks"
     assert "LOCAL_API_KEY" not in config.get("environment_variables", {})
 
 
@@ -282,6 +283,8 @@ def test_policy_scopes_each_action() -> None:
             assert statement["Resource"] == "arn:aws:ecs:*:*:service/*"
         if "ecs:TagResource" in actions:
             assert statement["Condition"] == {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}
+        if any(a.startswith("dynamodb:") for a in actions):
+            assert statement["Resource"] == "arn:aws:dynamodb:*:*:table/ecs-image-updater-locks"
         if any(a.startswith("logs:") for a in actions):
             assert statement["Resource"].startswith("arn:aws:logs:*:*:log-group:/aws/lambda/ecs-image-updater-")
         if statement["Resource"] == "*":
@@ -305,6 +308,8 @@ def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
         "ecs:DeregisterTaskDefinition",
         "ecs:TagResource",
         "iam:PassRole",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
