@@ -58,6 +58,7 @@ def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
     """Drive the time budget and botocore's retry back-off by a virtual clock."""
     clock = VirtualClock()
     monkeypatch.setattr(aws, "clock", clock)
+    monkeypatch.setattr(aws, "sleep", clock.sleep)
     monkeypatch.setattr("botocore.endpoint.time.sleep", clock.sleep)
     return clock
 

@@ -1,0 +1,174 @@
+"""The per-service lock: no lost update under real threads, 409 when busy, never left behind."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from chalicelib import aws, lock, taskdef
+from chalicelib.errors import AwsCallError, ServiceBusyError
+from chalicelib.images import parse_image
+from chalicelib.lock import lock_key, service_lock
+from chalicelib.update import UpdateRequest, update_image
+from tests.conftest import (
+    LOCK_TABLE,
+    Workload,
+    create_service,
+    lock_items,
+    post,
+    register,
+    rich_container,
+    running_task_definition,
+)
+from tests.faults import VirtualClock, client_error, fail_call
+
+CONTAINERS = [f"c{i}" for i in range(10)]
+
+
+@pytest.fixture
+def ten_containers(setup_ecs: Any, workload: Workload) -> Workload:
+    """Service `wide` whose task definition has ten containers, all on image `base:0`."""
+    arn = register(setup_ecs, [rich_container(name, f"repo/{name}:0") for name in CONTAINERS], family="wide")
+    create_service(setup_ecs, workload.cluster, "wide", arn)
+    return Workload(workload.cluster, "wide", "wide", arn)
+
+
+def test_twenty_concurrent_updates_lose_nothing(
+    ecs: Any, setup_ecs: Any, lock_table: str, ten_containers: Workload
+) -> None:
+    dynamodb = aws.dynamodb_client()
+    requests = [(name, f"repo/{name}:{round_}") for round_ in (1, 2) for name in CONTAINERS]
+    outcomes: dict[tuple[str, str], Any] = {}
+    start = threading.Barrier(len(requests))
+
+    def run(container: str, image: str) -> None:
+        request = UpdateRequest(ten_containers.cluster, "wide", parse_image(image), container=container)
+        start.wait()
+        try:
+            lock = service_lock(dynamodb, lock_table, lock_key(request.cluster, request.service))
+            outcomes[(container, image)] = update_image(ecs, request, lock=lock)
+        except ServiceBusyError as busy:
+            outcomes[(container, image)] = busy
+
+    threads = [threading.Thread(target=run, args=pair) for pair in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(outcomes) == len(requests)
+    assert all(not isinstance(o, Exception) or isinstance(o, ServiceBusyError) for o in outcomes.values())
+    succeeded = {pair: o for pair, o in outcomes.items() if not isinstance(o, Exception)}
+    assert succeeded
+    final = taskdef.container_images(running_task_definition(setup_ecs, ten_containers))
+    # Every container shows the image of the last successful request that targeted it
+    # (the one that registered the highest revision), or its original image.
+    for name in CONTAINERS:
+        mine = [(o.task_definition.revision, image) for (c, image), o in succeeded.items() if c == name]
+        expected = max(mine)[1] if mine else f"repo/{name}:0"
+        assert final[name] == expected
+    assert lock_items() == []
+
+
+def test_busy_service_is_a_409_after_five_seconds_and_changes_nothing(
+    ecs: Any, setup_ecs: Any, lock_table: str, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    dynamodb = aws.dynamodb_client()
+    key = lock_key(workload.cluster, workload.service)
+    request = UpdateRequest(workload.cluster, workload.service, parse_image("repo/x:1"), container="app")
+    busy = pytest.raises(ServiceBusyError, match="another request is changing service 'test-cluster/web'")
+    with service_lock(dynamodb, lock_table, key), busy:
+        update_image(ecs, request, lock=service_lock(dynamodb, lock_table, key))
+    assert lock.LOCK_WAIT_SECONDS <= virtual_clock.now < lock.LOCK_WAIT_SECONDS + 1
+    assert running_task_definition(setup_ecs, workload)["taskDefinitionArn"] == workload.running_arn
+    assert lock_items() == []
+
+
+def test_busy_service_over_http_is_a_409(http: Any, workload: Workload, virtual_clock: VirtualClock) -> None:
+    with service_lock(aws.dynamodb_client(), LOCK_TABLE, lock_key(workload.cluster, workload.service)):
+        response = post(
+            http,
+            "/update",
+            {"cluster": "test-cluster", "service": "web", "image": "x/y", "tag": "1", "container": "app"},
+        )
+    assert response.status_code == 409
+    assert response.json_body["Code"] == "ConflictError"
+
+
+def test_lock_is_released_when_the_update_fails_midway(http: Any, ecs: Any, workload: Workload) -> None:
+    fail_call(ecs, "UpdateService", lambda: client_error("UpdateService", "AccessDeniedException"))
+    response = post(
+        http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y", "tag": "1", "container": "app"}
+    )
+    assert response.status_code == 502
+    assert lock_items() == []
+
+
+def test_lock_is_released_when_a_bug_escapes(http: Any, ecs: Any, workload: Workload) -> None:
+    fail_call(ecs, "RegisterTaskDefinition", lambda: RuntimeError("bug"))
+    response = post(
+        http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y", "tag": "1", "container": "app"}
+    )
+    assert response.status_code == 500
+    assert lock_items() == []
+
+
+def test_lock_is_held_while_the_service_is_read_and_written(
+    http: Any, ecs: Any, workload: Workload, calls: list[str]
+) -> None:
+    seen: list[int] = []
+    ecs.meta.events.register("before-call.ecs", lambda **_: seen.append(len(lock_items())))
+    post(http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y", "tag": "1", "container": "app"})
+    assert calls == ["DescribeServices", "DescribeTaskDefinition", "RegisterTaskDefinition", "UpdateService"]
+    assert seen == [1, 1, 1, 1]
+    assert lock_items() == []
+
+
+def test_expired_lock_of_a_dead_holder_is_taken_over(
+    ecs: Any, setup_ecs: Any, lock_table: str, workload: Workload
+) -> None:
+    dynamodb = aws.session().client("dynamodb")
+    key = lock_key(workload.cluster, workload.service)
+    dynamodb.put_item(
+        TableName=lock_table, Item={"lockId": {"S": key}, "owner": {"S": "dead"}, "expiresAt": {"N": "1"}}
+    )
+    request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
+    result = update_image(ecs, request, lock=service_lock(aws.dynamodb_client(), lock_table, key))
+    assert result.changed is True
+    assert lock_items() == []
+
+
+def test_dry_run_takes_no_lock(http: Any, workload: Workload, virtual_clock: VirtualClock) -> None:
+    with service_lock(aws.dynamodb_client(), LOCK_TABLE, lock_key(workload.cluster, workload.service)):
+        body = {"cluster": "test-cluster", "service": "web", "image": "x/y", "tag": "1", "container": "app"}
+        response = post(http, "/update", {**body, "dryRun": True})
+    assert response.status_code == 200
+    assert response.json_body["dryRun"] is True
+
+
+def test_lock_keys_are_names_whatever_the_request_gave() -> None:
+    arn = "arn:aws:ecs:eu-west-1:123456789012:service/test-cluster/web"
+    assert lock_key("arn:aws:ecs:eu-west-1:123456789012:cluster/test-cluster", arn) == "test-cluster/web"
+    assert lock_key("test-cluster", "web") == "test-cluster/web"
+
+
+def test_without_a_table_there_is_no_lock_and_one_warning(
+    ecs: Any, workload: Workload, caplog: pytest.LogCaptureFixture
+) -> None:
+    lock._warned = False
+    with caplog.at_level(logging.WARNING, logger="chalicelib.lock"):
+        service_lock(None, None, "a/b")
+        service_lock(None, None, "a/b")
+    assert [r.getMessage() for r in caplog.records if r.name == "chalicelib.lock"] == [
+        "LOCK_TABLE is not set: concurrent updates of one service are not serialised"
+    ]
+
+
+def test_lock_table_failure_is_a_502_naming_the_call(ecs: Any, workload: Workload, moto_world: None) -> None:
+    # No table at all: DynamoDB answers ResourceNotFoundException.
+    request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
+    with pytest.raises(AwsCallError, match="PutItem failed: ResourceNotFoundException"):
+        update_image(ecs, request, lock=service_lock(aws.dynamodb_client(), "missing-table", "test-cluster/web"))
