@@ -56,6 +56,8 @@ def unsafe_aws_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
     it and every service-specific `AWS_ENDPOINT_URL_*` must name a loopback host.
     """
     env = os.environ if environ is None else environ
+    if _is_true(env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "")):
+        return "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is set, so AWS calls would ignore AWS_ENDPOINT_URL"
     if not env.get("AWS_ENDPOINT_URL"):
         return "AWS_ENDPOINT_URL is not set, so AWS calls would go to real AWS"
     for name in sorted(key for key in env if key.startswith("AWS_ENDPOINT_URL")):

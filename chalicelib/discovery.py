@@ -30,16 +30,18 @@ def cluster_services(client: Any, cluster: str, include: Callable[[str], bool] =
             )
         containers: dict[str, list[dict[str, str]]] = {}
         for service in described:
-            arn = service["taskDefinition"]
-            if arn not in containers:
+            arn = service.get("taskDefinition")  # absent for EXTERNAL-controlled services
+            if arn and arn not in containers:
                 task_definition, _tags = ecs.describe_task_definition(client, arn)
                 containers[arn] = containers_of(task_definition)
     services = [
         {
             "service": service["serviceName"],
             "status": service.get("status"),
-            "taskDefinition": task_definition_reference(service["taskDefinition"]),
-            "containers": containers[service["taskDefinition"]],
+            "taskDefinition": task_definition_reference(service["taskDefinition"])
+            if service.get("taskDefinition")
+            else None,
+            "containers": containers.get(service.get("taskDefinition", ""), []),
         }
         for service in described
     ]

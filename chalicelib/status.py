@@ -30,7 +30,8 @@ def service_status(client: Any, cluster: str, service: str) -> dict[str, Any]:
     """The status body for one service."""
     with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
         described = ecs.describe_service(client, cluster, service)
-        task_definition, _tags = ecs.describe_task_definition(client, described["taskDefinition"])
+        running = described.get("taskDefinition")  # absent for EXTERNAL-controlled services
+        task_definition = ecs.describe_task_definition(client, running)[0] if running else {}
     return {
         "cluster": cluster_name_of(described),
         "service": described["serviceName"],
@@ -38,7 +39,7 @@ def service_status(client: Any, cluster: str, service: str) -> dict[str, Any]:
         "desiredCount": described.get("desiredCount"),
         "runningCount": described.get("runningCount"),
         "pendingCount": described.get("pendingCount"),
-        "taskDefinition": task_definition_reference(described["taskDefinition"]),
+        "taskDefinition": task_definition_reference(running) if running else None,
         "containers": containers_of(task_definition),
         "deployments": [deployment_view(d) for d in newest_first(described.get("deployments", []))],
         "outcome": deployment_outcome(described),
@@ -48,6 +49,7 @@ def service_status(client: Any, cluster: str, service: str) -> dict[str, Any]:
 def deployment_outcome(service: Mapping[str, Any]) -> str:
     """IN_PROGRESS, COMPLETED, FAILED or ROLLED_BACK, judged on the newest deployment only.
 
+    FAILED when the newest deployment failed (even a circuit-breaker rollback).
     ROLLED_BACK when the circuit breaker rolled the newest deployment back, while
     the rollback runs or after it is done: the rollback deployment's reason says
     so, or a service event no older than that deployment does. A rollback asked
@@ -57,6 +59,8 @@ def deployment_outcome(service: Mapping[str, Any]) -> str:
     if not deployments:
         return COMPLETED if service.get("runningCount") == service.get("desiredCount") else IN_PROGRESS
     newest = deployments[0]
+    if newest.get("rolloutState") == FAILED:
+        return FAILED  # a failed rollback is a failure, not a rollback
     if _ROLLBACK_TEXT.search(newest.get("rolloutStateReason") or ""):
         return ROLLED_BACK
     since = sortable_time(newest.get("createdAt")) - _EVENT_CLOCK_SKEW_SECONDS

@@ -29,6 +29,8 @@ READ_ONLY_FIELDS = frozenset(
 RESERVED_TAG_PREFIX = "aws:"
 # Each revision /update registers names the one it replaced, so /rollback knows where to go back.
 PREVIOUS_TASK_DEFINITION_TAG = "previous-task-definition"
+MAX_TAGS = 50
+MAX_TAG_VALUE_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,22 @@ def with_tag(registration: Mapping[str, Any], key: str, value: str) -> dict[str,
     tags = [tag for tag in tagged.get("tags", []) if tag["key"] != key]
     tagged["tags"] = [*tags, {"key": key, "value": value}]
     return tagged
+
+
+def tag_reference(task_definition: Mapping[str, Any]) -> str:
+    """How a tag names a revision: its ARN, or `family:revision` when the ARN is too long for a tag value."""
+    arn = str(task_definition["taskDefinitionArn"])
+    return arn if len(arn) <= MAX_TAG_VALUE_LENGTH else revision_label(task_definition)
+
+
+def check_tag_count(registration: Mapping[str, Any]) -> None:
+    """Refuse, before anything is written, a revision with more tags than ECS allows."""
+    count = len(registration.get("tags", []))
+    if count > MAX_TAGS:
+        raise UncopyableTaskDefinitionError(
+            f"the new revision would carry {count} tags (its own and this service's bookkeeping), "
+            f"but ECS allows {MAX_TAGS}; nothing was changed"
+        )
 
 
 def tag_value(tags: Sequence[Mapping[str, str]], key: str) -> str | None:

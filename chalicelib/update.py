@@ -97,9 +97,10 @@ def _update_under_lock(client: Any, request: UpdateRequest, audit_tags: Mapping[
             diff=taskdef.diff(copied, registration),
         )
 
-    tagged = taskdef.with_tag(registration, taskdef.PREVIOUS_TASK_DEFINITION_TAG, current["taskDefinitionArn"])
+    tagged = taskdef.with_tag(registration, taskdef.PREVIOUS_TASK_DEFINITION_TAG, taskdef.tag_reference(current))
     for key, value in audit_tags.items():
         tagged = taskdef.with_tag(tagged, key, value)
+    taskdef.check_tag_count(tagged)
     registered = ecs.register_task_definition(client, tagged)
     try:
         updated = ecs.update_service(

@@ -108,12 +108,12 @@ def path_service(value: str, cluster: str) -> str:
     return service_identifier({"service": value}, "service", cluster)
 
 
-def _image(body: Mapping[str, Any], name: str) -> ImageReference:
+def _image(body: Mapping[str, Any], name: str, label: str | None = None) -> ImageReference:
     text = _string(body, name, MAX_IMAGE_LENGTH)
     try:
         return parse_image(text)
     except InvalidImageError as error:
-        raise InvalidRequestError(f"'{name}' is not a valid image reference: {error}") from error
+        raise InvalidRequestError(f"'{label or name}' is not a valid image reference: {error}") from error
 
 
 def _container_images(value: Any) -> dict[str, ImageReference]:
@@ -130,7 +130,7 @@ def _container_images(value: Any) -> dict[str, ImageReference]:
                 f"'containers' key '{echo_input(container, 40)}' must be a container name: letters, digits, '-' and '_'"
             )
         field = f"containers.{container}"
-        image = _image(value, container) if isinstance(value[container], str) else None
+        image = _image(value, container, field) if isinstance(value[container], str) else None
         if image is None:
             raise InvalidRequestError(f"'{field}' must be a string, not {_json_type(value[container])}")
         if not image.is_pinned:

@@ -79,9 +79,10 @@ def embedded_aws_environment(endpoint: str, base: Mapping[str, str] | None = Non
 
 
 def start_moto(port: int, log: int | None = None) -> subprocess.Popen[bytes]:
-    """Start moto's server on loopback:`port` in its own process group."""
+    """Start moto's server on loopback:`port` in its own process group, with no AWS settings of yours."""
     return subprocess.Popen(  # noqa: S603 - fixed command line
         [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
+        env=embedded_aws_environment(f"http://{LOOPBACK}:{port}"),
         stdout=log,
         stderr=subprocess.STDOUT if log is not None else None,
         start_new_session=True,

@@ -128,6 +128,10 @@ def test_local_stage_refuses_to_start_without_a_loopback_endpoint(endpoint: str 
         ({"AWS_ENDPOINT_URL": "http://[::1]:5000"}, None),
         ({"AWS_ENDPOINT_URL": "http://127.8.9.10:5000"}, None),
         ({}, "AWS_ENDPOINT_URL is not set"),
+        (
+            {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"},
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        ),
         ({"AWS_ENDPOINT_URL": "http://192.168.1.5:5000"}, "not a loopback address"),
         ({"AWS_ENDPOINT_URL": "http://localhost.example.com"}, "not a loopback address"),
         (

@@ -16,7 +16,16 @@ from chalicelib.errors import (
 from chalicelib.images import parse_image
 from chalicelib.rollback import RollbackRequest, roll_back
 from chalicelib.update import UpdateRequest, update_image
-from tests.conftest import ECR, Workload, active_revisions, post, register, rich_container, running_task_definition
+from tests.conftest import (
+    ECR,
+    Workload,
+    active_revisions,
+    create_service,
+    post,
+    register,
+    rich_container,
+    running_task_definition,
+)
 
 
 def updated(ecs: Any, workload: Workload, tag: str = "1.1") -> str:
@@ -127,9 +136,21 @@ def test_rollback_route_answers_like_update(http: Any, ecs: Any, workload: Workl
         ({"cluster": "test-cluster", "service": "web", "image": "x"}, 400, "unknown field(s) 'image'"),
         ({"cluster": "test-cluster"}, 400, "'service' is required"),
         ({"cluster": "nope", "service": "web"}, 404, "cluster 'nope' was not found"),
+        (
+            {"cluster": "test-cluster", "service": "web", "taskDefinition": "other:1"},
+            400,
+            "not of the service's family",
+        ),
+        ({"cluster": "test-cluster", "service": "bg", "taskDefinition": "web:1"}, 409, "CODE_DEPLOY"),
     ],
 )
-def test_rollback_route_errors(http: Any, workload: Workload, body: dict[str, Any], status: int, message: str) -> None:
+def test_rollback_route_errors(
+    http: Any, setup_ecs: Any, workload: Workload, body: dict[str, Any], status: int, message: str
+) -> None:
+    register(setup_ecs, [rich_container("app", "other:1")], family="other")
+    create_service(
+        setup_ecs, workload.cluster, "bg", workload.running_arn, deploymentController={"type": "CODE_DEPLOY"}
+    )
     response = post(http, "/rollback", body)
     assert response.status_code == status
     assert message in response.json_body["Message"]

@@ -148,6 +148,30 @@ def test_outcome_of_the_newest_deployment(service: dict[str, Any], outcome: str)
     assert deployment_outcome(service) == outcome
 
 
+def test_failed_circuit_breaker_rollback_is_failed_not_rolled_back() -> None:
+    service = recorded_service(
+        [
+            deployment("rb", "PRIMARY", 1, "FAILED", ROLLBACK_REASON, 14, 0),
+            deployment("new", "ACTIVE", 2, "FAILED", "ECS deployment circuit breaker: tasks failed to start.", 10, 0),
+        ],
+        [event("(service web) rolling back to deployment ecs-svc/old.", 14)],
+        1,
+    )
+    assert deployment_outcome(service) == "FAILED"
+
+
+def test_external_service_without_a_task_definition_is_shown(http: Any, setup_ecs: Any, workload: Workload) -> None:
+    setup_ecs.create_service(
+        cluster=workload.cluster, serviceName="ext", desiredCount=0, deploymentController={"type": "EXTERNAL"}
+    )
+    response = get(http, "/services/test-cluster/ext")
+    assert response.status_code == 200
+    assert (response.json_body["taskDefinition"], response.json_body["containers"]) == (None, [])
+    listed = {s["service"]: s for s in get(http, "/clusters/test-cluster/services").json_body["services"]}
+    assert listed["ext"]["taskDefinition"] is None
+    assert listed["web"]["taskDefinition"]["revision"] == 1
+
+
 def test_service_without_rollout_states_is_judged_by_task_counts() -> None:
     settled = {"deployments": [{"status": "PRIMARY", "desiredCount": 2, "runningCount": 2}]}
     rolling = {"deployments": [{"status": "PRIMARY", "desiredCount": 2, "runningCount": 1}]}

@@ -165,3 +165,19 @@ def test_diff_reports_added_and_removed_containers() -> None:
 
 def test_field_change_json_shape() -> None:
     assert taskdef.FieldChange("a.b", 1, 2).as_dict() == {"path": "a.b", "from": 1, "to": 2}
+
+
+def test_tag_names_the_revision_by_arn_or_by_label_when_the_arn_is_too_long() -> None:
+    assert taskdef.tag_reference(described()) == "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:6"
+    family = "f" * 250
+    long_arn = described(
+        family=family, taskDefinitionArn=f"arn:aws:ecs:eu-west-1:123456789012:task-definition/{family}:6"
+    )
+    assert taskdef.tag_reference(long_arn) == f"{family}:6"
+
+
+def test_more_tags_than_ecs_allows_are_refused_before_registering() -> None:
+    registration = {"tags": [{"key": f"k{i}", "value": "v"} for i in range(51)]}
+    with pytest.raises(UncopyableTaskDefinitionError, match="51 tags"):
+        taskdef.check_tag_count(registration)
+    taskdef.check_tag_count({"tags": registration["tags"][:50]})

@@ -125,7 +125,7 @@ def test_dry_run_flag_is_read() -> None:
         ([], {}, "'containers' must be an object"),
         ({"app": "repo/web"}, {}, "'containers.app' must carry a tag or a digest"),
         ({"app": 1}, {}, "'containers.app' must be a string, not a number"),
-        ({"app": "Repo:1"}, {}, "'app' is not a valid image reference"),
+        ({"app": "Repo:1"}, {}, "'containers.app' is not a valid image reference"),
         ({"bad name": "repo:1"}, {}, "must be a container name"),
         ({f"c{i}": "repo:1" for i in range(11)}, {}, "more than 10 containers"),
         ({"app": "repo:1"}, {"image": "repo"}, "remove 'image'"),
