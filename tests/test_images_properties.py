@@ -24,11 +24,16 @@ registry = st.one_of(
     st.builds(lambda a, b, port: f"{a}.{b}:{port}", host_label, host_label, st.integers(1, 65535)),
     st.just("localhost"),
 )
-repository = st.builds(
-    lambda host, parts: "/".join(([host] if host else []) + parts),
-    registry,
-    st.lists(path_component, min_size=1, max_size=3),
-)
+
+
+def _join(host: str | None, parts: list[str]) -> str:
+    if host is None and len(parts) > 1 and ("." in parts[0] or parts[0] == "localhost"):
+        # Registries read such a first part as a host; keep this one a plain path.
+        parts = [parts[0].replace(".", "-").replace("localhost", "local-host"), *parts[1:]]
+    return "/".join(([host] if host else []) + parts)
+
+
+repository = st.builds(_join, registry, st.lists(path_component, min_size=1, max_size=3))
 tag = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,40}", fullmatch=True)
 digest = st.from_regex(r"sha256:[a-f0-9]{64}", fullmatch=True)
 
