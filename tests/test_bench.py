@@ -1,0 +1,66 @@
+"""The benchmark against ecs-deploy, run short so it cannot rot: call counts and fidelity only, never timings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bench.contenders import ECS_DEPLOY_API, ECS_DEPLOY_CLI, OURS_DIRECT, OURS_HTTP
+from bench.hooks import operations
+from bench.measurements import OURS_CHANGE_CALLS, OURS_NO_OP_CALLS, QUICK, BenchResults, broken_promises
+from bench.report import render_results_file
+from bench.run import run_benchmark
+from chalicelib.taskdef import PREVIOUS_TASK_DEFINITION_TAG
+
+# A couple of timed rounds so every part of the run is exercised; no subprocesses (cold start, chalice package).
+SHORT_RUN = replace(QUICK, iterations=2, network_iterations=1, round_trip_ms=1.0, cold_start_runs=0, package=False)
+
+
+@pytest.fixture(scope="module")
+def results() -> BenchResults:
+    """One short benchmark run, rendered once so a broken report fails here too."""
+    measured = run_benchmark(SHORT_RUN)
+    render_results_file(measured, ECS_DEPLOY_API, "pytest tests/test_bench.py")
+    return measured
+
+
+def test_update_image_makes_the_four_calls_of_a_change(results: BenchResults) -> None:
+    assert operations(results.findings[OURS_DIRECT].change_calls) == OURS_CHANGE_CALLS
+
+
+def test_update_image_makes_two_calls_for_a_no_op(results: BenchResults) -> None:
+    assert operations(results.findings[OURS_DIRECT].no_op_calls) == OURS_NO_OP_CALLS
+
+
+def test_post_update_makes_the_same_ecs_calls(results: BenchResults) -> None:
+    found = results.findings[OURS_HTTP]
+    assert operations(found.change_calls, "ecs") == OURS_CHANGE_CALLS
+    assert operations(found.no_op_calls, "ecs") == OURS_NO_OP_CALLS
+
+
+@pytest.mark.parametrize("ours", [OURS_DIRECT, OURS_HTTP])
+@pytest.mark.parametrize("theirs", [ECS_DEPLOY_API, ECS_DEPLOY_CLI])
+def test_ours_makes_no_more_ecs_calls_than_ecs_deploy(results: BenchResults, ours: str, theirs: str) -> None:
+    mine, other = results.findings[ours], results.findings[theirs]
+    assert len(operations(mine.change_calls, "ecs")) <= len(other.change_calls)
+    assert len(operations(mine.no_op_calls, "ecs")) <= len(other.no_op_calls)
+
+
+@pytest.mark.parametrize("ours", [OURS_DIRECT, OURS_HTTP])
+def test_ours_loses_no_field_and_changes_only_the_image(results: BenchResults, ours: str) -> None:
+    fidelity = results.findings[ours].fidelity
+    assert fidelity.replaced_revision
+    assert [change.path for change in fidelity.image_changes] == ["containerDefinitions[app].image"]
+    assert fidelity.lost == []
+    assert fidelity.added == []
+    assert fidelity.altered == []
+
+
+def test_update_image_adds_only_the_rollback_tag(results: BenchResults) -> None:
+    bookkeeping = results.findings[OURS_DIRECT].fidelity.bookkeeping
+    assert [change.path for change in bookkeeping] == [f"tags.{PREVIOUS_TASK_DEFINITION_TAG}"]
+
+
+def test_the_run_reports_no_broken_promise(results: BenchResults) -> None:
+    assert broken_promises(results.findings, ECS_DEPLOY_API, OURS_DIRECT) == []
