@@ -18,7 +18,16 @@ from unittest import mock
 from moto import mock_aws
 
 from chalicelib import aws
-from tests.conftest import API_KEY, ECR, PROJECT_DIR, REGION, create_service, register, rich_container
+from tests.conftest import (
+    API_KEY,
+    ECR,
+    PROJECT_DIR,
+    REGION,
+    create_lock_table,
+    create_service,
+    register,
+    rich_container,
+)
 
 CLUSTER = "bench-cluster"
 REPOSITORY = f"{ECR}/web"
@@ -73,20 +82,6 @@ def stage_environment(stage: str = APP_STAGE) -> dict[str, str]:
 def lock_table() -> str | None:
     """The DynamoDB lock table the app's stage names, if it names one."""
     return stage_environment().get("LOCK_TABLE")
-
-
-def create_lock_table(name: str) -> None:
-    """The lock table as infra/lock-table.yaml defines it."""
-    dynamodb = aws.session().client("dynamodb", region_name=REGION)
-    dynamodb.create_table(
-        TableName=name,
-        AttributeDefinitions=[{"AttributeName": "lockId", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "lockId", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
-    )
 
 
 @contextmanager

@@ -211,19 +211,24 @@ def active_revisions(setup_ecs: Any, family: str) -> list[str]:
 LOCK_TABLE = "ecs-image-updater-locks"  # what the dev stage names in LOCK_TABLE
 
 
-@pytest.fixture
-def lock_table(moto_world: None) -> str:
-    """The lock table, as infra/lock-table.yaml defines it."""
+def create_lock_table(name: str) -> None:
+    """The lock table as infra/lock-table.yaml defines it."""
     dynamodb = aws.session().client("dynamodb", region_name=REGION)
     dynamodb.create_table(
-        TableName=LOCK_TABLE,
+        TableName=name,
         AttributeDefinitions=[{"AttributeName": "lockId", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "lockId", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.update_time_to_live(
-        TableName=LOCK_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
     )
+
+
+@pytest.fixture
+def lock_table(moto_world: None) -> str:
+    """The lock table of the dev stage, in moto."""
+    create_lock_table(LOCK_TABLE)
     return LOCK_TABLE
 
 
