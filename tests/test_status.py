@@ -148,6 +148,22 @@ def test_outcome_of_the_newest_deployment(service: dict[str, Any], outcome: str)
     assert deployment_outcome(service) == outcome
 
 
+def test_rollback_reason_alone_is_enough() -> None:
+    service = recorded_service([deployment("rb", "PRIMARY", 1, "IN_PROGRESS", ROLLBACK_REASON, 14, 1)], [], 1)
+    assert deployment_outcome(service) == "ROLLED_BACK"
+
+
+@pytest.mark.parametrize(("seconds_before", "outcome"), [(0, "ROLLED_BACK"), (4, "ROLLED_BACK"), (30, "COMPLETED")])
+def test_rollback_event_counts_only_from_the_newest_deployment_on(seconds_before: int, outcome: str) -> None:
+    newest = deployment("rb", "PRIMARY", 1, "COMPLETED", "ECS deployment ecs-svc/rb completed.", 14)
+    message = {
+        "id": "e",
+        "createdAt": newest["createdAt"] - timedelta(seconds=seconds_before),
+        "message": "(service web) rolling back to deployment ecs-svc/old.",
+    }
+    assert deployment_outcome(recorded_service([newest], [message], 1)) == outcome
+
+
 def test_failed_circuit_breaker_rollback_is_failed_not_rolled_back() -> None:
     service = recorded_service(
         [
