@@ -2,18 +2,22 @@
 
 ListServices in pages of 100, DescribeServices in batches of 10, and one
 DescribeTaskDefinition per distinct task definition (services that share one
-cost one call).
+cost one call), up to PARALLEL_DESCRIBES at a time.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chalicelib import aws, ecs
 from chalicelib.status import containers_of, task_definition_reference
 from chalicelib.validation import cluster_name
 
+# DescribeTaskDefinition takes one revision per call: a few run at once.
+PARALLEL_DESCRIBES = 8
 # Discovery may describe many services and task definitions; it gets the whole budget.
 DISCOVERY_BUDGET_SECONDS = aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS
 
@@ -28,12 +32,9 @@ def cluster_services(client: Any, cluster: str, include: Callable[[str], bool] =
             described.extend(
                 ecs.describe_services(client, cluster, wanted[start : start + ecs.DESCRIBE_SERVICES_BATCH])
             )
-        containers: dict[str, list[dict[str, str]]] = {}
-        for service in described:
-            arn = service.get("taskDefinition")  # absent for EXTERNAL-controlled services
-            if arn and arn not in containers:
-                task_definition, _tags = ecs.describe_task_definition(client, arn)
-                containers[arn] = containers_of(task_definition)
+        # Absent for EXTERNAL-controlled services; shared ones are described once, in parallel.
+        distinct = sorted({s["taskDefinition"] for s in described if s.get("taskDefinition")})
+        containers = _containers_by_arn(client, distinct)
     services = [
         {
             "service": service["serviceName"],
@@ -46,3 +47,14 @@ def cluster_services(client: Any, cluster: str, include: Callable[[str], bool] =
         for service in described
     ]
     return {"cluster": cluster_name(cluster), "services": sorted(services, key=lambda s: s["service"])}
+
+
+def _containers_by_arn(client: Any, arns: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Each task definition's containers; the calls run in threads that keep the time budget."""
+
+    def describe(arn: str) -> list[dict[str, str]]:
+        return containers_of(ecs.describe_task_definition(client, arn)[0])
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_DESCRIBES) as pool:
+        futures = {arn: pool.submit(contextvars.copy_context().run, describe, arn) for arn in arns}
+        return {arn: future.result() for arn, future in futures.items()}

@@ -89,3 +89,14 @@ def test_unknown_cluster_is_a_404(http: Any, workload: Workload) -> None:
 def test_empty_cluster_has_no_services(http: Any, setup_ecs: Any, workload: Workload) -> None:
     setup_ecs.create_cluster(clusterName="empty")
     assert get(http, "/clusters/empty/services").json_body == {"cluster": "empty", "services": []}
+
+
+def test_parallel_describes_keep_the_time_budget(
+    http: Any, ecs: Any, many_services: list[str], virtual_clock: Any
+) -> None:
+    # Time runs out just before the task definitions are described (in pool threads):
+    # they must see the request's deadline and give up, not call AWS past it.
+    ecs.meta.events.register("before-call.ecs.DescribeTaskDefinition", lambda **_: setattr(virtual_clock, "now", 1e6))
+    response = get(http, "/clusters/test-cluster/services")
+    assert response.status_code == 504
+    assert response.json_body["Message"].startswith("DescribeTaskDefinition did not answer in time")
