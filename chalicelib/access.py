@@ -66,6 +66,8 @@ class AccessPolicy:
 
     def check_image(self, image: ImageReference | str) -> None:
         """Refuse an image outside ALLOWED_IMAGE_PREFIXES, or a tag when REQUIRE_DIGEST is on."""
+        if not self.require_digest and self.image_prefixes is None:
+            return
         reference = image if isinstance(image, ImageReference) else _parse(image)
         if self.require_digest and reference.digest is None:
             raise NotAllowedError(f"image '{reference}' has no sha256 digest, and REQUIRE_DIGEST allows only digests")

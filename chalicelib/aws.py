@@ -8,7 +8,7 @@ the budget:
 - `before-send` refuses to start an attempt that could not end before the
   deadline (the call then fails as a timeout);
 - `needs-retry` stops retrying when the back-off sleep plus one more attempt
-  could not end before the deadline (the last error then stands, so a call that
+  could not end before the deadline, by raising the last error (so a call that
   was throttled to the end is reported as throttled).
 
 No sleep and no attempt can therefore cross a deadline:
@@ -204,18 +204,29 @@ def _refuse_attempt_past_deadline(**_: Any) -> None:
 
 def _stop_retry_that_cannot_help(
     attempts: int, operation: Any, response: Any = None, caught_exception: Exception | None = None, **_: Any
-) -> bool | None:
-    """Return False (no retry) when a retry would be unsafe or outlast the budget; None defers to botocore."""
+) -> None:
+    """Stop the retries when a retry would be unsafe or outlast the budget, by raising the last error.
+
+    Raising, rather than answering False, means the same in every botocore: older
+    releases (like the one in the Lambda runtime) read a False answer as "retry
+    without waiting". Returning None leaves the decision to botocore's own handler.
+    """
     if caught_exception is None and (response is None or response[0].status_code < 300):
-        return None  # success: nothing to retry
+        return  # success: nothing to retry
     if operation.name in NOT_RETRIED_WHEN_MAYBE_APPLIED and outcome_unknown(response, caught_exception):
-        return False
+        _raise_last_error(operation, response, caught_exception)
     deadline = _deadline.get()
     if deadline is None:
-        return None
-    longest_sleep = min(2.0 ** (attempts - 1), 20.0)
+        return
+    longest_sleep = min(2.0 ** min(attempts - 1, 10), 20.0)
     if response is not None and "x-amz-retry-after" in response[0].headers:
         longest_sleep += _RETRY_AFTER_EXTRA_SECONDS
     if clock() + longest_sleep + ATTEMPT_SECONDS > deadline:
-        return False
-    return None
+        _raise_last_error(operation, response, caught_exception)
+
+
+def _raise_last_error(operation: Any, response: Any, caught_exception: Exception | None) -> None:
+    """Raise what botocore would raise had it stopped retrying here."""
+    if caught_exception is not None:
+        raise caught_exception
+    raise ClientError(response[1], operation.name)

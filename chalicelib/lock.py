@@ -21,13 +21,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from chalicelib import aws
-from chalicelib.errors import ServiceBusyError, UpdateError
+from chalicelib.errors import AwsCallError, ServiceBusyError, UpdateError
 
 logger = logging.getLogger(__name__)
 
 LOCK_WAIT_SECONDS = 5.0
 # Longer than a request can live (the Lambda stops at 29 s), so a held lock never expires early.
-LOCK_TTL_SECONDS = 120
+LOCK_TTL_SECONDS = 60
 _warned = False
 
 
@@ -50,7 +50,12 @@ def service_lock(client: Any, table: str | None, key: str) -> AbstractContextMan
 @contextmanager
 def _held(client: Any, table: str, key: str) -> Iterator[None]:
     owner = uuid.uuid4().hex
-    _acquire(client, table, key, owner)
+    try:
+        _acquire(client, table, key, owner)
+    except AwsCallError as failure:
+        if failure.outcome_unknown:
+            _release(client, table, key, owner)  # the put may have been applied without an answer
+        raise
     try:
         yield
     finally:
@@ -68,8 +73,10 @@ def _acquire(client: Any, table: str, key: str, owner: str) -> None:
                 {"ConditionalCheckFailedException": lambda _: _Busy()},
                 TableName=table,
                 Item={"lockId": {"S": key}, "owner": {"S": owner}, "expiresAt": {"N": str(now + LOCK_TTL_SECONDS)}},
-                ConditionExpression="attribute_not_exists(lockId) OR expiresAt < :now",
-                ExpressionAttributeValues={":now": {"N": str(now)}},
+                # Our own item too: a retried put whose first attempt was applied unanswered.
+                ConditionExpression="attribute_not_exists(lockId) OR expiresAt < :now OR #owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":owner": {"S": owner}},
             )
             return
         except _Busy:

@@ -38,7 +38,7 @@ def roll_back(
     """Point the service at the target revision; same result shape as an update.
 
     `lock` is held from before the service is read; `allow_image` raises for an
-    image the target would run that the operator's allowlists refuse.
+    image the rollback would change a container to that the allowlists refuse.
     """
     with aws.time_budget(aws.MAIN_BUDGET_SECONDS), lock or nullcontext():
         service = ecs.describe_service(client, request.cluster, request.service)
@@ -63,9 +63,10 @@ def roll_back(
                 f"revision {taskdef.revision_label(target)} is {target.get('status')}, not ACTIVE; "
                 "ECS cannot start new tasks from it"
             )
-        for image in taskdef.container_images(target).values():
-            allow_image(image)
         running_images = taskdef.container_images(running)
+        for name, image in taskdef.container_images(target).items():
+            if running_images.get(name) != image:  # only what the rollback changes
+                allow_image(image)
         target_images = taskdef.container_images(target)
         changes = [
             ContainerChange(name, running_images.get(name, ""), image)

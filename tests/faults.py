@@ -66,11 +66,12 @@ class VirtualClock:
 class AttemptFaults:
     """Fail chosen attempts of chosen operations at the HTTP layer (inside the retry loop)."""
 
-    def __init__(self, client: Any, clock: VirtualClock | None = None) -> None:
+    def __init__(self, client: Any, clock: VirtualClock | None = None, service: str = "ecs") -> None:
         self.attempts: list[str] = []
+        self.last_body: bytes | str | None = None
         self._clock = clock
         self._rules: list[tuple[str, Callable[[int], Any]]] = []
-        client.meta.events.register("before-send.ecs", self._before_send)
+        client.meta.events.register(f"before-send.{service}", self._before_send)
 
     def on(self, operation: str, outcome: Callable[[int], Any]) -> None:
         """`outcome(attempt_number)` returns an AWSResponse, raises, or returns None to pass."""
@@ -102,6 +103,7 @@ class AttemptFaults:
     def _before_send(self, request: Any, **_: Any) -> Any:
         operation = request.context.get("operation_name") or _operation_of(request)
         self.attempts.append(operation)
+        self.last_body = request.body
         attempt = self.attempts.count(operation)
         for name, outcome in self._rules:
             if name == operation:
@@ -115,6 +117,7 @@ class AttemptFaults:
 
 
 def _operation_of(request: Any) -> str:
+    """The operation of a JSON-protocol request, from its X-Amz-Target header."""
     target = request.headers.get("X-Amz-Target", b"")
     target = target.decode() if isinstance(target, bytes) else target
     return target.rsplit(".", 1)[-1]

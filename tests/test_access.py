@@ -13,6 +13,7 @@ from chalicelib.audit import audit_tags
 from chalicelib.config import load_settings
 from chalicelib.errors import NotAllowedError
 from chalicelib.images import parse_image
+from chalicelib.rollback import RollbackRequest, roll_back
 from chalicelib.update import UpdateRequest, update_image
 from tests.conftest import ECR, Workload, active_revisions, post, running_task_definition
 
@@ -133,6 +134,25 @@ def test_rollback_to_an_image_outside_the_lists_writes_nothing(
     assert running_task_definition(setup_ecs, workload)["taskDefinitionArn"] == new.task_definition.arn
 
 
+def test_rollback_checks_only_the_images_it_changes(ecs: Any, setup_ecs: Any, workload: Workload) -> None:
+    first = f"{ECR}/web@sha256:" + "1" * 64
+    update_image(ecs, UpdateRequest(workload.cluster, workload.service, parse_image(first), container="app"))
+    update_image(ecs, UpdateRequest(workload.cluster, workload.service, parse_image(f"{ECR}/web@{DIGEST}")))
+    # The worker runs a tag in both revisions; REQUIRE_DIGEST judges only what changes back.
+    result = roll_back(
+        ecs,
+        RollbackRequest(workload.cluster, workload.service),
+        allow_image=AccessPolicy(require_digest=True).check_image,
+    )
+    assert [c.as_dict() for c in result.containers] == [
+        {"name": "app", "previousImage": f"{ECR}/web@{DIGEST}", "image": first}
+    ]
+
+
+def test_without_rules_images_are_not_even_parsed() -> None:
+    AccessPolicy().check_image("Not/A:valid image")
+
+
 def test_rollback_outside_the_cluster_list_is_a_403(
     http: Any, workload: Workload, calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,8 +212,10 @@ def test_registered_revision_carries_the_audit_tags_and_the_log_too(
     post(http, "/update", UPDATE)
     tags = {t["key"]: t["value"] for t in running_task_definition(setup_ecs, workload)["tags"]}
     for key in ("deployed-by-request", "deployed-by-key", "deployed-from-ip", "deployed-at"):
-        assert tags[key]
         assert request_log[-1]["audit"][key] == tags[key]
+    # Chalice's test client sends a source IP but no request id and no API key id.
+    assert tags["deployed-from-ip"] == "127.0.0.1"
+    assert tags["deployed-by-request"] == tags["deployed-by-key"] == "unknown"
     assert tags["deployed-at"].endswith("Z")
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from chalicelib import aws, lock, taskdef
-from chalicelib.errors import AwsCallError, ServiceBusyError
+from chalicelib.errors import AwsCallError, AwsTimeoutError, ServiceBusyError
 from chalicelib.images import parse_image
 from chalicelib.lock import lock_key, service_lock
 from chalicelib.update import UpdateRequest, update_image
@@ -23,7 +25,7 @@ from tests.conftest import (
     rich_container,
     running_task_definition,
 )
-from tests.faults import VirtualClock, client_error, fail_call
+from tests.faults import ENDPOINT, AttemptFaults, VirtualClock, client_error, fail_call
 
 CONTAINERS = [f"c{i}" for i in range(10)]
 
@@ -172,3 +174,49 @@ def test_lock_table_failure_is_a_502_naming_the_call(ecs: Any, workload: Workloa
     request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
     with pytest.raises(AwsCallError, match="PutItem failed: ResourceNotFoundException"):
         update_image(ecs, request, lock=service_lock(aws.dynamodb_client(), "missing-table", "test-cluster/web"))
+
+
+def test_lock_put_applied_but_unanswered_is_taken_on_the_retry(
+    ecs: Any, setup_ecs: Any, lock_table: str, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    dynamodb = aws.dynamodb_client()
+    setup_dynamodb = aws.session().client("dynamodb")
+    faults = AttemptFaults(dynamodb, virtual_clock, service="dynamodb")
+
+    def applied_then_lost(attempt: int) -> None:
+        if attempt == 1:
+            sent = json.loads(faults.last_body)
+            setup_dynamodb.put_item(TableName=sent["TableName"], Item=sent["Item"])
+            raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+    faults.on("PutItem", applied_then_lost)
+    request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
+    key = lock_key(workload.cluster, workload.service)
+
+    result = update_image(ecs, request, lock=service_lock(dynamodb, lock_table, key))
+
+    assert result.changed is True
+    assert faults.attempts.count("PutItem") == 2
+    assert lock_items() == []
+
+
+def test_lock_is_released_when_taking_it_fails_after_it_may_have_been_applied(
+    ecs: Any, lock_table: str, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    dynamodb = aws.dynamodb_client()
+    setup_dynamodb = aws.session().client("dynamodb")
+    faults = AttemptFaults(dynamodb, virtual_clock, service="dynamodb")
+
+    def applied_then_lost(_attempt: int) -> None:
+        sent = json.loads(faults.last_body)
+        setup_dynamodb.put_item(TableName=sent["TableName"], Item=sent["Item"])
+        virtual_clock.now += aws.ATTEMPT_SECONDS
+        raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+    faults.on("PutItem", applied_then_lost)
+    request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
+
+    with pytest.raises(AwsTimeoutError, match="PutItem"):
+        update_image(ecs, request, lock=service_lock(dynamodb, lock_table, lock_key(workload.cluster, "web")))
+
+    assert lock_items() == []
