@@ -6,12 +6,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint dev clean
+RUNTIME_VENV := .venv-runtime-sdk
+RUNTIME_STAMP := $(RUNTIME_VENV)/.installed
+# The tests that talk to AWS through botocore, run again on the runtime's older SDK.
+RUNTIME_SDK_TESTS := tests/test_update.py tests/test_faults.py tests/test_lock.py tests/test_app.py \
+	tests/test_rollback.py tests/test_access.py tests/test_status.py tests/test_discovery.py
 
-test: $(STAMP)
+.PHONY: test lint dev clean test-runtime-sdk
+
+test: $(STAMP) $(RUNTIME_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(RUNTIME_SDK_TESTS)
+
+test-runtime-sdk: $(RUNTIME_STAMP)
+	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(RUNTIME_SDK_TESTS)
+
+$(RUNTIME_STAMP): requirements-runtime-sdk.txt
+	test -x $(RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet -r requirements-runtime-sdk.txt
+	touch $(RUNTIME_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -24,7 +40,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME_VENV) .pytest_cache .ruff_cache
 
 # Run the service locally against an embedded AWS (moto's server); Ctrl-C stops both.
 dev: $(STAMP)

@@ -101,7 +101,7 @@ class AttemptFaults:
         self.on(operation, outcome)
 
     def _before_send(self, request: Any, **_: Any) -> Any:
-        operation = request.context.get("operation_name") or _operation_of(request)
+        operation = getattr(request, "context", {}).get("operation_name") or _operation_of(request)
         self.attempts.append(operation)
         self.last_body = request.body
         attempt = self.attempts.count(operation)
