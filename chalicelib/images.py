@@ -27,7 +27,7 @@ MAX_REFERENCE_LENGTH = 512
 TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 DIGEST_PATTERN = re.compile(r"sha256:[a-f0-9]{64}")
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
-_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _PORT = re.compile(r"[0-9]{1,5}")
 
 DOCKER_HUB = "docker.io"
@@ -146,7 +146,7 @@ def _check_repository(repository: str, original: str) -> None:
 
 def _check_domain(domain: str, original: str) -> None:
     host, _, port = domain.partition(":")
-    if ":" in domain and not _PORT.fullmatch(port):
+    if ":" in domain and not (_PORT.fullmatch(port) and 0 < int(port) <= 65535):
         raise InvalidImageError(f"'{echo_input(original)}' has an invalid registry port '{echo_input(port)}'")
     labels = host.split(".")
     if not all(_HOST_LABEL.fullmatch(label) for label in labels):
