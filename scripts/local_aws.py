@@ -212,7 +212,8 @@ def main() -> int:
     def interrupted(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, interrupted)
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):  # kill, or the terminal closing
+        signal.signal(stop_signal, interrupted)
     try:
         with local_run(args.moto_port, args.api_port) as run:
             print(f"\nEmbedded AWS (moto) at {run.aws_endpoint}; service at {run.api_url}")
