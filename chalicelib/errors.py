@@ -29,10 +29,6 @@ class NotAllowedError(UpdateError):
     """The request is outside the operator's allowlists or digest rule; the message names the rule."""
 
 
-class PayloadTooLargeError(UpdateError):
-    """The request body is larger than the service accepts."""
-
-
 class ServiceBusyError(UpdateError):
     """Another request holds the service's lock."""
 
