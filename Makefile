@@ -10,9 +10,9 @@ RUNTIME_VENV := .venv-runtime-sdk
 RUNTIME_STAMP := $(RUNTIME_VENV)/.installed
 # The tests that talk to AWS through botocore, run again on the runtime's older SDK.
 RUNTIME_SDK_TESTS := tests/test_update.py tests/test_faults.py tests/test_lock.py tests/test_app.py \
-	tests/test_rollback.py tests/test_access.py tests/test_status.py tests/test_discovery.py
+	tests/test_rollback.py tests/test_access.py tests/test_status.py tests/test_discovery.py tests/test_fidelity.py
 
-.PHONY: test lint dev clean test-runtime-sdk
+.PHONY: test lint dev clean test-runtime-sdk fuzz
 
 test: $(STAMP) $(RUNTIME_STAMP)
 	$(BIN)/ruff check .
@@ -28,6 +28,11 @@ $(RUNTIME_STAMP): requirements-runtime-sdk.txt
 	$(RUNTIME_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(RUNTIME_VENV)/bin/python -m pip install --quiet -r requirements-runtime-sdk.txt
 	touch $(RUNTIME_STAMP)
+
+# Fuzz every operation from openapi.yaml much deeper than `make test` does.
+FUZZ_EXAMPLES ?= 600
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/test_openapi.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

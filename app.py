@@ -78,6 +78,15 @@ ERROR_STATUS: dict[type[UpdateError], tuple[int, str]] = {
 }
 
 
+@app.middleware("http")
+def json_answers_say_so(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Chalice's own answers (its 415 for a non-JSON body, its 405) carry JSON without saying so."""
+    response = get_response(event)
+    if isinstance(response.body, dict) and not any(k.lower() == "content-type" for k in response.headers or {}):
+        response.headers = {**(response.headers or {}), "Content-Type": "application/json"}
+    return response
+
+
 @app.route("/update", methods=["POST"], api_key_required=True)
 def update() -> Response:
     """Roll a service onto a new image (or preview it with dryRun)."""

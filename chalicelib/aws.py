@@ -43,6 +43,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from chalicelib import fidelity
 from chalicelib.errors import AwsCallError, AwsThrottledError, AwsTimeoutError, UpdateError
 
 CONNECT_TIMEOUT_SECONDS = 1.0
@@ -114,6 +115,8 @@ def new_client(service: str) -> Any:
     client = session().client(service, config=client_config())
     client.meta.events.register_first(f"before-send.{service}", _refuse_attempt_past_deadline)
     client.meta.events.register_first(f"needs-retry.{service}", _stop_retry_that_cannot_help)
+    if service == "ecs":
+        fidelity.install(client)  # task definitions are copied from ECS's own JSON, every field kept
     return client
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib import aws
+from chalicelib import aws, fidelity
 from chalicelib.errors import (
     AwsCallError,
     ClusterNotFoundError,
@@ -17,6 +17,7 @@ from chalicelib.errors import (
     ServiceNotFoundError,
     ServiceNotUpdatableError,
     TaskDefinitionNotFoundError,
+    UncopyableTaskDefinitionError,
 )
 
 DESCRIBE_SERVICES_BATCH = 10
@@ -94,7 +95,11 @@ def check_updatable(service: Mapping[str, Any]) -> None:
 
 
 def describe_task_definition(client: Any, task_definition: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """The task definition and its tags."""
+    """The task definition as ECS sent it (every field, timestamps as epoch seconds) and its tags.
+
+    The copy is taken from this, never from botocore's parsed answer, which holds
+    only the fields the installed SDK knows (see chalicelib.fidelity).
+    """
     response = aws.call(
         client.describe_task_definition,
         "DescribeTaskDefinition",
@@ -106,17 +111,18 @@ def describe_task_definition(client: Any, task_definition: str) -> tuple[dict[st
         taskDefinition=task_definition,
         include=["TAGS"],
     )
-    return response["taskDefinition"], response.get("tags", [])
-
-
-def registrable_fields(client: Any) -> frozenset[str]:
-    """The top-level fields RegisterTaskDefinition accepts, as this SDK knows them."""
-    shape = client.meta.service_model.operation_model("RegisterTaskDefinition").input_shape
-    return frozenset(shape.members)
+    raw = fidelity.raw_answer(response)
+    if raw is None or not isinstance(raw.get("taskDefinition"), dict):
+        raise UncopyableTaskDefinitionError(
+            f"ECS's answer for task definition '{task_definition}' could not be read in full "
+            "(only the fields this AWS SDK knows were available); nothing was changed"
+        )
+    return raw["taskDefinition"], list(raw.get("tags") or [])
 
 
 def register_task_definition(client: Any, registration: Mapping[str, Any]) -> dict[str, Any]:
-    """Register a new revision; returns it as ECS describes it."""
+    """Register a new revision with every field of `registration`; returns it as ECS describes it."""
+    fidelity.check_carried(client, "RegisterTaskDefinition", registration)
     try:
         response = aws.call(client.register_task_definition, "RegisterTaskDefinition", {}, **registration)
     except AwsCallError as failure:
@@ -129,7 +135,8 @@ def register_task_definition(client: Any, registration: Mapping[str, Any]) -> di
             "anyway: if one newer than the service's revision is not used by any service, deregister it",
             outcome_unknown=True,
         ) from failure
-    return response["taskDefinition"]
+    raw = fidelity.raw_answer(response)
+    return raw["taskDefinition"] if raw and isinstance(raw.get("taskDefinition"), dict) else response["taskDefinition"]
 
 
 def update_service(

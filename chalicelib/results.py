@@ -29,7 +29,7 @@ class TaskDefinitionSummary:
             family=task_definition["family"],
             revision=int(revision) if revision is not None else None,
             status=task_definition.get("status"),
-            registered_at=task_definition.get("registeredAt"),
+            registered_at=as_datetime(task_definition.get("registeredAt")),
         )
 
     def as_reference(self) -> dict[str, Any]:
@@ -145,6 +145,20 @@ def iso8601(moment: datetime | str | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def as_datetime(moment: Any) -> datetime | None:
+    """A timestamp as ECS's JSON sends it (epoch seconds) or as botocore parses it, as a datetime."""
+    if isinstance(moment, datetime):
+        return moment
+    if isinstance(moment, (int, float)) and not isinstance(moment, bool):
+        return datetime.fromtimestamp(moment, UTC)
+    if isinstance(moment, str):
+        try:
+            return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
 
 
 def sortable_time(moment: Any) -> float:

@@ -46,23 +46,13 @@ class FieldChange:
         return {"path": self.path, "from": self.old, "to": self.new}
 
 
-def registration_input(
-    task_definition: Mapping[str, Any],
-    tags: Sequence[Mapping[str, str]],
-    registrable_fields: Collection[str],
-) -> dict[str, Any]:
+def registration_input(task_definition: Mapping[str, Any], tags: Sequence[Mapping[str, str]]) -> dict[str, Any]:
     """The RegisterTaskDefinition arguments that recreate `task_definition` with its tags.
 
-    Raises UncopyableTaskDefinitionError rather than dropping a field the SDK cannot
-    send: a field newer than the SDK must stop the update, not vanish from the new revision.
+    `task_definition` is ECS's own JSON: every field is carried, at every depth,
+    including fields newer than any AWS SDK, except the ones ECS sets itself.
     """
     registration = {key: copy.deepcopy(value) for key, value in task_definition.items() if key not in READ_ONLY_FIELDS}
-    unknown = sorted(set(registration) - set(registrable_fields) - {"tags"})
-    if unknown:
-        raise UncopyableTaskDefinitionError(
-            f"the task definition has field(s) {', '.join(unknown)} that this service's AWS SDK "
-            "cannot register; nothing was changed (upgrade botocore in the deployment)",
-        )
     carried_tags = [
         {"key": tag["key"], "value": tag["value"]} for tag in tags if not tag["key"].startswith(RESERVED_TAG_PREFIX)
     ]

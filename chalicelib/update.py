@@ -79,7 +79,7 @@ def _update_under_lock(client: Any, request: UpdateRequest, audit_tags: Mapping[
         return ChangeResult.of(False, service, current, None, unchanged, None, dry_run=request.dry_run)
 
     wanted = {name: str(image) for name, image in targets.items()}
-    copied = taskdef.registration_input(current, tags, ecs.registrable_fields(client))
+    copied = taskdef.registration_input(current, tags)
     registration = taskdef.with_images(copied, wanted)
     changes = [ContainerChange(name, images[name], wanted[name]) for name in targets]
     if request.dry_run:

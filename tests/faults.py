@@ -44,6 +44,12 @@ class _RawBody:
         yield self._body
 
 
+def json_answer(body: Any, status: int = 200) -> AWSResponse:
+    """An HTTP answer as ECS sends it: JSON, which botocore parses exactly as it parses ECS's."""
+    raw = json.dumps(body).encode()
+    return AWSResponse(ENDPOINT, status, {"Content-Type": "application/x-amz-json-1.1"}, _RawBody(raw))
+
+
 def error_answer(code: str, message: str = "injected", status: int = 400) -> AWSResponse:
     """An HTTP answer as ECS sends it for an error (JSON protocol)."""
     body = json.dumps({"__type": code, "message": message}).encode()
@@ -101,7 +107,7 @@ class AttemptFaults:
         self.on(operation, outcome)
 
     def _before_send(self, request: Any, **_: Any) -> Any:
-        operation = getattr(request, "context", {}).get("operation_name") or _operation_of(request)
+        operation = getattr(request, "context", {}).get("operation_name") or operation_of(request)
         self.attempts.append(operation)
         self.last_body = request.body
         attempt = self.attempts.count(operation)
@@ -116,7 +122,7 @@ class AttemptFaults:
         return None
 
 
-def _operation_of(request: Any) -> str:
+def operation_of(request: Any) -> str:
     """The operation of a JSON-protocol request, from its X-Amz-Target header."""
     target = request.headers.get("X-Amz-Target", b"")
     target = target.decode() if isinstance(target, bytes) else target

@@ -10,9 +10,11 @@ a rejected request, no ECS write.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import schemathesis
@@ -35,6 +37,10 @@ ECS_WRITES = {"RegisterTaskDefinition", "UpdateService", "DeregisterTaskDefiniti
 # No key or not allowed, too large, not JSON: refused before any AWS call (bad input too).
 REFUSED_BEFORE_AWS = {403, 413, 415}
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# What a URL path carries unencoded (RFC 3986 pchar and "/", but ";", see encoded_path).
+PATH_SAFE = "/:@!$&'()*+,=-._~"
+# Examples per operation: `make test` runs a quick pass, `make fuzz` a deep one.
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 
 
 def test_every_route_is_described_and_nothing_else() -> None:
@@ -53,11 +59,25 @@ def test_every_operation_requires_the_api_key() -> None:
             assert "security" not in operation  # no operation opts out
 
 
+def encoded_path(environ: dict[str, Any]) -> str:
+    """The request path encoded as it travelled, so each path parameter stays in its segment.
+
+    WSGI hands over the decoded path, in which an encoded `?`, `#` or `/` inside a
+    parameter would cut it or move it; API Gateway keeps it in the segment. The raw
+    URI has it as sent. Chalice's matcher also cuts at `;` (urlparse's path
+    parameters), which API Gateway keeps too, so it stays encoded.
+    """
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    decoded = (environ.get("PATH_INFO") or "/").encode("latin-1")
+    path = raw.split("?", 1)[0] if raw else quote(decoded, safe=PATH_SAFE)
+    return path.replace(";", "%3B") or "/"
+
+
 def wsgi_bridge(http: Any) -> WsgiApp:
     """A WSGI app that hands each request to Chalice's test client."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO") or "/"
+        path = encoded_path(environ)
         if environ.get("QUERY_STRING"):
             path += "?" + environ["QUERY_STRING"]
         headers = {
@@ -87,7 +107,7 @@ def aws_calls(ecs: Any, lock_table: str) -> list[str]:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_fuzzed_requests_never_break_the_contract(
     case: Any, http: Any, workload: Workload, aws_calls: list[str]
 ) -> None:

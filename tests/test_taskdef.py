@@ -8,13 +8,14 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib import ecs, taskdef
+from chalicelib import taskdef
 from chalicelib.errors import AmbiguousContainerError, ContainerNotFoundError, UncopyableTaskDefinitionError
 from chalicelib.images import parse_image
 from tests.conftest import RICH_TASK_DEFINITION, rich_container
 
 # What RegisterTaskDefinition accepts, read from the installed SDK's model (no AWS call).
-REGISTRABLE = ecs.registrable_fields(boto3.session.Session(region_name="eu-west-1").client("ecs"))
+_MODEL = boto3.session.Session(region_name="eu-west-1").client("ecs").meta.service_model
+REGISTRABLE = frozenset(_MODEL.operation_model("RegisterTaskDefinition").input_shape.members)
 
 
 def described(**overrides: Any) -> dict[str, Any]:
@@ -35,15 +36,14 @@ def described(**overrides: Any) -> dict[str, Any]:
 
 
 def test_every_field_ecs_describes_is_either_read_only_or_registrable() -> None:
-    model = boto3.session.Session(region_name="eu-west-1").client("ecs").meta.service_model
-    described_fields = set(model.shape_for("TaskDefinition").members)
+    described_fields = set(_MODEL.shape_for("TaskDefinition").members)
     assert described_fields - taskdef.READ_ONLY_FIELDS <= REGISTRABLE
     assert not taskdef.READ_ONLY_FIELDS & REGISTRABLE
 
 
 def test_copy_drops_only_read_only_fields() -> None:
     source = described()
-    registration = taskdef.registration_input(source, [], REGISTRABLE)
+    registration = taskdef.registration_input(source, [])
     assert set(source) - set(registration) == set(taskdef.READ_ONLY_FIELDS) & set(source)
     for key, value in registration.items():
         assert source[key] == value, key
@@ -52,29 +52,33 @@ def test_copy_drops_only_read_only_fields() -> None:
 def test_copy_is_deep_and_leaves_the_source_untouched() -> None:
     source = described()
     before = copy.deepcopy(source)
-    registration = taskdef.registration_input(source, [], REGISTRABLE)
+    registration = taskdef.registration_input(source, [])
     registration["containerDefinitions"][0]["environment"].append({"name": "X", "value": "1"})
     assert source == before
 
 
 def test_copy_carries_tags_but_not_reserved_aws_tags() -> None:
     tags = [{"key": "team", "value": "a"}, {"key": "aws:cloudformation:stack-name", "value": "s"}]
-    registration = taskdef.registration_input(described(), tags, REGISTRABLE)
+    registration = taskdef.registration_input(described(), tags)
     assert registration["tags"] == [{"key": "team", "value": "a"}]
 
 
 def test_copy_without_tags_sends_no_tags_field() -> None:
-    assert "tags" not in taskdef.registration_input(described(), [], REGISTRABLE)
+    assert "tags" not in taskdef.registration_input(described(), [])
 
 
-def test_field_the_sdk_cannot_register_stops_the_copy_instead_of_vanishing() -> None:
+def test_fields_no_sdk_knows_are_copied_at_every_depth() -> None:
     source = described(brandNewEcsFeature={"enabled": True})
-    with pytest.raises(UncopyableTaskDefinitionError, match=r"brandNewEcsFeature.*nothing was changed"):
-        taskdef.registration_input(source, [], REGISTRABLE)
+    source["containerDefinitions"][0]["futureContainerField"] = "on"
+    source["containerDefinitions"][0]["linuxParameters"]["futureNested"] = [1, 2]
+    registration = taskdef.registration_input(source, [])
+    assert registration["brandNewEcsFeature"] == {"enabled": True}
+    assert registration["containerDefinitions"][0]["futureContainerField"] == "on"
+    assert registration["containerDefinitions"][0]["linuxParameters"]["futureNested"] == [1, 2]
 
 
 def test_with_images_changes_only_the_named_containers() -> None:
-    registration = taskdef.registration_input(described(), [], REGISTRABLE)
+    registration = taskdef.registration_input(described(), [])
     changed = taskdef.with_images(registration, {"worker": "repo/worker:4"})
     assert taskdef.diff(registration, changed) == [
         taskdef.FieldChange("containerDefinitions[worker].image", "repo/worker:3", "repo/worker:4")
