@@ -10,7 +10,9 @@ RUNTIME_VENV := .venv-runtime-sdk
 RUNTIME_STAMP := $(RUNTIME_VENV)/.installed
 # The tests that talk to AWS through botocore, run again on the runtime's older SDK.
 RUNTIME_SDK_TESTS := tests/test_update.py tests/test_faults.py tests/test_lock.py tests/test_app.py \
-	tests/test_rollback.py tests/test_access.py tests/test_status.py tests/test_discovery.py tests/test_fidelity.py
+	tests/test_rollback.py tests/test_access.py tests/test_status.py tests/test_discovery.py tests/test_fidelity.py \
+	tests/test_records.py tests/test_history.py tests/test_outcomes.py tests/test_deployment_status.py \
+	tests/test_event_patterns.py
 
 .PHONY: test lint dev clean test-runtime-sdk fuzz
 
@@ -25,7 +27,7 @@ test-runtime-sdk: $(RUNTIME_STAMP)
 
 $(RUNTIME_STAMP): requirements-runtime-sdk.txt
 	test -x $(RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(RUNTIME_VENV)
-	$(RUNTIME_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet --upgrade 'pip<26.3'
 	$(RUNTIME_VENV)/bin/python -m pip install --quiet -r requirements-runtime-sdk.txt
 	touch $(RUNTIME_STAMP)
 
@@ -40,7 +42,7 @@ lint: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade 'pip<26.3'
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 

@@ -1,4 +1,4 @@
-"""HTTP face of the ECS image updater: routes, request to call to response, one error map."""
+"""The entry points of the ECS image updater: routes and event functions, each a few lines of wiring."""
 
 from __future__ import annotations
 
@@ -6,45 +6,34 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 from chalice import Chalice, Response
+from chalice.app import CloudWatchEvent
 
-from chalicelib import aws, requestlog
+from chalicelib import aws, outcomes, requestlog
 from chalicelib.access import AccessPolicy
-from chalicelib.audit import audit_tags
-from chalicelib.config import load_settings, unsafe_aws_endpoint
+from chalicelib.audit import Provenance
+from chalicelib.config import Settings, load_settings, unsafe_aws_endpoint
 from chalicelib.discovery import cluster_services
-from chalicelib.errors import (
-    AmbiguousContainerError,
-    AwsCallError,
-    AwsThrottledError,
-    AwsTimeoutError,
-    ClusterNotFoundError,
-    ContainerNotFoundError,
-    InvalidRequestError,
-    NotAllowedError,
-    NothingToRollBackToError,
-    RevisionNotActiveError,
-    ServiceBusyError,
-    ServiceNotFoundError,
-    ServiceNotUpdatableError,
-    TaskDefinitionNotFoundError,
-    UncopyableTaskDefinitionError,
-    UpdateError,
-)
-from chalicelib.lock import lock_key, service_lock
+from chalicelib.errors import INTERNAL_ERROR_MESSAGE, NoHistoryError, UpdateError, http_status
+from chalicelib.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
+from chalicelib.lock import Locks
 from chalicelib.results import ChangeResult
 from chalicelib.rollback import roll_back
+from chalicelib.state import StateTable
 from chalicelib.status import service_status
 from chalicelib.update import update_image
 from chalicelib.validation import (
+    deployment_id,
+    history_page,
     parse_json_object,
     parse_rollback_request,
     parse_update_request,
     path_cluster,
     path_service,
+    query_parameters,
 )
 
 if load_settings().require_loopback_aws and (problem := unsafe_aws_endpoint()):
@@ -57,25 +46,8 @@ requestlog.configure()
 internal_log = logging.getLogger("ecs_image_updater.internal")
 
 MAX_BODY_BYTES = 16 * 1024
-
-# The one map from domain failures to HTTP: (status, Chalice-style error code).
-ERROR_STATUS: dict[type[UpdateError], tuple[int, str]] = {
-    InvalidRequestError: (400, "BadRequestError"),
-    AmbiguousContainerError: (400, "BadRequestError"),
-    ClusterNotFoundError: (404, "NotFoundError"),
-    ServiceNotFoundError: (404, "NotFoundError"),
-    ContainerNotFoundError: (404, "NotFoundError"),
-    TaskDefinitionNotFoundError: (404, "NotFoundError"),
-    NotAllowedError: (403, "ForbiddenError"),
-    ServiceNotUpdatableError: (409, "ConflictError"),
-    ServiceBusyError: (409, "ConflictError"),
-    RevisionNotActiveError: (409, "ConflictError"),
-    NothingToRollBackToError: (409, "ConflictError"),
-    AwsThrottledError: (429, "TooManyRequestsError"),
-    AwsTimeoutError: (504, "GatewayTimeoutError"),
-    AwsCallError: (502, "BadGatewayError"),
-    UncopyableTaskDefinitionError: (502, "BadGatewayError"),
-}
+# What ECS sends to EventBridge about each deployment; `chalice deploy` creates the rule.
+DEPLOYMENT_EVENTS = {"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]}
 
 
 @app.middleware("http")
@@ -97,9 +69,9 @@ def update() -> Response:
         policy.check_target(request.cluster, request.service)
         for image in [request.image] if request.image is not None else list((request.images or {}).values()):
             policy.check_image(image)
-        audit = audit_tags(app.current_request.context or {})
-        log.update(audit=audit)
-        result = update_image(aws.ecs_client(), request, lock=_lock(request.cluster, request.service), audit_tags=audit)
+        provenance = _provenance("update")
+        log.update(audit=provenance.tags())
+        result = update_image(aws.ecs_client(), request, locks=_locks(), provenance=provenance)
         return _logged_change(result, log)
 
     return _respond(handle, reads_body=True)
@@ -114,7 +86,7 @@ def rollback() -> Response:
         policy = _policy()
         policy.check_target(request.cluster, request.service)
         result = roll_back(
-            aws.ecs_client(), request, lock=_lock(request.cluster, request.service), allow_image=policy.check_image
+            aws.ecs_client(), request, _locks(), allow_image=policy.check_image, provenance=_provenance("rollback")
         )
         return _logged_change(result, log)
 
@@ -123,13 +95,33 @@ def rollback() -> Response:
 
 @app.route("/services/{cluster}/{service}", methods=["GET"], api_key_required=True)
 def service(cluster: str, service: str) -> Response:
-    """A service, what it runs, and how its newest deployment is going."""
+    """A service, what it runs, how its newest deployment is going, and (?deployment=) how a given one went."""
 
     def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
         cluster_id = path_cluster(params["cluster"])
         service_id = path_service(params["service"], cluster_id)
+        wanted = deployment_id(_query(("deployment",)))
         _policy().check_target(cluster_id, service_id)
-        return service_status(aws.ecs_client(), cluster_id, service_id)
+        table = _state_table(load_settings())
+        lookup = (lambda id_: outcomes.record_of_deployment(table, id_)) if table else (lambda _id: None)
+        return service_status(aws.ecs_client(), cluster_id, service_id, wanted, lookup)
+
+    return _respond(handle, reads_body=False)
+
+
+@app.route("/services/{cluster}/{service}/history", methods=["GET"], api_key_required=True)
+def history(cluster: str, service: str) -> Response:
+    """Who deployed what to the service, when, and how it ended; newest first, in pages."""
+
+    def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
+        cluster_id = path_cluster(params["cluster"])
+        service_id = path_service(params["service"], cluster_id)
+        limit, token = history_page(_query(("limit", "next")), DEFAULT_LIMIT, MAX_LIMIT)
+        _policy().check_target(cluster_id, service_id)
+        table = _state_table(load_settings())
+        if table is None:
+            raise NoHistoryError("this stage keeps no history: its STATE_TABLE is not set")
+        return service_history(table, cluster_id, service_id, limit, token)
 
     return _respond(handle, reads_body=False)
 
@@ -147,13 +139,52 @@ def cluster_services_route(cluster: str) -> Response:
     return _respond(handle, reads_body=False)
 
 
+@app.on_cw_event(DEPLOYMENT_EVENTS, name="deployment_events")
+def deployment_events(event: CloudWatchEvent) -> None:
+    """Follow a recorded deployment to the outcome ECS reports, and tell the subscribers (SNS)."""
+    settings = load_settings()
+    table = _state_table(settings)
+    try:
+        followed = outcomes.DeploymentEvent.parse(event.to_dict())
+    except ValueError as unreadable:
+        requestlog.log_event({"function": "deployment_events", "ignored": str(unreadable)})
+        return
+    if table is None:
+        requestlog.log_event({"function": "deployment_events", "ignored": "STATE_TABLE is not set"})
+        return
+    topic = settings.notify_topic_arn
+    try:
+        done = outcomes.follow(table, aws.sns_client() if topic else None, topic, followed)
+    except UpdateError as failure:
+        # Failing the invocation makes Lambda deliver the event again; the retry sends only what is owed.
+        requestlog.log_event({"function": "deployment_events", "event": followed.event_id, "error": failure.message})
+        raise
+    requestlog.log_event({"function": "deployment_events", **done.as_dict()})
+
+
 def _policy() -> AccessPolicy:
     return AccessPolicy.from_settings(load_settings())
 
 
-def _lock(cluster: str, service: str) -> AbstractContextManager[None]:
-    table = load_settings().lock_table
-    return service_lock(aws.dynamodb_client() if table else None, table, lock_key(cluster, service))
+def _state_table(settings: Settings) -> StateTable | None:
+    return StateTable(aws.dynamodb_client(), settings.state_table) if settings.state_table else None
+
+
+def _locks() -> Locks:
+    settings = load_settings()
+    return Locks(_state_table(settings), settings.history_days)
+
+
+def _provenance(action: str) -> Provenance:
+    provenance = Provenance.of_request(app.current_request.context or {}, action)
+    if provenance.key_id is None and load_settings().local_api_key is not None:
+        # The local stage checked the key itself: there is no API Gateway key id, but it was the local key.
+        provenance = replace(provenance, key_id="local")
+    return provenance
+
+
+def _query(allowed: tuple[str, ...]) -> dict[str, str]:
+    return query_parameters(app.current_request.query_params, allowed)
 
 
 def _logged_change(result: ChangeResult, log: dict[str, Any]) -> dict[str, Any]:
@@ -162,6 +193,7 @@ def _logged_change(result: ChangeResult, log: dict[str, Any]) -> dict[str, Any]:
         dryRun=result.dry_run,
         fromRevision=(result.previous_task_definition or result.task_definition).revision,
         toRevision=result.task_definition.revision,
+        deploymentId=(result.deployment or {}).get("id"),
     )
     return result.as_dict()
 
@@ -189,17 +221,19 @@ def _respond(handle: Handler, *, reads_body: bool) -> Response:
         elif reads_body and not request.headers.get("content-type"):
             response = _error(400, "BadRequestError", "the Content-Type header is missing; send application/json")
         else:
+            if reads_body:
+                query_parameters(request.query_params, ())
             arguments = parse_json_object(request.raw_body) if reads_body else dict(request.uri_params or {})
             log.update(cluster=_loggable(arguments.get("cluster")), service=_loggable(arguments.get("service")))
             response = _json(200, handle(arguments, log))
     except UpdateError as failure:
-        status, code = _status_of(failure)
+        status, code = http_status(failure)
         response = _error(status, code, failure.message)
         log["error"] = type(failure).__name__
     except Exception:
         # A bug, not a caller's mistake: keep the trace in the log, out of the response.
         internal_log.exception("unexpected failure")
-        response = _error(500, "InternalServerError", "an internal error occurred; it has been logged")
+        response = _error(500, "InternalServerError", INTERNAL_ERROR_MESSAGE)
         log["error"] = "InternalError"
     log.update(status=response.status_code, durationMs=round((time.monotonic() - started) * 1000, 1))
     requestlog.log_request(log)
@@ -211,13 +245,6 @@ def _api_key_accepted(presented: str | None) -> bool:
     if expected is None:
         return True  # API Gateway enforces the key in AWS.
     return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
-
-
-def _status_of(failure: UpdateError) -> tuple[int, str]:
-    for cls in type(failure).__mro__:
-        if cls in ERROR_STATUS:
-            return ERROR_STATUS[cls]
-    return 502, "BadGatewayError"
 
 
 def _error(status: int, code: str, message: str) -> Response:

@@ -5,7 +5,7 @@ its `app` container, without waiting for the rollout:
 
 - this project's domain call, `chalicelib.update.update_image`;
 - the whole app, `POST /update` through Chalice's test client (key check, JSON,
-  validation, the per-service lock when the stage sets LOCK_TABLE, audit tags,
+  validation, the per-service lock and the deployment record when the stage sets STATE_TABLE, audit tags,
   request log and all);
 - ecs-deploy's Python API, the steps its `deploy` command takes up to the
   UpdateService call: `DeployAction`, `set_images`, `update_task_definition`,
@@ -66,7 +66,7 @@ def contenders() -> Iterator[dict[str, Contender]]:
     """Every contender, ready to roll its service; call inside `bench_world`."""
     with ExitStack() as stack:
         ours_client = aws.ecs_client()
-        lock_client = aws.dynamodb_client()  # the app takes its per-service lock through it when LOCK_TABLE is set
+        lock_client = aws.dynamodb_client()  # the app's lock and record, when the stage sets STATE_TABLE
         http = stack.enter_context(_app_client())
         ecs_deploy_client = EcsClient(region=REGION)
         ecs_deploy_cli_client = EcsClient(region=REGION)

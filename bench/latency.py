@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench.contenders import Contender
@@ -31,12 +31,16 @@ class LatencySummary:
 
 
 def interleaved_latencies(
-    contenders: Sequence[Contender], rounds: int, tag_prefix: str
+    contenders: Sequence[Contender],
+    rounds: int,
+    tag_prefix: str,
+    between_rounds: Callable[[], None] = lambda: None,
 ) -> dict[str, dict[str, LatencySummary]]:
     """Time `rounds` changed updates and as many no-op updates per contender, taking turns.
 
     Round i rolls every contender onto tag `{tag_prefix}.{i}` (a change), then onto
-    the same tag again (a no-op). Returns kind -> contender key -> summary.
+    the same tag again (a no-op); `between_rounds` runs after each round, untimed.
+    Returns kind -> contender key -> summary.
     """
     samples: dict[str, dict[str, list[float]]] = {CHANGED: {}, NO_OP: {}}
     for round_number in range(rounds):
@@ -47,6 +51,7 @@ def interleaved_latencies(
                 contender.roll_to(tag)
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 samples[kind].setdefault(contender.key, []).append(elapsed_ms)
+        between_rounds()
     return {
         kind: {key: LatencySummary.of(times) for key, times in by_contender.items()}
         for kind, by_contender in samples.items()

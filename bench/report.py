@@ -22,6 +22,7 @@ OPERATION_ABBREVIATIONS = {
     "DeregisterTaskDefinition": "DeregTD",
     "PutItem": "Put",
     "DeleteItem": "Del",
+    "TransactWriteItems": "TxW",
 }
 VERSIONED_PACKAGES = ("boto3", "botocore", "moto", "chalice", "ecs-deploy")
 OURS_TIMED = {OURS_DIRECT: "direct", OURS_HTTP: "HTTP"}
@@ -77,8 +78,8 @@ METHOD = [
     "contender changes the image of the `app` container and does not wait for the rollout.",
     "`ours: update_image` calls `chalicelib.update.update_image` with the service's own ECS client (its timeouts, "
     "retries and time budget). `ours: POST /update` goes through the whole app with `chalice.test.Client` "
-    "on the dev stage (key check, JSON parsing, validation, allowlists, the per-service DynamoDB lock when the "
-    "stage sets LOCK_TABLE, audit tags, response, request log line written to /dev/null).",
+    "on the dev stage (key check, JSON parsing, validation, allowlists, the per-service DynamoDB lock and the "
+    "deployment record when the stage sets STATE_TABLE, audit tags, response, request log line written to /dev/null).",
     "`ecs-deploy: DeployAction` is ecs-deploy's Python API doing what its `deploy` command does up to UpdateService: "
     "`DeployAction(EcsClient(...))`, `get_current_task_definition`, `set_images`, `update_task_definition`, "
     "`deploy`. `ecs-deploy: deploy --timeout -1` is the command itself, in process (click's `CliRunner`), "
@@ -88,7 +89,9 @@ METHOD = [
     "each attempt.",
     "Latency is wall time per update; contenders take turns (A, B, C, A, B, C ...) so machine noise hits all "
     "alike. Each round is one changed update per contender, then one no-op update (the same tag again). Client "
-    "construction is outside the timing on both sides; the cold start row covers it for ours.",
+    "construction is outside the timing on both sides; the cold start row covers it for ours. After each round, "
+    "untimed, the deployment records POST /update wrote are deleted: moto's TransactWriteItems copies the whole "
+    "table to be able to undo it, so in moto its cost grows with every record kept (DynamoDB's does not).",
     "Fidelity compares DescribeTaskDefinition (with tags) of the revision the service ran before the first change "
     "with the one it runs after, minus the fields ECS sets itself, with `chalicelib.taskdef.diff`. The tags ours "
     "adds on purpose are reported as bookkeeping, not as changes: `previous-task-definition` (for `/rollback`) "
@@ -112,9 +115,10 @@ def findings_in_words(results: BenchResults, theirs: str) -> list[str]:
     if app_others:
         names = ", ".join(dict.fromkeys(call.operation for call in app_others))
         sentences.append(
-            f"POST /update's calls beyond the domain call's ({names}) are the app's per-service DynamoDB lock, "
-            "on because the dev stage sets LOCK_TABLE; with a real round trip each call costs about the same, so "
-            "they set the HTTP column's extra time."
+            f"POST /update's calls beyond the domain call's ({names}) are the app's per-service DynamoDB lock: "
+            "PutItem takes it, and one TransactWriteItems lets it go and writes the deployment record, so the "
+            "record costs no call of its own (the dev stage sets STATE_TABLE); with a real round trip each call "
+            "costs about the same, so they set the HTTP column's extra time."
         )
     cli = findings.get(ECS_DEPLOY_CLI)
     if cli and "DeregisterTaskDefinition" in cli.change_calls:

@@ -74,9 +74,11 @@ def run_benchmark(settings: BenchSettings) -> BenchResults:
             round_trip.attach(client)
         findings = calls_and_fidelity(world, contenders_by_key, call_log)
         timed = [contenders_by_key[key] for key in TIMED_KEYS]
-        latency = {NO_NETWORK: interleaved_latencies(timed, settings.iterations, "3")}
+        latency = {NO_NETWORK: interleaved_latencies(timed, settings.iterations, "3", world.forget_records)}
         round_trip.seconds = settings.round_trip_ms / 1000
-        latency[settings.network_phase] = interleaved_latencies(timed, settings.network_iterations, "4")
+        latency[settings.network_phase] = interleaved_latencies(
+            timed, settings.network_iterations, "4", world.forget_records
+        )
     import_ms = import_medians_ms(settings.cold_start_runs) if settings.cold_start_runs > 0 else {}
     zip_bytes = deployment_zip_bytes() if settings.package else None
     return BenchResults(settings, findings, latency, import_ms, zip_bytes, seconds=time.perf_counter() - started)

@@ -23,8 +23,8 @@ from tests.conftest import (
     ECR,
     PROJECT_DIR,
     REGION,
-    create_lock_table,
     create_service,
+    create_state_table,
     register,
     rich_container,
 )
@@ -62,6 +62,20 @@ class World:
         described = self.setup_ecs.describe_services(cluster=CLUSTER, services=[service])
         return described["services"][0]["taskDefinition"]
 
+    def forget_records(self) -> None:
+        """Delete the deployment records and pointers the app wrote (its locks are gone already).
+
+        moto's TransactWriteItems copies the whole table to be able to undo it, so
+        its cost grows with every item; DynamoDB's does not. Emptying the table
+        between rounds keeps each update meeting a table as cheap as a real one.
+        """
+        table = state_table()
+        if table is None:
+            return
+        dynamodb = aws.session().client("dynamodb", region_name=REGION)
+        for item in dynamodb.scan(TableName=table, ProjectionExpression="pk, sk")["Items"]:
+            dynamodb.delete_item(TableName=table, Key=item)
+
     def revision_with_tags(self, arn: str) -> dict[str, Any]:
         """The revision as DescribeTaskDefinition returns it, with its tags under `tags`."""
         response = self.setup_ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
@@ -79,9 +93,9 @@ def stage_environment(stage: str = APP_STAGE) -> dict[str, str]:
     return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
 
 
-def lock_table() -> str | None:
-    """The DynamoDB lock table the app's stage names, if it names one."""
-    return stage_environment().get("LOCK_TABLE")
+def state_table() -> str | None:
+    """The DynamoDB state table (locks and records) the app's stage names, if it names one."""
+    return stage_environment().get("STATE_TABLE")
 
 
 @contextmanager
@@ -95,14 +109,14 @@ def offline_environment() -> Iterator[None]:
 
 @contextmanager
 def bench_world(services: Sequence[str]) -> Iterator[World]:
-    """An in-process AWS with the cluster, one service per name on its own identical revision, and the lock table."""
+    """An in-process AWS with the cluster, one service per name on its own identical revision, and the state table."""
     with offline_environment(), mock_aws():
         aws.reset_clients()
         try:
             setup_ecs = aws.session().client("ecs", region_name=REGION)
             setup_ecs.create_cluster(clusterName=CLUSTER)
-            if table := lock_table():
-                create_lock_table(table)
+            if table := state_table():
+                create_state_table(table)
             for service in services:
                 containers = [
                     rich_container(CHANGED_CONTAINER, image_with_tag(FIRST_TAG)),

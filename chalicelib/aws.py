@@ -26,6 +26,7 @@ retry could register a second revision.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -83,8 +84,10 @@ sleep: Callable[[float], None] = time.sleep
 
 _deadline: ContextVar[float | None] = ContextVar("aws_call_deadline", default=None)
 _session: boto3.session.Session | None = None
-_ecs_client: Any = None
-_dynamodb_client: Any = None
+_clients: dict[str, Any] = {}
+# Sessions are not thread-safe: clients are made one at a time, then shared.
+_clients_lock = threading.RLock()
+_session_lock = threading.Lock()
 
 ErrorFactory = Callable[[str], UpdateError]
 
@@ -105,16 +108,19 @@ def client_config() -> Config:
 def session() -> boto3.session.Session:
     """The process-wide boto3 session; it keeps parsed service models, so clients are cheap."""
     global _session
-    if _session is None:
-        _session = boto3.session.Session()
-    return _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session
 
 
 def new_client(service: str) -> Any:
     """A new client with this service's timeouts, retries and time budget."""
-    client = session().client(service, config=client_config())
-    client.meta.events.register_first(f"before-send.{service}", _refuse_attempt_past_deadline)
-    client.meta.events.register_first(f"needs-retry.{service}", _stop_retry_that_cannot_help)
+    with _clients_lock:
+        client = session().client(service, config=client_config())
+    event_id = client.meta.service_model.service_id.hyphenize()  # "resource-groups-tagging-api", not the name
+    client.meta.events.register_first(f"before-send.{event_id}", _refuse_attempt_past_deadline)
+    client.meta.events.register_first(f"needs-retry.{event_id}", _stop_retry_that_cannot_help)
     if service == "ecs":
         fidelity.install(client)  # task definitions are copied from ECS's own JSON, every field kept
     return client
@@ -127,25 +133,31 @@ def new_ecs_client() -> Any:
 
 def ecs_client() -> Any:
     """The process-wide ECS client, created on first use (never at import time)."""
-    global _ecs_client
-    if _ecs_client is None:
-        _ecs_client = new_ecs_client()
-    return _ecs_client
+    return cached_client("ecs")
 
 
 def dynamodb_client() -> Any:
-    """The process-wide DynamoDB client (for the service lock), created on first use."""
-    global _dynamodb_client
-    if _dynamodb_client is None:
-        _dynamodb_client = new_client("dynamodb")
-    return _dynamodb_client
+    """The process-wide DynamoDB client (the state table), created on first use."""
+    return cached_client("dynamodb")
+
+
+def sns_client() -> Any:
+    """The process-wide SNS client (notifications), created on first use."""
+    return cached_client("sns")
+
+
+def cached_client(service: str) -> Any:
+    """The process-wide client of `service`, created on first use (clients are thread-safe)."""
+    with _clients_lock:
+        if service not in _clients:
+            _clients[service] = new_client(service)
+        return _clients[service]
 
 
 def reset_clients() -> None:
     """Forget the cached clients (tests start each AWS world with fresh ones)."""
-    global _ecs_client, _dynamodb_client
-    _ecs_client = None
-    _dynamodb_client = None
+    with _clients_lock:
+        _clients.clear()
 
 
 @contextmanager

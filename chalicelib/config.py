@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+logger = logging.getLogger(__name__)
+DEFAULT_HISTORY_DAYS = 400
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,12 @@ class Settings:
     allowed_services: tuple[str, ...] | None = None
     # Only `sha256:` digests may be deployed.
     require_digest: bool = False
-    # DynamoDB table for the per-service lock; None skips the lock (with a warning).
-    lock_table: str | None = None
+    # DynamoDB table for the per-service locks and the deployment records; None: neither (with a warning).
+    state_table: str | None = None
+    # Deployment records expire after this many days (the table's TTL).
+    history_days: int = DEFAULT_HISTORY_DAYS
+    # SNS topic told of every outcome of a recorded deployment; None: nobody is told.
+    notify_topic_arn: str | None = None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -38,8 +46,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         allowed_clusters=_list(env.get("ALLOWED_CLUSTERS")),
         allowed_services=_list(env.get("ALLOWED_SERVICES")),
         require_digest=_is_true(env.get("REQUIRE_DIGEST", "")),
-        lock_table=(env.get("LOCK_TABLE") or "").strip() or None,
+        state_table=(env.get("STATE_TABLE") or "").strip() or None,
+        history_days=_positive_int(env.get("HISTORY_DAYS"), DEFAULT_HISTORY_DAYS, "HISTORY_DAYS"),
+        notify_topic_arn=(env.get("NOTIFY_TOPIC_ARN") or "").strip() or None,
     )
+
+
+def _positive_int(value: str | None, default: int, name: str) -> int:
+    if value is None or not value.strip():
+        return default
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = 0
+    if number < 1:
+        logger.warning("%s=%r is not a positive whole number; using %s", name, value, default)
+        return default
+    return number
 
 
 def _list(value: str | None) -> tuple[str, ...] | None:

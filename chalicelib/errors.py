@@ -69,6 +69,18 @@ class UncopyableTaskDefinitionError(UpdateError):
     """The running task definition has a field this service's AWS SDK cannot send back."""
 
 
+class StateTableMissingError(UpdateError):
+    """The stage names a state table that does not exist."""
+
+
+class NoHistoryError(UpdateError):
+    """The stage keeps no history (no STATE_TABLE)."""
+
+
+class DeploymentNotFoundError(UpdateError):
+    """Neither ECS nor the records know the deployment asked about."""
+
+
 class AwsCallError(UpdateError):
     """An AWS call failed; `step` names the API operation that failed.
 
@@ -88,3 +100,39 @@ class AwsThrottledError(AwsCallError):
 
 class AwsTimeoutError(AwsCallError):
     """AWS did not answer in time (per attempt, or the request's time budget ran out)."""
+
+
+# The one map from failures to HTTP: (status, Chalice-style error code). The
+# routes answer with it and the deployment records keep the status answered.
+HTTP_STATUS: dict[type[UpdateError], tuple[int, str]] = {
+    InvalidRequestError: (400, "BadRequestError"),
+    AmbiguousContainerError: (400, "BadRequestError"),
+    ClusterNotFoundError: (404, "NotFoundError"),
+    ServiceNotFoundError: (404, "NotFoundError"),
+    ContainerNotFoundError: (404, "NotFoundError"),
+    TaskDefinitionNotFoundError: (404, "NotFoundError"),
+    DeploymentNotFoundError: (404, "NotFoundError"),
+    NotAllowedError: (403, "ForbiddenError"),
+    ServiceNotUpdatableError: (409, "ConflictError"),
+    ServiceBusyError: (409, "ConflictError"),
+    RevisionNotActiveError: (409, "ConflictError"),
+    NothingToRollBackToError: (409, "ConflictError"),
+    NoHistoryError: (409, "ConflictError"),
+    AwsThrottledError: (429, "TooManyRequestsError"),
+    AwsTimeoutError: (504, "GatewayTimeoutError"),
+    AwsCallError: (502, "BadGatewayError"),
+    UncopyableTaskDefinitionError: (502, "BadGatewayError"),
+    StateTableMissingError: (502, "BadGatewayError"),
+}
+INTERNAL_ERROR = (500, "InternalServerError")
+INTERNAL_ERROR_MESSAGE = "an internal error occurred; it has been logged"
+
+
+def http_status(failure: BaseException) -> tuple[int, str]:
+    """The HTTP status and error code a failure is answered with (500 for a bug)."""
+    if not isinstance(failure, UpdateError):
+        return INTERNAL_ERROR
+    for cls in type(failure).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 502, "BadGatewayError"

@@ -23,3 +23,8 @@ def configure() -> None:
 def log_request(fields: dict[str, Any]) -> None:
     """Write one request's outcome; `fields` must never hold a credential."""
     logger.info(json.dumps(fields, sort_keys=True, default=str))
+
+
+def log_event(fields: dict[str, Any]) -> None:
+    """Write what one event function invocation did, as one JSON line."""
+    logger.info(json.dumps(fields, sort_keys=True, default=str))

@@ -11,13 +11,15 @@ one write.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import aws, ecs, taskdef
+from chalicelib.audit import Provenance
 from chalicelib.errors import InvalidRequestError, NothingToRollBackToError, RevisionNotActiveError
+from chalicelib.lock import NO_LOCKS, Locks
 from chalicelib.results import ChangeResult, ContainerChange, deployment_running
+from chalicelib.state import service_key
 
 
 @dataclass(frozen=True)
@@ -32,48 +34,59 @@ class RollbackRequest:
 def roll_back(
     client: Any,
     request: RollbackRequest,
-    lock: AbstractContextManager[None] | None = None,
+    locks: Locks = NO_LOCKS,
     allow_image: Callable[[str], None] = lambda _image: None,
+    provenance: Provenance | None = None,
 ) -> ChangeResult:
     """Point the service at the target revision; same result shape as an update.
 
-    `lock` is held from before the service is read; `allow_image` raises for an
-    image the rollback would change a container to that the allowlists refuse.
+    The service's lock is held from before the service is read, and its release
+    records the rollback; `allow_image` raises for an image the rollback would
+    change a container to that the allowlists refuse.
     """
-    with aws.time_budget(aws.MAIN_BUDGET_SECONDS), lock or nullcontext():
-        service = ecs.describe_service(client, request.cluster, request.service)
-        ecs.check_updatable(service)
-        running, tags = ecs.describe_task_definition(client, service["taskDefinition"])
-        target_name = request.task_definition or taskdef.tag_value(tags, taskdef.PREVIOUS_TASK_DEFINITION_TAG)
-        if target_name is None:
-            raise NothingToRollBackToError(
-                f"revision {taskdef.revision_label(running)} was not registered by /update, so it names no "
-                "previous revision; give 'taskDefinition' to choose one"
-            )
-        target, _target_tags = ecs.describe_task_definition(client, target_name)
-        if target["taskDefinitionArn"] == running["taskDefinitionArn"]:
-            return ChangeResult.of(False, service, running, None, [], None)
-        if target["family"] != running["family"]:
-            raise InvalidRequestError(
-                f"'taskDefinition' {taskdef.revision_label(target)} is not of the service's family "
-                f"'{running['family']}'"
-            )
-        if target.get("status") != "ACTIVE":
-            raise RevisionNotActiveError(
-                f"revision {taskdef.revision_label(target)} is {target.get('status')}, not ACTIVE; "
-                "ECS cannot start new tasks from it"
-            )
-        running_images = taskdef.container_images(running)
-        for name, image in taskdef.container_images(target).items():
-            if running_images.get(name) != image:  # only what the rollback changes
-                allow_image(image)
-        target_images = taskdef.container_images(target)
-        changes = [
-            ContainerChange(name, running_images.get(name, ""), image)
-            for name, image in target_images.items()
-            if running_images.get(name) != image
-        ]
-        updated = ecs.update_service(client, service["clusterArn"], service["serviceArn"], target["taskDefinitionArn"])
+    key = service_key(request.cluster, request.service)
+    with (
+        aws.time_budget(aws.MAIN_BUDGET_SECONDS),
+        locks.hold([key], provenance or Provenance("rollback")) as held,
+    ):
+        result = _roll_back_under_lock(client, request, allow_image)
+        held.succeeded(key, result)
+        return result
+
+
+def _roll_back_under_lock(client: Any, request: RollbackRequest, allow_image: Callable[[str], None]) -> ChangeResult:
+    service = ecs.describe_service(client, request.cluster, request.service)
+    ecs.check_updatable(service)
+    running, tags = ecs.describe_task_definition(client, service["taskDefinition"])
+    target_name = request.task_definition or taskdef.tag_value(tags, taskdef.PREVIOUS_TASK_DEFINITION_TAG)
+    if target_name is None:
+        raise NothingToRollBackToError(
+            f"revision {taskdef.revision_label(running)} was not registered by /update, so it names no "
+            "previous revision; give 'taskDefinition' to choose one"
+        )
+    target, _target_tags = ecs.describe_task_definition(client, target_name)
+    if target["taskDefinitionArn"] == running["taskDefinitionArn"]:
+        return ChangeResult.of(False, service, running, None, [], None)
+    if target["family"] != running["family"]:
+        raise InvalidRequestError(
+            f"'taskDefinition' {taskdef.revision_label(target)} is not of the service's family '{running['family']}'"
+        )
+    if target.get("status") != "ACTIVE":
+        raise RevisionNotActiveError(
+            f"revision {taskdef.revision_label(target)} is {target.get('status')}, not ACTIVE; "
+            "ECS cannot start new tasks from it"
+        )
+    running_images = taskdef.container_images(running)
+    for name, image in taskdef.container_images(target).items():
+        if running_images.get(name) != image:  # only what the rollback changes
+            allow_image(image)
+    target_images = taskdef.container_images(target)
+    changes = [
+        ContainerChange(name, running_images.get(name, ""), image)
+        for name, image in target_images.items()
+        if running_images.get(name) != image
+    ]
+    updated = ecs.update_service(client, service["clusterArn"], service["serviceArn"], target["taskDefinitionArn"])
     return ChangeResult.of(
         True, updated, target, running, changes, deployment_running(updated, target["taskDefinitionArn"])
     )

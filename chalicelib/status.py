@@ -1,15 +1,17 @@
 """The service as it is now, and an outcome for its newest deployment: `GET /services/{cluster}/{service}`.
 
-Two AWS calls: DescribeServices and DescribeTaskDefinition (for the images).
+Two AWS calls: DescribeServices and DescribeTaskDefinition (for the images);
+with `?deployment=<id>`, two DynamoDB GetItem more for that deployment's record
+(see chalicelib.deployment_status for how it is judged).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chalicelib import aws, ecs, taskdef
+from chalicelib import aws, circuit_breaker, deployment_status, ecs, taskdef
+from chalicelib.records import DeploymentRecord
 from chalicelib.results import cluster_name_of, iso8601, revision_of, sortable_time
 
 IN_PROGRESS = "IN_PROGRESS"
@@ -17,22 +19,29 @@ COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 ROLLED_BACK = "ROLLED_BACK"
 
-# What ECS writes when the deployment circuit breaker rolls a deployment back:
-# the rollback deployment's rolloutStateReason says "ECS deployment circuit
-# breaker: rolling back to deploymentId ecs-svc/…", and the service's events say
-# "(service web) rolling back to deployment ecs-svc/…".
-_ROLLBACK_TEXT = re.compile(r"rolling back to deployment", re.IGNORECASE)
 # ECS may write the event a moment before it records the rollback deployment.
 _EVENT_CLOCK_SKEW_SECONDS = 5.0
 
 
-def service_status(client: Any, cluster: str, service: str) -> dict[str, Any]:
-    """The status body for one service."""
+RecordLookup = Callable[[str], DeploymentRecord | None]
+
+
+def service_status(
+    client: Any,
+    cluster: str,
+    service: str,
+    deployment_id: str | None = None,
+    record_of: RecordLookup = lambda _id: None,
+) -> dict[str, Any]:
+    """The status body for one service; with `deployment_id`, also the verdict on that deployment."""
     with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
         described = ecs.describe_service(client, cluster, service)
         running = described.get("taskDefinition")  # absent for EXTERNAL-controlled services
         task_definition = ecs.describe_task_definition(client, running)[0] if running else {}
-    return {
+        record = record_of(deployment_id) if deployment_id else None
+    if record is not None and record.key != f"{cluster_name_of(described)}/{described['serviceName']}":
+        record = None  # a deployment of another service
+    body = {
         "cluster": cluster_name_of(described),
         "service": described["serviceName"],
         "status": described.get("status"),
@@ -44,6 +53,9 @@ def service_status(client: Any, cluster: str, service: str) -> dict[str, Any]:
         "deployments": [deployment_view(d) for d in newest_first(described.get("deployments", []))],
         "outcome": deployment_outcome(described),
     }
+    if deployment_id is not None:
+        body["deployment"] = deployment_status.judge(deployment_id, described, record)
+    return body
 
 
 def deployment_outcome(service: Mapping[str, Any]) -> str:
@@ -61,11 +73,11 @@ def deployment_outcome(service: Mapping[str, Any]) -> str:
     newest = deployments[0]
     if newest.get("rolloutState") == FAILED:
         return FAILED  # a failed rollback is a failure, not a rollback
-    if _ROLLBACK_TEXT.search(newest.get("rolloutStateReason") or ""):
+    if circuit_breaker.says_rolling_back(newest.get("rolloutStateReason")):
         return ROLLED_BACK
     since = sortable_time(newest.get("createdAt")) - _EVENT_CLOCK_SKEW_SECONDS
     for event in service.get("events", []):
-        if sortable_time(event.get("createdAt")) >= since and _ROLLBACK_TEXT.search(event.get("message", "")):
+        if sortable_time(event.get("createdAt")) >= since and circuit_breaker.says_rolling_back(event.get("message")):
             return ROLLED_BACK
     state = newest.get("rolloutState")
     if state in (COMPLETED, FAILED, IN_PROGRESS):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import aws, ecs, taskdef
+from chalicelib.audit import Provenance
 from chalicelib.errors import AwsCallError, UpdateError
 from chalicelib.images import ImageReference
+from chalicelib.lock import NO_LOCKS, Locks
 from chalicelib.results import (
     ChangeResult,
     ContainerChange,
@@ -25,6 +26,7 @@ from chalicelib.results import (
     deployment_running,
     revision_of,
 )
+from chalicelib.state import service_key
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +51,26 @@ class UpdateRequest:
 def update_image(
     client: Any,
     request: UpdateRequest,
-    lock: AbstractContextManager[None] | None = None,
-    audit_tags: Mapping[str, str] | None = None,
+    locks: Locks = NO_LOCKS,
+    provenance: Provenance | None = None,
 ) -> ChangeResult:
     """Roll the service onto the requested images; see the module docstring for the calls made.
 
-    `lock` (see chalicelib.lock) is held from before the service is read until
-    the end; a dry run never takes it. `audit_tags` are added to the new revision.
+    The service's lock (see chalicelib.lock) is held from before the service is
+    read until the end, and its release records the change; a dry run never
+    takes it. `provenance` says who asked: its audit tags go on the new revision.
     """
-    with aws.time_budget(aws.MAIN_BUDGET_SECONDS), nullcontext() if request.dry_run else lock or nullcontext():
-        return _update_under_lock(client, request, audit_tags or {})
+    audit_tags = provenance.tags() if provenance else {}
+    with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
+        if request.dry_run:
+            return _update_under_lock(client, request, audit_tags)
+        key = service_key(request.cluster, request.service)
+        with locks.hold(
+            [key], provenance or Provenance("update"), force_new_deployment=request.force_new_deployment
+        ) as held:
+            result = _update_under_lock(client, request, audit_tags)
+            held.succeeded(key, result)
+            return result
 
 
 def _update_under_lock(client: Any, request: UpdateRequest, audit_tags: Mapping[str, str]) -> ChangeResult:

@@ -27,6 +27,7 @@ UPDATE_FIELDS = ("cluster", "service", "image", "tag", "container", "containers"
 ROLLBACK_FIELDS = ("cluster", "service", "taskDefinition")
 # ECS allows at most 10 containers in a task definition.
 MAX_CONTAINERS = 10
+_DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.:-]{0,254}")
 _REVISION = re.compile(r"[A-Za-z0-9_-]{1,255}:[0-9]{1,9}")
 _TASK_DEFINITION_ARN = re.compile(_ARN_PREFIX + r"task-definition/[A-Za-z0-9_-]{1,255}:[0-9]{1,9}")
 
@@ -96,6 +97,48 @@ def parse_rollback_request(body: Mapping[str, Any]) -> RollbackRequest:
     if target is not None and not (_REVISION.fullmatch(target) or _TASK_DEFINITION_ARN.fullmatch(target)):
         raise InvalidRequestError("'taskDefinition' must be a revision as 'family:revision' or a task definition ARN")
     return RollbackRequest(cluster, service, target)
+
+
+def query_parameters(params: Any, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The query parameters of a route that takes `allowed` ones: unknown or repeated ones refused."""
+    if not params:
+        return {}
+    found: dict[str, str] = {}
+    unknown = [name for name in params if name not in allowed]
+    if unknown:
+        names = ", ".join(f"'{echo_input(name, 40)}'" for name in unknown[:5])
+        takes = f"it takes: {', '.join(allowed)}" if allowed else "it takes none"
+        raise InvalidRequestError(f"unknown query parameter(s) {names}; {takes}")
+    for name in params:
+        values = params.getlist(name) if hasattr(params, "getlist") else [params[name]]
+        if len(values) != 1:
+            raise InvalidRequestError(f"query parameter '{name}' appears more than once")
+        found[name] = values[0]
+    return found
+
+
+def history_page(params: Mapping[str, str], default_limit: int, max_limit: int) -> tuple[int, str | None]:
+    """`limit` (1 to `max_limit`) and `next` of a history request."""
+    limit = default_limit
+    if "limit" in params:
+        text = params["limit"]
+        if not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= max_limit:
+            raise InvalidRequestError(f"'limit' must be a whole number from 1 to {max_limit}")
+        limit = int(text)
+    token = params.get("next")
+    if token is not None and not token:
+        raise InvalidRequestError("'next' must not be empty; leave it out for the first page")
+    return limit, token
+
+
+def deployment_id(params: Mapping[str, str]) -> str | None:
+    """The `deployment` query parameter: an ECS deployment id (`ecs-svc/…`), or None."""
+    value = params.get("deployment")
+    if value is None:
+        return None
+    if not _DEPLOYMENT_ID.fullmatch(value):
+        raise InvalidRequestError("'deployment' must be an ECS deployment id such as 'ecs-svc/1234567890123456789'")
+    return value
 
 
 def path_cluster(value: str) -> str:

@@ -1,9 +1,10 @@
 """Run the service on this machine against an embedded AWS (moto's server); `make dev` runs it.
 
 1. starts moto's server on loopback as the embedded AWS,
-2. creates the workload in it from infra/test-workload.yaml through CloudFormation,
+2. creates the workload and the state table in it from infra/test-workload.yaml and
+   infra/state-table.yaml through CloudFormation (the same templates as in AWS),
 3. starts `chalice local` on the `local` stage, pointed at that server,
-4. prints a curl command that updates the workload, and stops both servers on Ctrl-C.
+4. prints curl commands that update the workload and show its history, and stops both servers on Ctrl-C.
 
 The end-to-end test drives the same functions.
 """
@@ -30,9 +31,11 @@ import boto3
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORKLOAD_TEMPLATE = PROJECT_DIR / "infra" / "test-workload.yaml"
+STATE_TABLE_TEMPLATE = PROJECT_DIR / "infra" / "state-table.yaml"
 LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
 STACK_NAME = "test-workload"
+STATE_STACK_NAME = "ecs-image-updater-state"
 START_TIMEOUT_SECONDS = 60.0
 
 
@@ -123,20 +126,22 @@ def wait_until_listening(url: str, process: subprocess.Popen[bytes], timeout: fl
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def create_workload(aws_endpoint: str) -> dict[str, str]:
-    """Create the test workload stack in the embedded AWS; returns its outputs."""
+def create_stack(aws_endpoint: str, name: str, template: Path) -> dict[str, str]:
+    """Create a stack from `template` in the embedded AWS; returns its outputs."""
     session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)  # noqa: S106
     cloudformation = session.client("cloudformation", endpoint_url=aws_endpoint)
-    cloudformation.create_stack(
-        StackName=STACK_NAME,
-        TemplateBody=WORKLOAD_TEMPLATE.read_text(),
-        Capabilities=["CAPABILITY_IAM"],
-    )
+    cloudformation.create_stack(StackName=name, TemplateBody=template.read_text(), Capabilities=["CAPABILITY_IAM"])
     cloudformation.get_waiter("stack_create_complete").wait(
-        StackName=STACK_NAME, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
-    stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+    stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+
+def create_workload(aws_endpoint: str) -> dict[str, str]:
+    """Create the test workload and the state table in the embedded AWS; returns the workload's outputs."""
+    create_stack(aws_endpoint, STATE_STACK_NAME, STATE_TABLE_TEMPLATE)
+    return create_stack(aws_endpoint, STACK_NAME, WORKLOAD_TEMPLATE)
 
 
 def local_api_key() -> str:
@@ -202,6 +207,11 @@ def curl_command(run: LocalRun, tag: str = "1.28") -> str:
     )
 
 
+def history_curl_command(run: LocalRun) -> str:
+    """A ready-to-paste curl that shows the workload's deployment history."""
+    return f"curl -sS {run.api_url}/services/{run.cluster}/{run.service}/history \\\n  -H 'x-api-key: {run.api_key}'"
+
+
 def main() -> int:
     """`make dev`: run until Ctrl-C, then stop both servers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -219,6 +229,8 @@ def main() -> int:
             print(f"\nEmbedded AWS (moto) at {run.aws_endpoint}; service at {run.api_url}")
             print(f"Workload: cluster '{run.cluster}', service '{run.service}'. Update it with:\n")
             print(curl_command(run))
+            print("\nSee who deployed what, and how it went:\n")
+            print(history_curl_command(run))
             print(
                 f"\nInspect it with: AWS_ENDPOINT_URL={run.aws_endpoint} aws ecs describe-services "
                 f"--region {REGION} --cluster {run.cluster} --services {run.service}"

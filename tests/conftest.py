@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from chalice.test import Client
 from moto import mock_aws
 
@@ -45,6 +48,26 @@ def moto_world() -> Iterator[None]:
         aws.reset_clients()
         yield
         aws.reset_clients()
+
+
+@pytest.fixture
+def atomic_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto applies each request whole, as AWS does: its in-process backends are not thread-safe.
+
+    Without this, a DynamoDB GetItem in one thread can read an item while an
+    UpdateItem in another is changing it (moto raises "dictionary changed size
+    during iteration"); real DynamoDB applies every request atomically.
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    one_at_a_time = threading.Lock()
+    original = BotocoreStubber.process_request
+
+    def process_request(self: Any, request: Any) -> Any:
+        with one_at_a_time:
+            return original(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
 
 
 @pytest.fixture
@@ -208,43 +231,85 @@ def active_revisions(setup_ecs: Any, family: str) -> list[str]:
     return setup_ecs.list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
 
 
-LOCK_TABLE = "ecs-image-updater-locks"  # what the dev stage names in LOCK_TABLE
+STATE_TABLE = "ecs-image-updater-state"  # what the dev stage names in STATE_TABLE
+STATE_TABLE_TEMPLATE = PROJECT_DIR / "infra" / "state-table.yaml"
 
 
-def create_lock_table(name: str) -> None:
-    """The lock table as infra/lock-table.yaml defines it."""
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !Sub, ...) read as plain values."""
+
+
+_CloudFormationLoader.add_multi_constructor("!", lambda loader, _suffix, node: loader.construct_scalar(node))
+
+
+def state_table_definition() -> dict[str, Any]:
+    """The table's properties as infra/state-table.yaml defines them."""
+    template = yaml.load(STATE_TABLE_TEMPLATE.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - safe loader
+    return dict(template["Resources"]["StateTable"]["Properties"])
+
+
+def create_state_table(name: str = STATE_TABLE) -> None:
+    """The state table, with the keys and TTL of infra/state-table.yaml."""
+    definition = state_table_definition()
     dynamodb = aws.session().client("dynamodb", region_name=REGION)
     dynamodb.create_table(
         TableName=name,
-        AttributeDefinitions=[{"AttributeName": "lockId", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "lockId", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=definition["AttributeDefinitions"],
+        KeySchema=definition["KeySchema"],
+        BillingMode=definition["BillingMode"],
     )
-    dynamodb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
-    )
+    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=definition["TimeToLiveSpecification"])
+
+
+def stage_locks(table: str = STATE_TABLE) -> Any:
+    """The locks and records of the dev stage, through the service's own DynamoDB client."""
+    from chalicelib.lock import Locks
+    from chalicelib.state import StateTable
+
+    return Locks(StateTable(aws.dynamodb_client(), table))
 
 
 @pytest.fixture
-def lock_table(moto_world: None) -> str:
-    """The lock table of the dev stage, in moto."""
-    create_lock_table(LOCK_TABLE)
-    return LOCK_TABLE
+def state_table(moto_world: None) -> str:
+    """The state table of the dev stage, in moto."""
+    create_state_table(STATE_TABLE)
+    return STATE_TABLE
 
 
-def lock_items(table: str = LOCK_TABLE) -> list[dict[str, Any]]:
+def table_items(kind: str | None = None, table: str = STATE_TABLE) -> list[dict[str, Any]]:
+    """Every item of the state table (of one kind: lock, record, pointer), as plain values."""
+    from chalicelib.state import from_item
+
+    items = aws.session().client("dynamodb", region_name=REGION).scan(TableName=table, ConsistentRead=True)["Items"]
+    plain = [from_item(item) for item in items]
+    return [item for item in plain if kind is None or item.get("kind") == kind]
+
+
+def lock_items(table: str = STATE_TABLE) -> list[dict[str, Any]]:
     """Every lock item left in the table."""
-    return list(aws.session().client("dynamodb", region_name=REGION).scan(TableName=table)["Items"])
+    return table_items("lock", table)
+
+
+def records_of(cluster: str, service: str, table: str = STATE_TABLE) -> list[dict[str, Any]]:
+    """The deployment records of a service, newest first, as the table holds them."""
+    items = [i for i in table_items("record", table) if i["pk"] == f"SERVICE#{cluster}/{service}"]
+    return sorted(items, key=lambda item: item["sk"], reverse=True)
 
 
 @pytest.fixture
-def http(monkeypatch: pytest.MonkeyPatch, ecs: Any, lock_table: str) -> Iterator[Any]:
-    """Chalice's test client over the app on the dev stage (lock on), with the local key check on."""
+def app_client(monkeypatch: pytest.MonkeyPatch, ecs: Any, state_table: str) -> Iterator[Any]:
+    """Chalice's test client over the app on the dev stage (locks and records on), with the local key check on."""
     from app import app
 
     monkeypatch.setenv("LOCAL_API_KEY", API_KEY)
     with Client(app, stage_name="dev", project_dir=str(PROJECT_DIR)) as client:
-        yield client.http
+        yield client
+
+
+@pytest.fixture
+def http(app_client: Any) -> Any:
+    """The routes of the app, through Chalice's test client."""
+    return app_client.http
 
 
 def post(http: Any, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:
@@ -268,3 +333,91 @@ def request_log() -> Iterator[list[dict[str, Any]]]:
     logger.addHandler(handler)
     yield lines
     logger.removeHandler(handler)
+
+
+class EcsDeployments:
+    """What moto's UpdateService leaves out: the new PRIMARY deployment, as ECS reports it.
+
+    moto never changes a service's `deployments`; ECS answers UpdateService with
+    the new deployment first (PRIMARY, IN_PROGRESS) and the one it replaces as
+    ACTIVE. Each UpdateService answer of the client gets that shape here, with
+    ids `ecs-svc/1000000000000000001`, `…2`, and so on.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.made: list[dict[str, Any]] = []
+        client.meta.events.register("after-call.ecs.UpdateService", self._add_deployment)
+
+    def _add_deployment(self, parsed: dict[str, Any], **_: Any) -> None:
+        service = parsed.get("service")
+        if not service:
+            return
+        deployment = {
+            "id": f"ecs-svc/{1000000000000000001 + len(self.made)}",
+            "status": "PRIMARY",
+            "taskDefinition": service["taskDefinition"],
+            "desiredCount": service.get("desiredCount", 1),
+            "runningCount": 0,
+            "pendingCount": 0,
+            "rolloutState": "IN_PROGRESS",
+            "rolloutStateReason": "ECS deployment in progress.",
+            "createdAt": datetime.now(UTC),
+            "updatedAt": datetime.now(UTC),
+        }
+        self.made.append(deployment)
+        earlier = [{**d, "status": "ACTIVE"} for d in service.get("deployments", [])[:1]]
+        service["deployments"] = [deployment, *earlier]
+
+    @property
+    def last_id(self) -> str:
+        """The id of the newest deployment made."""
+        return str(self.made[-1]["id"])
+
+
+@pytest.fixture
+def ecs_deployments(ecs: Any) -> EcsDeployments:
+    """UpdateService answers that carry the new deployment, as ECS's do."""
+    return EcsDeployments(ecs)
+
+
+TOPIC_NAME = "ecs-image-updater-notifications"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """An SQS queue subscribed to the notification topic: what SNS delivered, in order."""
+
+    topic_arn: str
+    queue_url: str
+
+    def received(self) -> list[dict[str, Any]]:
+        """Every message delivered since the last call: {"subject", "message", "attributes"}."""
+        sqs = aws.session().client("sqs", region_name=REGION)
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                envelope = json.loads(message["Body"])
+                found.append(
+                    {
+                        "subject": envelope.get("Subject"),
+                        "message": json.loads(envelope["Message"]),
+                        "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
+                    }
+                )
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def subscriber(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> Subscriber:
+    """The notification topic, NOTIFY_TOPIC_ARN set to it, and a queue subscribed to it."""
+    sns = aws.session().client("sns", region_name=REGION)
+    sqs = aws.session().client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
+    queue = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic)
+    return Subscriber(topic, queue)

@@ -213,9 +213,11 @@ def test_registered_revision_carries_the_audit_tags_and_the_log_too(
     tags = {t["key"]: t["value"] for t in running_task_definition(setup_ecs, workload)["tags"]}
     for key in ("deployed-by-request", "deployed-by-key", "deployed-from-ip", "deployed-at"):
         assert request_log[-1]["audit"][key] == tags[key]
-    # Chalice's test client sends a source IP but no request id and no API key id.
+    # Chalice's test client sends a source IP but no request id and no API key id; the app checked
+    # the local key itself, so the key is "local".
     assert tags["deployed-from-ip"] == "127.0.0.1"
-    assert tags["deployed-by-request"] == tags["deployed-by-key"] == "unknown"
+    assert tags["deployed-by-request"] == "unknown"
+    assert tags["deployed-by-key"] == "local"
     assert tags["deployed-at"].endswith("Z")
 
 
@@ -225,6 +227,7 @@ def test_registered_revision_carries_the_audit_tags_and_the_log_too(
         ("POST", "/update"),
         ("POST", "/rollback"),
         ("GET", "/services/test-cluster/web"),
+        ("GET", "/services/test-cluster/web/history"),
         ("GET", "/clusters/c/services"),
     ],
 )

@@ -241,11 +241,15 @@ def test_one_json_log_line_per_request_without_the_key(
 def test_local_stage_sets_a_key_and_deployed_stage_does_not() -> None:
     config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
     assert config["autogen_policy"] is False
-    assert "iam_policy_file" not in config  # each deployed stage uses its own policy-<stage>.json
-    assert (PROJECT_DIR / ".chalice" / "policy-dev.json").exists()
+    assert "iam_policy_file" not in config  # each function of each deployed stage names its own
+    functions = config["stages"]["dev"]["lambda_functions"]
+    assert functions["api_handler"]["iam_policy_file"] == "policy-dev.json"
+    assert functions["deployment_events"]["iam_policy_file"] == "policy-dev-deployment-events.json"
+    for function in functions.values():
+        assert (PROJECT_DIR / ".chalice" / function["iam_policy_file"]).exists()
     assert config["stages"]["local"]["environment_variables"]["LOCAL_API_KEY"]
     assert "LOCAL_API_KEY" not in config["stages"]["dev"].get("environment_variables", {})
-    assert config["stages"]["dev"]["environment_variables"]["LOCK_TABLE"] == "ecs-image-updater-locks"
+    assert config["stages"]["dev"]["environment_variables"]["STATE_TABLE"] == "ecs-image-updater-state"
     assert "LOCAL_API_KEY" not in config.get("environment_variables", {})
 
 
@@ -304,6 +308,8 @@ def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
         "iam:PassRole",
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",

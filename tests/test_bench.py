@@ -64,3 +64,9 @@ def test_update_image_adds_only_the_rollback_tag(results: BenchResults) -> None:
 
 def test_the_run_reports_no_broken_promise(results: BenchResults) -> None:
     assert broken_promises(results.findings, ECS_DEPLOY_API, OURS_DIRECT) == []
+
+
+def test_post_update_adds_only_the_lock_and_its_record(results: BenchResults) -> None:
+    found = results.findings[OURS_HTTP]
+    assert operations(found.change_calls, "dynamodb") == ["PutItem", "TransactWriteItems"]
+    assert operations(found.no_op_calls, "dynamodb") == ["PutItem", "TransactWriteItems"]

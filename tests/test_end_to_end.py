@@ -23,6 +23,7 @@ from scripts.local_aws import (
     curl_command,
     embedded_aws_environment,
     free_port,
+    history_curl_command,
     local_run,
 )
 
@@ -71,6 +72,33 @@ def test_update_over_http_changes_the_service_in_the_embedded_aws(running: Local
     assert service["taskDefinition"] == answer["taskDefinition"]["arn"]
     described = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     assert described["containerDefinitions"][0]["image"] == "public.ecr.aws/nginx/nginx:1.28"
+
+
+def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_printed_history_curl_shows_who_deployed_what(running: LocalRun) -> None:
+    body = {"cluster": running.cluster, "service": running.service, "image": "public.ecr.aws/nginx/nginx:1.29"}
+    status, answer = post(
+        f"{running.api_url}/update", body, {"Content-Type": "application/json", "x-api-key": running.api_key}
+    )
+    assert status == 200, answer
+    command = history_curl_command(running)
+    url = command.split()[2]
+    assert url == f"{running.api_url}/services/{running.cluster}/{running.service}/history"
+    status, history = get(url, {"x-api-key": running.api_key})
+    assert status == 200, history
+    newest = history["records"][0]
+    assert (newest["action"], newest["keyId"], newest["sourceIp"]) == ("update", "local", "127.0.0.1")
+    assert newest["containers"][0]["image"] == "public.ecr.aws/nginx/nginx:1.29"
+    assert newest["taskDefinition"]["arn"] == answer["taskDefinition"]["arn"]
+    assert newest["outcome"] == "IN_PROGRESS"
 
 
 def test_without_the_key_the_answer_is_403_and_nothing_changes(running: LocalRun) -> None:

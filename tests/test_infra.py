@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,14 +11,15 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
-from chalicelib import aws
+from chalicelib import aws, state
 from tests.conftest import PROJECT_DIR
 
 TEMPLATES = sorted((PROJECT_DIR / "infra").glob("*.yaml"))
 
 
 def test_templates_exist() -> None:
-    assert {t.name for t in TEMPLATES} >= {"test-workload.yaml", "api-access.yaml", "lock-table.yaml"}
+    assert {t.name for t in TEMPLATES} >= {"test-workload.yaml", "api-access.yaml", "state-table.yaml"}
+    assert not (PROJECT_DIR / "infra" / "lock-table.yaml").exists()  # the state table replaced it
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.name)
@@ -51,17 +53,36 @@ def test_workload_stack_deploys_with_its_outputs(moto_world: None) -> None:
     assert container["containerDefinitions"][0]["image"] == "public.ecr.aws/nginx/nginx:1.27"
 
 
-def test_lock_table_stack_has_the_key_and_ttl_the_lock_uses(moto_world: None) -> None:
+def test_state_table_stack_has_the_keys_and_ttl_the_service_uses(moto_world: None) -> None:
     cloudformation = aws.session().client("cloudformation")
-    cloudformation.create_stack(StackName="locks", TemplateBody=(PROJECT_DIR / "infra" / "lock-table.yaml").read_text())
-    stack = cloudformation.describe_stacks(StackName="locks")["Stacks"][0]
-    name = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["LockTableName"]
+    template_path = PROJECT_DIR / "infra" / "state-table.yaml"
+    cloudformation.create_stack(StackName="state", TemplateBody=template_path.read_text())
+    stack = cloudformation.describe_stacks(StackName="state")["Stacks"][0]
+    name = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["StateTableName"]
     dynamodb = aws.session().client("dynamodb")
     table = dynamodb.describe_table(TableName=name)["Table"]
-    assert name == "ecs-image-updater-locks"
-    assert table["KeySchema"] == [{"AttributeName": "lockId", "KeyType": "HASH"}]
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    assert name == config["stages"]["dev"]["environment_variables"]["STATE_TABLE"] == "ecs-image-updater-state"
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
     # moto's CloudFormation drops TimeToLiveSpecification, so the template itself is read for it.
-    template, matches = decode(str(PROJECT_DIR / "infra" / "lock-table.yaml"))
+    template, matches = decode(str(template_path))
     assert not matches
-    ttl = template["Resources"]["LockTable"]["Properties"]["TimeToLiveSpecification"]
-    assert ttl == {"AttributeName": "expiresAt", "Enabled": True}
+    ttl = template["Resources"]["StateTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": state.TTL_ATTRIBUTE, "Enabled": True}
+
+
+def test_every_policy_names_the_state_table_of_the_template() -> None:
+    template, _ = decode(str(PROJECT_DIR / "infra" / "state-table.yaml"))
+    default = template["Parameters"]["TableName"]["Default"]
+    for policy_file in sorted((PROJECT_DIR / ".chalice").glob("policy-*.json")):
+        statements = json.loads(policy_file.read_text())["Statement"]
+        tables = [s["Resource"] for s in statements if any(a.startswith("dynamodb:") for a in _actions(s))]
+        assert tables == [f"arn:aws:dynamodb:*:*:table/{default}"], policy_file.name
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    listed = statement["Action"]
+    return [listed] if isinstance(listed, str) else list(listed)

@@ -11,12 +11,14 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from chalicelib import aws, lock, taskdef
-from chalicelib.errors import AwsCallError, AwsTimeoutError, ServiceBusyError
+from chalicelib.audit import Provenance
+from chalicelib.errors import AwsTimeoutError, ServiceBusyError, StateTableMissingError
 from chalicelib.images import parse_image
-from chalicelib.lock import lock_key, service_lock
+from chalicelib.lock import Locks
+from chalicelib.state import StateTable, service_key
 from chalicelib.update import UpdateRequest, update_image
 from tests.conftest import (
-    LOCK_TABLE,
+    STATE_TABLE,
     Workload,
     create_service,
     lock_items,
@@ -24,8 +26,15 @@ from tests.conftest import (
     register,
     rich_container,
     running_task_definition,
+    stage_locks,
 )
 from tests.faults import ENDPOINT, AttemptFaults, VirtualClock, client_error, fail_call
+
+
+def held_elsewhere(cluster: str, service: str) -> Any:
+    """Another request holding the service's lock."""
+    return stage_locks().hold([service_key(cluster, service)], Provenance("update"))
+
 
 CONTAINERS = [f"c{i}" for i in range(10)]
 
@@ -39,9 +48,8 @@ def ten_containers(setup_ecs: Any, workload: Workload) -> Workload:
 
 
 def test_twenty_concurrent_updates_lose_nothing(
-    ecs: Any, setup_ecs: Any, lock_table: str, ten_containers: Workload
+    ecs: Any, setup_ecs: Any, state_table: str, ten_containers: Workload, atomic_aws: None
 ) -> None:
-    dynamodb = aws.dynamodb_client()
     requests = [(name, f"repo/{name}:{round_}") for round_ in (1, 2) for name in CONTAINERS]
     outcomes: dict[tuple[str, str], Any] = {}
     start = threading.Barrier(len(requests))
@@ -50,8 +58,7 @@ def test_twenty_concurrent_updates_lose_nothing(
         request = UpdateRequest(ten_containers.cluster, "wide", parse_image(image), container=container)
         start.wait()
         try:
-            lock = service_lock(dynamodb, lock_table, lock_key(request.cluster, request.service))
-            outcomes[(container, image)] = update_image(ecs, request, lock=lock)
+            outcomes[(container, image)] = update_image(ecs, request, locks=stage_locks())
         except ServiceBusyError as busy:
             outcomes[(container, image)] = busy
 
@@ -76,21 +83,19 @@ def test_twenty_concurrent_updates_lose_nothing(
 
 
 def test_busy_service_is_a_409_after_five_seconds_and_changes_nothing(
-    ecs: Any, setup_ecs: Any, lock_table: str, workload: Workload, virtual_clock: VirtualClock
+    ecs: Any, setup_ecs: Any, state_table: str, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
-    dynamodb = aws.dynamodb_client()
-    key = lock_key(workload.cluster, workload.service)
     request = UpdateRequest(workload.cluster, workload.service, parse_image("repo/x:1"), container="app")
     busy = pytest.raises(ServiceBusyError, match="another request is changing service 'test-cluster/web'")
-    with service_lock(dynamodb, lock_table, key), busy:
-        update_image(ecs, request, lock=service_lock(dynamodb, lock_table, key))
+    with held_elsewhere(workload.cluster, workload.service), busy:
+        update_image(ecs, request, locks=stage_locks())
     assert lock.LOCK_WAIT_SECONDS <= virtual_clock.now < lock.LOCK_WAIT_SECONDS + 1
     assert running_task_definition(setup_ecs, workload)["taskDefinitionArn"] == workload.running_arn
     assert lock_items() == []
 
 
 def test_busy_service_over_http_is_a_409(http: Any, workload: Workload, virtual_clock: VirtualClock) -> None:
-    with service_lock(aws.dynamodb_client(), LOCK_TABLE, lock_key(workload.cluster, workload.service)):
+    with held_elsewhere(workload.cluster, workload.service):
         response = post(
             http,
             "/update",
@@ -130,21 +135,27 @@ def test_lock_is_held_while_the_service_is_read_and_written(
 
 
 def test_expired_lock_of_a_dead_holder_is_taken_over(
-    ecs: Any, setup_ecs: Any, lock_table: str, workload: Workload
+    ecs: Any, setup_ecs: Any, state_table: str, workload: Workload
 ) -> None:
     dynamodb = aws.session().client("dynamodb")
-    key = lock_key(workload.cluster, workload.service)
     dynamodb.put_item(
-        TableName=lock_table, Item={"lockId": {"S": key}, "owner": {"S": "dead"}, "expiresAt": {"N": "1"}}
+        TableName=state_table,
+        Item={
+            "pk": {"S": "SERVICE#test-cluster/web"},
+            "sk": {"S": "LOCK"},
+            "kind": {"S": "lock"},
+            "owner": {"S": "dead"},
+            "expiresAt": {"N": "1"},
+        },
     )
     request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
-    result = update_image(ecs, request, lock=service_lock(aws.dynamodb_client(), lock_table, key))
+    result = update_image(ecs, request, locks=stage_locks())
     assert result.changed is True
     assert lock_items() == []
 
 
 def test_dry_run_takes_no_lock(http: Any, workload: Workload, virtual_clock: VirtualClock) -> None:
-    with service_lock(aws.dynamodb_client(), LOCK_TABLE, lock_key(workload.cluster, workload.service)):
+    with held_elsewhere(workload.cluster, workload.service):
         body = {"cluster": "test-cluster", "service": "web", "image": "x/y", "tag": "1", "container": "app"}
         response = post(http, "/update", {**body, "dryRun": True})
     assert response.status_code == 200
@@ -153,8 +164,8 @@ def test_dry_run_takes_no_lock(http: Any, workload: Workload, virtual_clock: Vir
 
 def test_lock_keys_are_names_whatever_the_request_gave() -> None:
     arn = "arn:aws:ecs:eu-west-1:123456789012:service/test-cluster/web"
-    assert lock_key("arn:aws:ecs:eu-west-1:123456789012:cluster/test-cluster", arn) == "test-cluster/web"
-    assert lock_key("test-cluster", "web") == "test-cluster/web"
+    assert service_key("arn:aws:ecs:eu-west-1:123456789012:cluster/test-cluster", arn) == "test-cluster/web"
+    assert service_key("test-cluster", "web") == "test-cluster/web"
 
 
 def test_without_a_table_there_is_no_lock_and_one_warning(
@@ -162,22 +173,41 @@ def test_without_a_table_there_is_no_lock_and_one_warning(
 ) -> None:
     lock._warned = False
     with caplog.at_level(logging.WARNING, logger="chalicelib.lock"):
-        service_lock(None, None, "a/b")
-        service_lock(None, None, "a/b")
+        for _ in range(2):
+            with Locks(None).hold(["a/b"], Provenance("update")):
+                pass
     assert [r.getMessage() for r in caplog.records if r.name == "chalicelib.lock"] == [
-        "LOCK_TABLE is not set: concurrent updates of one service are not serialised"
+        "STATE_TABLE is not set: concurrent updates of one service are not serialised, and nothing is recorded"
     ]
 
 
-def test_lock_table_failure_is_a_502_naming_the_call(ecs: Any, workload: Workload, moto_world: None) -> None:
+def test_missing_state_table_is_a_502_naming_it_and_its_template(ecs: Any, workload: Workload) -> None:
     # No table at all: DynamoDB answers ResourceNotFoundException.
     request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
-    with pytest.raises(AwsCallError, match="PutItem failed: ResourceNotFoundException"):
-        update_image(ecs, request, lock=service_lock(aws.dynamodb_client(), "missing-table", "test-cluster/web"))
+    locks = Locks(StateTable(aws.dynamodb_client(), "missing-table"))
+    with pytest.raises(StateTableMissingError) as missing:
+        update_image(ecs, request, locks=locks)
+    assert "'missing-table' (STATE_TABLE) does not exist" in missing.value.message
+    assert "deploy infra/state-table.yaml" in missing.value.message
+
+
+def test_missing_state_table_over_http_is_a_502_and_changes_nothing(
+    http: Any, setup_ecs: Any, workload: Workload
+) -> None:
+    aws.session().client("dynamodb").delete_table(TableName=STATE_TABLE)  # the stage names a table never deployed
+    response = post(
+        http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y", "tag": "1", "container": "app"}
+    )
+    assert response.status_code == 502
+    assert response.json_body["Message"] == (
+        "the state table 'ecs-image-updater-state' (STATE_TABLE) does not exist in this account and region; "
+        "deploy infra/state-table.yaml to create it"
+    )
+    assert running_task_definition(setup_ecs, workload)["taskDefinitionArn"] == workload.running_arn
 
 
 def test_lock_put_applied_but_unanswered_is_taken_on_the_retry(
-    ecs: Any, setup_ecs: Any, lock_table: str, workload: Workload, virtual_clock: VirtualClock
+    ecs: Any, setup_ecs: Any, state_table: str, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
     dynamodb = aws.dynamodb_client()
     setup_dynamodb = aws.session().client("dynamodb")
@@ -191,9 +221,8 @@ def test_lock_put_applied_but_unanswered_is_taken_on_the_retry(
 
     faults.on("PutItem", applied_then_lost)
     request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
-    key = lock_key(workload.cluster, workload.service)
 
-    result = update_image(ecs, request, lock=service_lock(dynamodb, lock_table, key))
+    result = update_image(ecs, request, locks=stage_locks())
 
     assert result.changed is True
     assert faults.attempts.count("PutItem") == 2
@@ -201,7 +230,7 @@ def test_lock_put_applied_but_unanswered_is_taken_on_the_retry(
 
 
 def test_lock_is_released_when_taking_it_fails_after_it_may_have_been_applied(
-    ecs: Any, lock_table: str, workload: Workload, virtual_clock: VirtualClock
+    ecs: Any, state_table: str, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
     dynamodb = aws.dynamodb_client()
     setup_dynamodb = aws.session().client("dynamodb")
@@ -217,6 +246,6 @@ def test_lock_is_released_when_taking_it_fails_after_it_may_have_been_applied(
     request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
 
     with pytest.raises(AwsTimeoutError, match="PutItem"):
-        update_image(ecs, request, lock=service_lock(dynamodb, lock_table, lock_key(workload.cluster, "web")))
+        update_image(ecs, request, locks=stage_locks())
 
     assert lock_items() == []

@@ -96,8 +96,8 @@ def wsgi_bridge(http: Any) -> WsgiApp:
 
 
 @pytest.fixture
-def aws_calls(ecs: Any, lock_table: str) -> list[str]:
-    """Calls the service's clients make: ECS and the lock table (cleared by each example)."""
+def aws_calls(ecs: Any, state_table: str) -> list[str]:
+    """Calls the service's clients make: ECS and the state table (cleared by each example)."""
     made: list[str] = []
     ecs.meta.events.register("before-parameter-build.ecs", lambda model, **_: made.append(model.name))
     aws.dynamodb_client().meta.events.register(

@@ -43,11 +43,51 @@ def test_every_route_requires_the_api_key(template: dict[str, Any]) -> None:
     assert swagger["securityDefinitions"]["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
 
 
-def test_lambda_uses_the_policy_file(template: dict[str, Any]) -> None:
-    policy_file = json.loads((PROJECT_DIR / ".chalice" / "policy-dev.json").read_text())
-    role = template["Resources"]["ApiHandlerRole"]["Properties"]
-    assert [p["PolicyDocument"] for p in role["Policies"]] == [policy_file]
-    assert template["Resources"]["APIHandler"]["Properties"]["Role"] == {"Fn::GetAtt": ["ApiHandlerRole", "Arn"]}
+@pytest.mark.parametrize(
+    ("function", "role", "policy"),
+    [
+        ("APIHandler", "ApiHandlerRole", "policy-dev.json"),
+        ("DeploymentEvents", "DeploymentEventsRole", "policy-dev-deployment-events.json"),
+    ],
+)
+def test_each_function_has_its_own_role_with_its_policy_file(
+    template: dict[str, Any], function: str, role: str, policy: str
+) -> None:
+    policy_file = json.loads((PROJECT_DIR / ".chalice" / policy).read_text())
+    properties = template["Resources"][role]["Properties"]
+    assert [p["PolicyDocument"] for p in properties["Policies"]] == [policy_file]
+    assert template["Resources"][function]["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+
+
+def test_deployment_events_is_triggered_by_ecs_deployment_state_changes(template: dict[str, Any]) -> None:
+    function = template["Resources"]["DeploymentEvents"]["Properties"]
+    assert function["Handler"] == "app.deployment_events"
+    [trigger] = function["Events"].values()
+    assert trigger == {
+        "Type": "CloudWatchEvent",
+        "Properties": {"Pattern": {"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]}},
+    }
+    assert function["Environment"]["Variables"]["STATE_TABLE"] == "ecs-image-updater-state"
+
+
+def test_deployment_events_may_publish_only_to_the_topic_and_touch_only_the_table() -> None:
+    policy = json.loads((PROJECT_DIR / ".chalice" / "policy-dev-deployment-events.json").read_text())
+    granted = {
+        (action, statement["Resource"])
+        for statement in policy["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert {action for action, _ in granted} == {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "sns:Publish",
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    assert ("sns:Publish", "arn:aws:sns:*:*:ecs-image-updater-*") in granted
+    assert all(resource != "*" for _, resource in granted)
 
 
 def test_deployment_zip_is_small_and_has_no_boto3(package: Path) -> None:

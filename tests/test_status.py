@@ -7,60 +7,14 @@ service's moto-backed client (DescribeTaskDefinition still comes from moto).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from chalicelib.status import deployment_outcome
-from tests.conftest import ACCOUNT, API_KEY, ECR, REGION, Workload, register, rich_container
-
-T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
-CLUSTER_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/test-cluster"
-TD = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/web"
-
-
-def deployment(
-    ident: str, status: str, revision: int, state: str, reason: str, minutes: int, running: int = 2
-) -> dict[str, Any]:
-    return {
-        "id": f"ecs-svc/{ident}",
-        "status": status,
-        "taskDefinition": f"{TD}:{revision}",
-        "desiredCount": 2,
-        "pendingCount": 2 - running,
-        "runningCount": running,
-        "failedTasks": 0 if state != "FAILED" else 3,
-        "createdAt": T0 + timedelta(minutes=minutes),
-        "updatedAt": T0 + timedelta(minutes=minutes + 1),
-        "launchType": "FARGATE",
-        "rolloutState": state,
-        "rolloutStateReason": reason,
-    }
-
-
-def event(message: str, minutes: int) -> dict[str, Any]:
-    return {"id": f"e-{minutes}", "createdAt": T0 + timedelta(minutes=minutes), "message": message}
-
-
-def recorded_service(deployments: list[dict[str, Any]], events: list[dict[str, Any]], revision: int) -> dict[str, Any]:
-    """A DescribeServices answer as ECS gives it (parsed by botocore)."""
-    return {
-        "serviceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/test-cluster/web",
-        "serviceName": "web",
-        "clusterArn": CLUSTER_ARN,
-        "status": "ACTIVE",
-        "desiredCount": 2,
-        "runningCount": sum(d["runningCount"] for d in deployments),
-        "pendingCount": sum(d["pendingCount"] for d in deployments),
-        "launchType": "FARGATE",
-        "taskDefinition": f"{TD}:{revision}",
-        "deployments": deployments,
-        "events": events,
-        "deploymentController": {"type": "ECS"},
-    }
-
+from tests.conftest import API_KEY, ECR, Workload, register, rich_container
+from tests.ecs_answers import deployment, event, recorded_service, serve_recorded
 
 ROLLBACK_REASON = "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/old."
 STATES: dict[str, tuple[dict[str, Any], str]] = {
@@ -193,16 +147,6 @@ def test_service_without_rollout_states_is_judged_by_task_counts() -> None:
     rolling = {"deployments": [{"status": "PRIMARY", "desiredCount": 2, "runningCount": 1}]}
     assert deployment_outcome(settled) == "COMPLETED"
     assert deployment_outcome(rolling) == "IN_PROGRESS"
-
-
-def serve_recorded(ecs: Any, service: dict[str, Any]) -> None:
-    """Answer DescribeServices with `service` instead of asking moto."""
-
-    def answer(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        http = AWSResponse("https://ecs.eu-west-1.amazonaws.com/", 200, {}, None)
-        return http, {"services": [service], "failures": [], "ResponseMetadata": {"HTTPStatusCode": 200}}
-
-    ecs.meta.events.register("before-call.ecs.DescribeServices", answer)
 
 
 def get(http: Any, path: str) -> Any:

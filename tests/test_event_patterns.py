@@ -1,0 +1,73 @@
+"""The event functions' EventBridge patterns, checked against moto's EventBridge with an SQS target.
+
+`chalice deploy` turns each `@app.on_cw_event` pattern into a rule on the default
+bus; moto cannot deliver to a Lambda target, so the same rule is given an SQS
+queue here and events are put on the bus the way AWS services put them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from chalicelib import aws
+from tests.conftest import REGION
+
+
+def event_pattern(function: str) -> dict[str, Any]:
+    from app import app
+
+    [source] = [s for s in app.event_sources if s.name == function]
+    return dict(source.event_pattern)
+
+
+@pytest.fixture
+def bus_to_queue(moto_world: None) -> Any:
+    """A rule with the function's pattern on the default bus, delivering to a queue; returns a putter."""
+    events = aws.session().client("events", region_name=REGION)
+    sqs = aws.session().client("sqs", region_name=REGION)
+
+    def route(function: str) -> Any:
+        queue = sqs.create_queue(QueueName=f"{function}-target")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=function, EventPattern=json.dumps(event_pattern(function)))
+        events.put_targets(Rule=function, Targets=[{"Id": "queue", "Arn": arn}])
+
+        def delivered(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            events.put_events(Entries=entries)
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+            return [json.loads(m["Body"]) for m in messages]
+
+        return delivered
+
+    return route
+
+
+def entry(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "Resources": []}
+
+
+ECS_DEPLOYMENT = {"eventName": "SERVICE_DEPLOYMENT_COMPLETED", "deploymentId": "ecs-svc/1", "reason": ""}
+
+
+def test_deployment_events_receive_ecs_deployment_state_changes(bus_to_queue: Any) -> None:
+    delivered = bus_to_queue("deployment_events")
+    [event] = delivered([entry("aws.ecs", "ECS Deployment State Change", ECS_DEPLOYMENT)])
+    assert event["detail"] == ECS_DEPLOYMENT
+    assert (event["source"], event["detail-type"]) == ("aws.ecs", "ECS Deployment State Change")
+
+
+@pytest.mark.parametrize(
+    ("source", "detail_type"),
+    [
+        ("aws.ecs", "ECS Service Action"),
+        ("aws.ecs", "ECS Task State Change"),
+        ("aws.ecr", "ECS Deployment State Change"),
+        ("custom.app", "ECS Deployment State Change"),
+    ],
+)
+def test_deployment_events_receive_nothing_else(bus_to_queue: Any, source: str, detail_type: str) -> None:
+    delivered = bus_to_queue("deployment_events")
+    assert delivered([entry(source, detail_type, ECS_DEPLOYMENT)]) == []
