@@ -12,7 +12,7 @@ RUNTIME_STAMP := $(RUNTIME_VENV)/.installed
 RUNTIME_SDK_TESTS := tests/test_update.py tests/test_faults.py tests/test_lock.py tests/test_app.py \
 	tests/test_rollback.py tests/test_access.py tests/test_status.py tests/test_discovery.py tests/test_fidelity.py \
 	tests/test_records.py tests/test_history.py tests/test_outcomes.py tests/test_deployment_status.py \
-	tests/test_event_patterns.py
+	tests/test_event_patterns.py tests/test_fanout.py
 
 .PHONY: test lint dev clean test-runtime-sdk fuzz
 

@@ -24,13 +24,15 @@ from chalicelib.results import ChangeResult
 from chalicelib.rollback import roll_back
 from chalicelib.state import StateTable
 from chalicelib.status import service_status
-from chalicelib.update import update_image
+from chalicelib.update import FanOutRequest, update_image, update_services
 from chalicelib.validation import (
+    IMAGE_DEFINITIONS_QUERY,
     deployment_id,
     history_page,
+    parse_json_body,
     parse_json_object,
     parse_rollback_request,
-    parse_update_request,
+    parse_update,
     path_cluster,
     path_service,
     query_parameters,
@@ -63,18 +65,28 @@ def json_answers_say_so(event: Any, get_response: Callable[[Any], Response]) -> 
 def update() -> Response:
     """Roll a service onto a new image (or preview it with dryRun)."""
 
-    def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
-        request = parse_update_request(body)
+    def handle(body: Any, log: dict[str, Any]) -> dict[str, Any]:
+        request = parse_update(body, _query(IMAGE_DEFINITIONS_QUERY))
         policy = _policy()
-        policy.check_target(request.cluster, request.service)
-        for image in [request.image] if request.image is not None else list((request.images or {}).values()):
-            policy.check_image(image)
         provenance = _provenance("update")
         log.update(audit=provenance.tags())
+        if isinstance(request, FanOutRequest):
+            for target in request.targets:
+                policy.check_target(request.cluster, target.service)
+                for image in target.change.requested_images():
+                    policy.check_image(image)
+            batch = update_services(aws.ecs_client(), request, locks=_locks(), provenance=provenance)
+            log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
+            log.update(changed=batch.changed, dryRun=batch.dry_run)
+            return batch.as_dict()
+        policy.check_target(request.cluster, request.service)
+        for image in request.change.requested_images():
+            policy.check_image(image)
+        log.update(cluster=_loggable(request.cluster), service=_loggable(request.service))
         result = update_image(aws.ecs_client(), request, locks=_locks(), provenance=provenance)
         return _logged_change(result, log)
 
-    return _respond(handle, reads_body=True)
+    return _respond(handle, reads_body=True, takes_arrays=True)
 
 
 @app.route("/rollback", methods=["POST"], api_key_required=True)
@@ -132,6 +144,7 @@ def cluster_services_route(cluster: str) -> Response:
 
     def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
         cluster_id = path_cluster(params["cluster"])
+        _query(())
         policy = _policy()
         policy.check_cluster(cluster_id)
         return cluster_services(aws.ecs_client(), cluster_id, include=policy.allows_service)
@@ -198,11 +211,15 @@ def _logged_change(result: ChangeResult, log: dict[str, Any]) -> dict[str, Any]:
     return result.as_dict()
 
 
-Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+Handler = Callable[[Any, dict[str, Any]], dict[str, Any]]
 
 
-def _respond(handle: Handler, *, reads_body: bool) -> Response:
-    """Check the key, read the body or path, run `handle`, map errors, and log one line."""
+def _respond(handle: Handler, *, reads_body: bool, takes_arrays: bool = False) -> Response:
+    """Check the key, read the body or path, run `handle`, map errors, and log one line.
+
+    A route that reads a body takes a JSON object (or, with `takes_arrays`, an
+    array too) and no query parameters unless it reads them itself.
+    """
     started = time.monotonic()
     request = app.current_request
     context = request.context or {}
@@ -221,10 +238,14 @@ def _respond(handle: Handler, *, reads_body: bool) -> Response:
         elif reads_body and not request.headers.get("content-type"):
             response = _error(400, "BadRequestError", "the Content-Type header is missing; send application/json")
         else:
-            if reads_body:
+            if reads_body and not takes_arrays:
                 query_parameters(request.query_params, ())
-            arguments = parse_json_object(request.raw_body) if reads_body else dict(request.uri_params or {})
-            log.update(cluster=_loggable(arguments.get("cluster")), service=_loggable(arguments.get("service")))
+            if not reads_body:
+                arguments: Any = dict(request.uri_params or {})
+            else:
+                arguments = parse_json_body(request.raw_body) if takes_arrays else parse_json_object(request.raw_body)
+            if isinstance(arguments, dict):
+                log.update(cluster=_loggable(arguments.get("cluster")), service=_loggable(arguments.get("service")))
             response = _json(200, handle(arguments, log))
     except UpdateError as failure:
         status, code = http_status(failure)

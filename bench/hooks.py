@@ -44,18 +44,34 @@ class CallLog:
 
 
 class SimulatedRoundTrip:
-    """Sleeps `seconds` before each HTTP attempt of the clients it is attached to, as a network round trip would."""
+    """Every HTTP attempt of the clients it is attached to takes at least `seconds`, as a network round trip would.
+
+    The attempt's start is noted before moto answers; once the answer is in, the
+    attempt waits for whatever is left of the round trip. moto's own work on the
+    request thus counts inside the round trip, as the server's does with a real
+    AWS, instead of being added to it (in-process, it would also hold Python's
+    GIL against every other thread).
+    """
 
     def __init__(self) -> None:
         self.seconds = 0.0
 
     def attach(self, client: Any) -> None:
-        """Delay every attempt of this client by the current `seconds` (zero adds nothing)."""
-        # First, so it runs before moto's own `before-send` handler answers the request.
-        client.meta.events.register_first(
-            "before-send", self._wait, unique_id=f"bench-round-trip-{id(self)}-{id(client)}"
-        )
+        """Make every attempt of this client last the current `seconds` (zero adds nothing)."""
+        unique = f"bench-round-trip-{id(self)}-{id(client)}"
+        # First, so the start is noted before moto's own `before-send` handler answers the request.
+        client.meta.events.register_first("before-send", self._sent, unique_id=f"{unique}-sent")
+        client.meta.events.register_first("needs-retry", self._answered, unique_id=f"{unique}-answered")
 
-    def _wait(self, **_: Any) -> None:
-        if self.seconds > 0:
-            time.sleep(self.seconds)
+    def _sent(self, request: Any, **_: Any) -> None:
+        request.context[_SENT_AT] = time.perf_counter()
+
+    def _answered(self, request_dict: Any = None, **_: Any) -> None:
+        sent_at = (request_dict or {}).get("context", {}).pop(_SENT_AT, None)
+        if self.seconds > 0 and sent_at is not None:
+            left = self.seconds - (time.perf_counter() - sent_at)
+            if left > 0:
+                time.sleep(left)
+
+
+_SENT_AT = "bench-round-trip-sent-at"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from bench.fidelity import FidelityReport
 from bench.hooks import AwsCall, operations
@@ -22,6 +23,8 @@ class BenchSettings:
     round_trip_ms: float = 30.0
     cold_start_runs: int = 9
     package: bool = True
+    # Rollouts of ten services per contender and fleet shape (0 skips that part).
+    fan_out_rounds: int = 15
 
     @property
     def network_phase(self) -> str:
@@ -29,7 +32,7 @@ class BenchSettings:
         return f"{self.round_trip_ms:g} ms round trip"
 
 
-QUICK = BenchSettings(iterations=5, network_iterations=3, cold_start_runs=2)
+QUICK = BenchSettings(iterations=5, network_iterations=3, cold_start_runs=2, fan_out_rounds=2)
 NO_NETWORK = "no network"
 
 
@@ -59,6 +62,7 @@ class BenchResults:
     import_ms: dict[str, float]
     zip_bytes: int | None
     seconds: float
+    fan_out: list[Any] = field(default_factory=list)  # bench.fanout.FanOutFindings, one per fleet shape
 
 
 def broken_promises(findings: Mapping[str, ContenderFindings], theirs: str, domain: str) -> list[str]:

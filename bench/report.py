@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 
 from bench.contenders import CONTENDER_KEYS, ECS_DEPLOY_CLI, OURS_DIRECT, OURS_HTTP
+from bench.fanout import render_fan_out
 from bench.fidelity import FidelityReport, bookkeeping_purpose
 from bench.hooks import AwsCall
 from bench.latency import CHANGED, NO_OP, LatencySummary
@@ -67,6 +68,7 @@ def render_results_file(results: BenchResults, theirs: str, command: str) -> str
             "",
             *[f"- {line}" for line in METHOD],
             "",
+            *(render_fan_out(results.fan_out) if results.fan_out else []),
         ]
     )
 
@@ -85,8 +87,9 @@ METHOD = [
     "`deploy`. `ecs-deploy: deploy --timeout -1` is the command itself, in process (click's `CliRunner`), "
     "fire-and-forget and otherwise with its defaults; it is counted, not timed.",
     "AWS calls are counted by operation name with a `before-parameter-build` hook on every client a contender "
-    "uses (once per call, not per retry). The simulated round trip is a `before-send` hook that sleeps before "
-    "each attempt.",
+    "uses (once per call, not per retry). The simulated round trip makes every attempt last at least that long: "
+    "a `before-send` hook notes when it is sent, and once moto has answered a `needs-retry` hook waits for what "
+    "is left, so moto's own work counts inside the round trip, as a server's does.",
     "Latency is wall time per update; contenders take turns (A, B, C, A, B, C ...) so machine noise hits all "
     "alike. Each round is one changed update per contender, then one no-op update (the same tag again). Client "
     "construction is outside the timing on both sides; the cold start row covers it for ours. After each round, "

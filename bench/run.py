@@ -20,6 +20,7 @@ if __package__ in (None, ""):
 
 from bench.coldstart import deployment_zip_bytes, import_medians_ms
 from bench.contenders import CONTENDER_KEYS, ECS_DEPLOY_API, OURS_DIRECT, OURS_HTTP, Contender, contenders, service_of
+from bench.fanout import SHAPES, measure_fan_out, render_fan_out
 from bench.fidelity import compare_revisions
 from bench.hooks import CallLog, SimulatedRoundTrip
 from bench.latency import interleaved_latencies
@@ -79,9 +80,11 @@ def run_benchmark(settings: BenchSettings) -> BenchResults:
         latency[settings.network_phase] = interleaved_latencies(
             timed, settings.network_iterations, "4", world.forget_records
         )
+    fan_out = [measure_fan_out(shape, settings.fan_out_rounds) for shape in SHAPES] if settings.fan_out_rounds else []
     import_ms = import_medians_ms(settings.cold_start_runs) if settings.cold_start_runs > 0 else {}
     zip_bytes = deployment_zip_bytes() if settings.package else None
-    return BenchResults(settings, findings, latency, import_ms, zip_bytes, seconds=time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return BenchResults(settings, findings, latency, import_ms, zip_bytes, seconds=seconds, fan_out=fan_out)
 
 
 def _distinct_clients(contenders_to_watch: Iterable[Contender]) -> list[Any]:
@@ -101,6 +104,7 @@ def _settings_from(argv: Sequence[str]) -> tuple[BenchSettings, Path | None]:
     parser.add_argument("--round-trip-ms", type=float, help="simulated round trip per AWS call (default 30)")
     parser.add_argument("--cold-start-runs", type=int, help="fresh interpreters per import (default 9; 0 skips)")
     parser.add_argument("--no-package", action="store_true", help="skip `chalice package`")
+    parser.add_argument("--fan-out-rounds", type=int, help="10-service rollouts per contender and shape (default 15)")
     parser.add_argument("--output", type=Path, help=f"write the results here (default {RESULTS_FILE.name})")
     arguments = parser.parse_args(argv)
     overrides = {
@@ -108,6 +112,7 @@ def _settings_from(argv: Sequence[str]) -> tuple[BenchSettings, Path | None]:
         "network_iterations": arguments.network_iterations,
         "round_trip_ms": arguments.round_trip_ms,
         "cold_start_runs": arguments.cold_start_runs,
+        "fan_out_rounds": arguments.fan_out_rounds,
     }
     settings = replace(
         QUICK if arguments.quick else BenchSettings(),
@@ -124,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings, output = _settings_from(arguments)
     results = run_benchmark(settings)
     print(render_table(results, THEIRS))
+    if results.fan_out:
+        print("\n".join(["", *render_fan_out(results.fan_out)]))
     if output is not None:
         output.write_text(render_results_file(results, THEIRS, " ".join([".venv/bin/python bench/run.py", *arguments])))
         print(f"\nwritten to {output}")

@@ -101,11 +101,15 @@ def require_containers(task_definition: Mapping[str, Any], names: Collection[str
         )
 
 
-def with_tag(registration: Mapping[str, Any], key: str, value: str) -> dict[str, Any]:
-    """A copy of `registration` whose tag `key` is `value` (replaced if present)."""
-    tagged = copy.deepcopy(dict(registration))
-    tags = [tag for tag in tagged.get("tags", []) if tag["key"] != key]
-    tagged["tags"] = [*tags, {"key": key, "value": value}]
+def with_tags(registration: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, Any]:
+    """A copy of `registration` whose tags include `tags` (each replacing one of the same key).
+
+    Only the top level and the tag list are new; the rest is shared with
+    `registration`, which is left as it was.
+    """
+    tagged = dict(registration)
+    kept = [tag for tag in registration.get("tags", []) if tag["key"] not in tags]
+    tagged["tags"] = [*kept, *({"key": key, "value": value} for key, value in tags.items())]
     return tagged
 
 
@@ -131,11 +135,16 @@ def tag_value(tags: Sequence[Mapping[str, str]], key: str) -> str | None:
 
 
 def with_images(registration: Mapping[str, Any], images: Mapping[str, str]) -> dict[str, Any]:
-    """A copy of `registration` whose named containers run the given images."""
-    changed = copy.deepcopy(dict(registration))
-    for container in changed.get("containerDefinitions", []):
-        if container["name"] in images:
-            container["image"] = images[container["name"]]
+    """A copy of `registration` whose named containers run the given images.
+
+    Only what changes is new (the top level, the container list, the changed
+    containers); the rest is shared with `registration`, which is left as it was.
+    """
+    changed = dict(registration)
+    changed["containerDefinitions"] = [
+        {**container, "image": images[container["name"]]} if container.get("name") in images else container
+        for container in registration.get("containerDefinitions", [])
+    ]
     return changed
 
 

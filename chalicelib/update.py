@@ -1,21 +1,40 @@
-"""Roll an ECS service onto a new image: the `/update` capability.
+"""Roll services onto new images, one or many in one request, all or nothing: the one update path.
 
-A change costs four AWS calls (DescribeServices, DescribeTaskDefinition,
-RegisterTaskDefinition, UpdateService), a no-op or a dry run two, a forced
-redeploy three. The new revision is a faithful copy of the one the service runs
-now, with only the images changed, tagged with the revision it replaced.
+`/update` (one service or `services`), `/apply`, a registry push and a pipeline
+job all come here: one lock set, one record per service, one audit. For N
+services on K distinct running task definitions, of which K' change:
+
+1. take every service's lock together (one DynamoDB call, see chalicelib.lock);
+2. read everything first: DescribeServices in batches of 10 and one
+   DescribeTaskDefinition per distinct running revision, at once. Every check
+   runs here (missing, not ACTIVE or not ECS-controlled, no container to
+   choose); any failure names the service and nothing is written;
+3. write, at once: one RegisterTaskDefinition per distinct revision that changes
+   (services on the same revision share the new one), then one UpdateService per
+   service that changes;
+4. if a write fails, put back every service already moved, check the failed ones
+   (a timeout can hide a success), deregister every new revision no service is
+   left on, and answer the failure, saying what was put back and what is left;
+5. let the locks go and write one record per service, in one transaction.
+
+So a change of one service costs four ECS calls (DescribeServices,
+DescribeTaskDefinition, RegisterTaskDefinition, UpdateService), a no-op or a dry
+run two, a forced redeploy three. The new revision is a faithful copy of the one
+the service runs now, with only the images changed, tagged with the revision it
+replaced.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chalicelib import aws, ecs, taskdef
+from chalicelib import aws, ecs, parallel, taskdef
 from chalicelib.audit import Provenance
-from chalicelib.errors import AwsCallError, UpdateError
+from chalicelib.errors import AwsCallError, ServiceNotFoundError, UpdateError
 from chalicelib.images import ImageReference
 from chalicelib.lock import NO_LOCKS, Locks
 from chalicelib.results import (
@@ -32,8 +51,21 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class ImageChange:
+    """What to change in a service: `image` (with an optional `container`), or `images` by container name."""
+
+    image: ImageReference | None = None
+    container: str | None = None
+    images: Mapping[str, ImageReference] | None = None
+
+    def requested_images(self) -> list[ImageReference]:
+        """Every image the change would deploy."""
+        return [self.image] if self.image is not None else list((self.images or {}).values())
+
+
+@dataclass(frozen=True)
 class UpdateRequest:
-    """A validated `/update` request.
+    """A validated `/update` request for one service.
 
     Either `image` (with an optional `container`) or `images`, a map of container
     name to image, says what to change.
@@ -47,6 +79,54 @@ class UpdateRequest:
     force_new_deployment: bool = False
     dry_run: bool = False
 
+    @property
+    def change(self) -> ImageChange:
+        """What to change, apart from which service."""
+        return ImageChange(self.image, self.container, self.images)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One service of a request, and what to change in it."""
+
+    service: str
+    change: ImageChange
+
+
+@dataclass(frozen=True)
+class FanOutRequest:
+    """Several services of one cluster, moved together or not at all."""
+
+    cluster: str
+    targets: tuple[Target, ...]
+    force_new_deployment: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class FanOutResult:
+    """What a request for several services did (or, for a dry run, would do)."""
+
+    cluster: str
+    services: list[ChangeResult]
+    dry_run: bool = False
+    batch_id: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """True when any service changed."""
+        return any(result.changed for result in self.services)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape of the 200 response: each service's /update body, in request order."""
+        return {
+            "changed": self.changed,
+            "cluster": self.cluster,
+            "dryRun": self.dry_run,
+            "batchId": self.batch_id,
+            "services": [result.as_dict() for result in self.services],
+        }
+
 
 def update_image(
     client: Any,
@@ -54,127 +134,417 @@ def update_image(
     locks: Locks = NO_LOCKS,
     provenance: Provenance | None = None,
 ) -> ChangeResult:
-    """Roll the service onto the requested images; see the module docstring for the calls made.
+    """Roll one service onto the requested images; see the module docstring for the calls made."""
+    fan_out = FanOutRequest(
+        request.cluster,
+        (Target(request.service, request.change),),
+        force_new_deployment=request.force_new_deployment,
+        dry_run=request.dry_run,
+    )
+    return _update(client, fan_out, locks, provenance)[0]
 
-    The service's lock (see chalicelib.lock) is held from before the service is
-    read until the end, and its release records the change; a dry run never
-    takes it. `provenance` says who asked: its audit tags go on the new revision.
+
+def update_services(
+    client: Any,
+    request: FanOutRequest,
+    locks: Locks = NO_LOCKS,
+    provenance: Provenance | None = None,
+) -> FanOutResult:
+    """Roll several services onto the requested images together: all of them, or none."""
+    batch_id = None if request.dry_run else uuid.uuid4().hex
+    if provenance is not None:
+        provenance = replace(provenance, batch_id=batch_id)
+    results = _update(client, request, locks, provenance, batch_id)
+    return FanOutResult(_cluster_name(request.cluster, results), results, request.dry_run, batch_id)
+
+
+def _update(
+    client: Any,
+    request: FanOutRequest,
+    locks: Locks,
+    provenance: Provenance | None,
+    batch_id: str | None = None,
+) -> list[ChangeResult]:
+    """The one update path: lock, read, write, undo on failure, record (see the module docstring).
+
+    `provenance` says who asked: its audit tags go on every new revision and its
+    identity into every record (none given: no audit tags).
     """
     audit_tags = provenance.tags() if provenance else {}
+    who = provenance or Provenance("update", batch_id=batch_id)
     with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
         if request.dry_run:
-            return _update_under_lock(client, request, audit_tags)
-        key = service_key(request.cluster, request.service)
-        with locks.hold(
-            [key], provenance or Provenance("update"), force_new_deployment=request.force_new_deployment
-        ) as held:
-            result = _update_under_lock(client, request, audit_tags)
-            held.succeeded(key, result)
-            return result
+            return _Rollout(client, request, audit_tags).run()
+        keys = [service_key(request.cluster, target.service) for target in request.targets]
+        with locks.hold(keys, who, force_new_deployment=request.force_new_deployment) as held:
+            results = _Rollout(client, request, audit_tags).run()
+            for key, result in zip(keys, results, strict=True):
+                held.succeeded(key, result)
+            return results
 
 
-def _update_under_lock(client: Any, request: UpdateRequest, audit_tags: Mapping[str, str]) -> ChangeResult:
-    service = ecs.describe_service(client, request.cluster, request.service)
-    ecs.check_updatable(service)
-    current, tags = ecs.describe_task_definition(client, service["taskDefinition"])
+@dataclass
+class _Plan:
+    """What the request does to one service, found in the read phase."""
 
-    targets = _targets(current, request)
-    images = taskdef.container_images(current)
-    if all(taskdef.is_same_image(images[name], image) for name, image in targets.items()):
-        unchanged = [ContainerChange(name, images[name], images[name]) for name in targets]
-        if request.force_new_deployment and not request.dry_run:
-            redeployed = ecs.update_service(
-                client, service["clusterArn"], service["serviceArn"], force_new_deployment=True
+    target: Target
+    service: dict[str, Any]
+    current: dict[str, Any]
+    changes: list[ContainerChange]
+    wanted: dict[str, str] = field(default_factory=dict)
+    registration: dict[str, Any] | None = None  # the copy to register, for a change
+    proposed_diff: list[taskdef.FieldChange] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.service["serviceName"])
+
+    @property
+    def is_change(self) -> bool:
+        return bool(self.wanted)
+
+    @property
+    def revision_key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """Services with the same running revision and the same new images share one new revision."""
+        return self.current["taskDefinitionArn"], tuple(sorted(self.wanted.items()))
+
+
+class _Rollout:
+    """One request's walk through the read and write phases (see the module docstring)."""
+
+    def __init__(self, client: Any, request: FanOutRequest, audit_tags: Mapping[str, str]) -> None:
+        self.client = client
+        self.request = request
+        self.audit_tags = audit_tags
+        self.several = len(request.targets) > 1
+
+    def run(self) -> list[ChangeResult]:
+        plans = self._read()
+        if self.request.dry_run:
+            return [self._dry_result(plan) for plan in plans]
+        registered = self._register(plans)
+        return self._move(plans, registered)
+
+    # -- read phase: every check, nothing written --------------------------------------------------
+
+    def _read(self) -> list[_Plan]:
+        services = self._describe_services()
+        for target in self.request.targets:
+            self._named(target.service, lambda target=target: ecs.check_updatable(services[target.service]))
+        arns = list(dict.fromkeys(services[target.service]["taskDefinition"] for target in self.request.targets))
+        described = dict(zip(arns, parallel.values(self._describe_task_definition, arns), strict=True))
+        return [
+            self._named(target.service, lambda target=target: self._plan(target, services[target.service], described))
+            for target in self.request.targets
+        ]
+
+    def _describe_services(self) -> dict[str, dict[str, Any]]:
+        """The described service of each target, by the identifier the request gave."""
+        wanted = [target.service for target in self.request.targets]
+        if not self.several:
+            return {wanted[0]: ecs.describe_service(self.client, self.request.cluster, wanted[0])}
+        batches = [
+            wanted[start : start + ecs.DESCRIBE_SERVICES_BATCH]
+            for start in range(0, len(wanted), ecs.DESCRIBE_SERVICES_BATCH)
+        ]
+        found = [s for batch in parallel.values(self._describe_batch, batches) for s in batch]
+        by_identifier: dict[str, dict[str, Any]] = {}
+        for identifier in wanted:
+            name = identifier.rsplit("/", 1)[-1]
+            match = next((s for s in found if identifier in (s.get("serviceArn"), s.get("serviceName"))), None)
+            if match is None:
+                match = next((s for s in found if s.get("serviceName") == name), None)
+            if match is not None:
+                by_identifier[identifier] = match
+        missing = [identifier for identifier in wanted if identifier not in by_identifier]
+        if missing:
+            names = ", ".join(f"'{identifier.rsplit('/', 1)[-1]}'" for identifier in missing)
+            raise ServiceNotFoundError(
+                f"service {names} was not found in cluster '{self.request.cluster.rsplit('/', 1)[-1]}'; "
+                "nothing was changed"
             )
-            deployment = deployment_running(redeployed, redeployed["taskDefinition"])
-            return ChangeResult.of(False, redeployed, current, None, unchanged, deployment)
-        return ChangeResult.of(False, service, current, None, unchanged, None, dry_run=request.dry_run)
+        return by_identifier
 
-    wanted = {name: str(image) for name, image in targets.items()}
-    copied = taskdef.registration_input(current, tags)
-    registration = taskdef.with_images(copied, wanted)
-    changes = [ContainerChange(name, images[name], wanted[name]) for name in targets]
-    if request.dry_run:
-        proposed = TaskDefinitionSummary(None, current["family"], None)
+    def _describe_batch(self, batch: list[str]) -> list[dict[str, Any]]:
+        return ecs.describe_services(self.client, self.request.cluster, batch)
+
+    def _describe_task_definition(self, arn: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        return ecs.describe_task_definition(self.client, arn)
+
+    def _plan(
+        self,
+        target: Target,
+        service: dict[str, Any],
+        described: Mapping[str, tuple[dict[str, Any], list[dict[str, str]]]],
+    ) -> _Plan:
+        current, tags = described[service["taskDefinition"]]
+        targets = _targets(current, target.change)
+        images = taskdef.container_images(current)
+        if all(taskdef.is_same_image(images[name], image) for name, image in targets.items()):
+            unchanged = [ContainerChange(name, images[name], images[name]) for name in targets]
+            return _Plan(target, service, current, unchanged)
+        wanted = {name: str(image) for name, image in targets.items()}
+        copied = taskdef.registration_input(current, tags)
+        registration = taskdef.with_images(copied, wanted)
+        bookkeeping = {taskdef.PREVIOUS_TASK_DEFINITION_TAG: taskdef.tag_reference(current), **self.audit_tags}
+        tagged = taskdef.with_tags(registration, bookkeeping)
+        taskdef.check_tag_count(tagged)
+        changes = [ContainerChange(name, images[name], wanted[name]) for name in targets]
+        proposed = taskdef.diff(copied, registration) if self.request.dry_run else []
+        return _Plan(target, service, current, changes, wanted, tagged, proposed)
+
+    def _named(self, service: str, step: Any) -> Any:
+        """Run a check for one service; with several services, its failure names the service."""
+        try:
+            return step()
+        except UpdateError as failure:
+            if not self.several:
+                raise
+            raise _prefixed(failure, f"service '{service.rsplit('/', 1)[-1]}': ") from failure
+
+    def _dry_result(self, plan: _Plan) -> ChangeResult:
+        if not plan.is_change:
+            return ChangeResult.of(False, plan.service, plan.current, None, plan.changes, None, dry_run=True)
         return ChangeResult(
             changed=True,
-            cluster=cluster_name_of(service),
-            service=service["serviceName"],
-            task_definition=proposed,
-            previous_task_definition=TaskDefinitionSummary.of(current),
-            containers=changes,
+            cluster=cluster_name_of(plan.service),
+            service=plan.name,
+            task_definition=TaskDefinitionSummary(None, plan.current["family"], None),
+            previous_task_definition=TaskDefinitionSummary.of(plan.current),
+            containers=plan.changes,
             deployment=None,
-            service_status=service.get("status", "UNKNOWN"),
+            service_status=plan.service.get("status", "UNKNOWN"),
             dry_run=True,
-            diff=taskdef.diff(copied, registration),
+            diff=plan.proposed_diff,
         )
 
-    tagged = taskdef.with_tag(registration, taskdef.PREVIOUS_TASK_DEFINITION_TAG, taskdef.tag_reference(current))
-    for key, value in audit_tags.items():
-        tagged = taskdef.with_tag(tagged, key, value)
-    taskdef.check_tag_count(tagged)
-    registered = ecs.register_task_definition(client, tagged)
-    try:
-        updated = ecs.update_service(
-            client, service["clusterArn"], service["serviceArn"], registered["taskDefinitionArn"]
-        )
-    except UpdateError as failure:
-        updated = _settle_failed_update(client, failure, service, registered)
+    # -- write phase ------------------------------------------------------------------------------
 
-    deployment = deployment_running(updated, registered["taskDefinitionArn"])
-    return ChangeResult.of(True, updated, registered, current, changes, deployment)
+    def _register(self, plans: Sequence[_Plan]) -> dict[tuple[str, Any], dict[str, Any]]:
+        """One new revision per distinct (running revision, new images); all of them, or none left."""
+        registrations: dict[tuple[str, Any], dict[str, Any]] = {}
+        for plan in plans:
+            if plan.is_change and plan.registration is not None:
+                registrations.setdefault(plan.revision_key, plan.registration)
+        keys = list(registrations)
+        outcomes = parallel.each(lambda key: ecs.register_task_definition(self.client, registrations[key]), keys)
+        failed = [outcome for outcome in outcomes if outcome.error is not None]
+        registered = {o.item: o.value for o in outcomes if o.error is None and o.value is not None}
+        if not failed:
+            return registered
+        first = failed[0].error
+        assert first is not None
+        with aws.time_budget(aws.CLEANUP_BUDGET_SECONDS):
+            notes = self._deregister(list(registered.values()))
+        if not isinstance(first, UpdateError):
+            raise first
+        affected = [plan.name for plan in plans if plan.is_change and plan.revision_key == failed[0].item]
+        if self.several:
+            notes.insert(0, f"it failed for service {_names(affected)}; no service was changed")
+        raise _with_notes(first, notes) from first
 
+    def _move(self, plans: Sequence[_Plan], registered: Mapping[tuple[str, Any], dict[str, Any]]) -> list[ChangeResult]:
+        """UpdateService for every service that changes (or is redeployed); undo everything if one fails."""
+        movers = [plan for plan in plans if plan.is_change or self.request.force_new_deployment]
+        outcomes = parallel.each(lambda plan: self._update_service(plan, registered), movers)
+        updated = {id(o.item): o.value for o in outcomes if o.error is None}
+        failed = [o for o in outcomes if o.error is not None]
+        if failed:
+            updated.update(self._settle(failed, plans, registered, updated))
+        return [self._result(plan, registered, updated.get(id(plan))) for plan in plans]
 
-def _targets(current: Mapping[str, Any], request: UpdateRequest) -> dict[str, ImageReference]:
-    """Container name to the image it should run."""
-    if request.images is not None:
-        taskdef.require_containers(current, list(request.images))
-        return dict(request.images)
-    assert request.image is not None, "validation gives either image or images"
-    names = taskdef.choose_containers(current, request.image, request.container)
-    return dict.fromkeys(names, request.image)
+    def _update_service(self, plan: _Plan, registered: Mapping[tuple[str, Any], dict[str, Any]]) -> dict[str, Any]:
+        service = plan.service
+        if plan.is_change:
+            new_arn = registered[plan.revision_key]["taskDefinitionArn"]
+            return ecs.update_service(self.client, service["clusterArn"], service["serviceArn"], new_arn)
+        return ecs.update_service(self.client, service["clusterArn"], service["serviceArn"], force_new_deployment=True)
 
+    def _result(
+        self, plan: _Plan, registered: Mapping[tuple[str, Any], dict[str, Any]], updated: dict[str, Any] | None
+    ) -> ChangeResult:
+        if plan.is_change:
+            new = registered[plan.revision_key]
+            assert updated is not None
+            deployment = deployment_running(updated, new["taskDefinitionArn"])
+            return ChangeResult.of(True, updated, new, plan.current, plan.changes, deployment)
+        if updated is not None:  # a forced redeploy of the running revision
+            deployment = deployment_running(updated, updated["taskDefinition"])
+            return ChangeResult.of(False, updated, plan.current, None, plan.changes, deployment)
+        return ChangeResult.of(False, plan.service, plan.current, None, plan.changes, None)
 
-def _settle_failed_update(
-    client: Any, failure: UpdateError, service: Mapping[str, Any], registered: Mapping[str, Any]
-) -> dict[str, Any]:
-    """After UpdateService failed: leave no orphan revision, and never report a false outcome.
+    # -- undo -------------------------------------------------------------------------------------
 
-    A timeout or a 5xx may hide an update that did take effect, so the service
-    is read again first. If it runs the new revision, that is the result. If it
-    does not, the new revision is deregistered. If the service cannot be read,
-    the revision is left registered rather than risk deregistering one in use.
-    """
-    new_arn = registered["taskDefinitionArn"]
-    label = taskdef.revision_label(registered)
-    with aws.time_budget(aws.CLEANUP_BUDGET_SECONDS):
+    def _settle(
+        self,
+        failed: Sequence[parallel.Outcome[_Plan, dict[str, Any]]],
+        plans: Sequence[_Plan],
+        registered: Mapping[tuple[str, Any], dict[str, Any]],
+        updated: Mapping[int, Any],
+    ) -> dict[int, Any]:
+        """After UpdateService failed for some: never a false outcome, no orphan revision, no silent mix.
+
+        A timeout or a 5xx may hide an update that did take effect, so the failed
+        services are read again first. If every one runs its new revision after
+        all, that is the result. Otherwise every moved service is put back, and
+        the new revisions no service is left on are deregistered. A service that
+        cannot be read is assumed to run its new revision, which is then kept.
+        """
+        with aws.time_budget(aws.CLEANUP_BUDGET_SECONDS):
+            states, unreadable = self._read_again([outcome.item for outcome in failed])
+            took_effect = {
+                id(o.item): states[id(o.item)]
+                for o in failed
+                if id(o.item) in states and _runs_new(o.item, states[id(o.item)], registered)
+            }
+            still_failed = [o for o in failed if id(o.item) not in took_effect]
+            if not still_failed:
+                for outcome in failed:
+                    logger.warning("UpdateService of %s reported %s but took effect", outcome.item.name, outcome.error)
+                return took_effect
+            notes = self._failure_notes(still_failed)
+            left_on: dict[str, str] = {}  # service name -> the new revision it is (or may be) left on
+            moved = [p for p in plans if id(p) in updated or id(p) in took_effect]
+            notes += self._put_back(moved, registered, left_on)
+            for outcome in still_failed:
+                plan = outcome.item
+                if id(plan) in states:
+                    whose = "the service was" if not self.several else f"service '{plan.name}' was"
+                    running = revision_label_of_arn(str(states[id(plan)].get("taskDefinition", "")))
+                    notes.append(f"{whose} still on {running} when checked")
+                elif plan.is_change:
+                    new = registered[plan.revision_key]
+                    left_on[plan.name] = new["taskDefinitionArn"]
+                    whose = "the service" if not self.several else f"service '{plan.name}'"
+                    notes.append(
+                        f"could not check whether {whose} took revision {taskdef.revision_label(new)} "
+                        f"({unreadable.message if unreadable else 'no answer'}), so it was left registered; "
+                        "deregister it if the service does not run it"
+                    )
+            in_use = set(left_on.values())
+            notes += self._deregister([r for r in registered.values() if r["taskDefinitionArn"] not in in_use])
+        first = still_failed[0].error
+        if not isinstance(first, UpdateError):
+            raise first if first is not None else RuntimeError("UpdateService failed")
+        raise _with_notes(first, notes) from first
+
+    def _read_again(self, plans: Sequence[_Plan]) -> tuple[dict[int, dict[str, Any]], UpdateError | None]:
+        """Each service as it is now (by plan id); the failure when they could not be read."""
+        cluster = plans[0].service["clusterArn"]
         try:
-            now = ecs.describe_service(client, service["clusterArn"], service["serviceArn"])
+            if len(plans) == 1:
+                now = [ecs.describe_service(self.client, cluster, plans[0].service["serviceArn"])]
+            else:
+                now = ecs.describe_services(self.client, cluster, [plan.service["serviceArn"] for plan in plans])
         except UpdateError as unreadable:
-            note = (
-                f"could not check whether the service took revision {label} ({unreadable.message}), "
-                "so it was left registered; deregister it if the service does not run it"
+            return {}, unreadable
+        by_arn = {service.get("serviceArn"): service for service in now}
+        found = {id(plan): by_arn[plan.service["serviceArn"]] for plan in plans if plan.service["serviceArn"] in by_arn}
+        return found, None
+
+    def _failure_notes(self, still_failed: Sequence[parallel.Outcome[_Plan, Any]]) -> list[str]:
+        if not self.several:
+            return []
+        described = ", ".join(f"'{o.item.name}' ({_message(o.error)})" for o in still_failed[1:])
+        note = f"UpdateService failed for service '{still_failed[0].item.name}'"
+        return [note + (f" and for {described}" if described else "")]
+
+    def _put_back(
+        self, moved: Sequence[_Plan], registered: Mapping[tuple[str, Any], dict[str, Any]], left_on: dict[str, str]
+    ) -> list[str]:
+        """Point every moved service back at the revision it ran; note each one and what failed."""
+        changed = [plan for plan in moved if plan.is_change]
+        redeployed = [plan for plan in moved if not plan.is_change]
+        outcomes = parallel.each(
+            lambda plan: ecs.update_service(
+                self.client, plan.service["clusterArn"], plan.service["serviceArn"], plan.current["taskDefinitionArn"]
+            ),
+            changed,
+        )
+        notes: list[str] = []
+        back = [o.item.name for o in outcomes if o.error is None]
+        if back:
+            notes.append(
+                f"service {_names(back)} {'was' if len(back) == 1 else 'were'} put back on the previous revision"
             )
-            raise _with_note(failure, note) from failure
-        if now.get("taskDefinition") == new_arn:
-            logger.warning("UpdateService reported %s but the service runs %s", failure.message, new_arn)
-            return now
-        try:
-            ecs.deregister_task_definition(client, new_arn)
-            checked = taskdef.revision_label(revision_of(now.get("taskDefinition", "")))
-            note = (
-                f"the new revision {label} was deregistered, so none is left behind; "
-                f"the service was still on {checked} when checked"
-            )
-        except UpdateError as cleanup_failure:
-            note = (
-                f"the new revision {label} could not be deregistered ({cleanup_failure.message}); deregister it by hand"
-            )
-    raise _with_note(failure, note) from failure
+        for outcome in outcomes:
+            if outcome.error is not None:
+                plan = outcome.item
+                new = registered[plan.revision_key]
+                left_on[plan.name] = new["taskDefinitionArn"]
+                notes.append(
+                    f"service '{plan.name}' could not be put back ({_message(outcome.error)}) and still runs "
+                    f"{taskdef.revision_label(new)}: put it back on {taskdef.revision_label(plan.current)} by hand"
+                )
+        if redeployed:
+            notes.append(f"service {_names([p.name for p in redeployed])} had been redeployed on its running revision")
+        return notes
+
+    def _deregister(self, revisions: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Deregister new revisions no service runs; a note for each, or for each that failed."""
+        if not revisions:
+            return []
+        outcomes = parallel.each(
+            lambda revision: ecs.deregister_task_definition(self.client, revision["taskDefinitionArn"]), revisions
+        )
+        done = [taskdef.revision_label(o.item) for o in outcomes if o.error is None]
+        notes = []
+        if done:
+            which = f"the new revision {done[0]} was" if len(done) == 1 else f"the new revisions {', '.join(done)} were"
+            notes.append(f"{which} deregistered, so none is left behind")
+        notes += [
+            f"the new revision {taskdef.revision_label(o.item)} could not be deregistered ({_message(o.error)}); "
+            "deregister it by hand"
+            for o in outcomes
+            if o.error is not None
+        ]
+        return notes
 
 
-def _with_note(failure: UpdateError, note: str) -> UpdateError:
-    message = f"{failure.message}; {note}"
+def _runs_new(plan: _Plan, now: Mapping[str, Any], registered: Mapping[tuple[str, Any], Mapping[str, Any]]) -> bool:
+    if not plan.is_change:
+        return False
+    return now.get("taskDefinition") == registered[plan.revision_key]["taskDefinitionArn"]
+
+
+def _targets(current: Mapping[str, Any], change: ImageChange) -> dict[str, ImageReference]:
+    """Container name to the image it should run."""
+    if change.images is not None:
+        taskdef.require_containers(current, list(change.images))
+        return dict(change.images)
+    assert change.image is not None, "validation gives either image or images"
+    names = taskdef.choose_containers(current, change.image, change.container)
+    return dict.fromkeys(names, change.image)
+
+
+def _cluster_name(cluster: str, results: Sequence[ChangeResult]) -> str:
+    return results[0].cluster if results else cluster.rsplit("/", 1)[-1]
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def _message(error: BaseException | None) -> str:
+    return error.message if isinstance(error, UpdateError) else str(error)
+
+
+def _prefixed(failure: UpdateError, prefix: str) -> UpdateError:
+    message = prefix + failure.message
     if isinstance(failure, AwsCallError):
         return type(failure)(failure.step, message, failure.outcome_unknown)
     return type(failure)(message)
+
+
+def _with_notes(failure: UpdateError, notes: Sequence[str]) -> UpdateError:
+    if not notes:
+        return failure
+    message = f"{failure.message}; {'; '.join(notes)}"
+    if isinstance(failure, AwsCallError):
+        return type(failure)(failure.step, message, failure.outcome_unknown)
+    return type(failure)(message)
+
+
+def revision_label_of_arn(arn: str) -> str:
+    """`family:revision` of a task definition ARN."""
+    return taskdef.revision_label(revision_of(arn))

@@ -10,7 +10,7 @@ from typing import Any
 from chalicelib.errors import InvalidRequestError, echo_input
 from chalicelib.images import DIGEST_PATTERN, TAG_PATTERN, ImageReference, InvalidImageError, parse_image
 from chalicelib.rollback import RollbackRequest
-from chalicelib.update import UpdateRequest
+from chalicelib.update import FanOutRequest, ImageChange, Target, UpdateRequest
 
 MAX_NAME_LENGTH = 255
 MAX_IMAGE_LENGTH = 512
@@ -23,7 +23,22 @@ _SERVICE_ARN = re.compile(
     _ARN_PREFIX + r"service/(?:(?P<cluster>[A-Za-z0-9_-]{1,255})/)?(?P<service>[A-Za-z0-9_-]{1,255})"
 )
 
-UPDATE_FIELDS = ("cluster", "service", "image", "tag", "container", "containers", "forceNewDeployment", "dryRun")
+UPDATE_FIELDS = (
+    "cluster",
+    "service",
+    "services",
+    "image",
+    "tag",
+    "container",
+    "containers",
+    "forceNewDeployment",
+    "dryRun",
+)
+# One request moves 2 to 20 services of one cluster.
+MIN_SERVICES = 2
+MAX_SERVICES = 20
+# The query parameters that go with an imagedefinitions.json body.
+IMAGE_DEFINITIONS_QUERY = ("cluster", "service", "services", "dryRun")
 ROLLBACK_FIELDS = ("cluster", "service", "taskDefinition")
 # ECS allows at most 10 containers in a task definition.
 MAX_CONTAINERS = 10
@@ -34,6 +49,14 @@ _TASK_DEFINITION_ARN = re.compile(_ARN_PREFIX + r"task-definition/[A-Za-z0-9_-]{
 
 def parse_json_object(raw: bytes | None) -> dict[str, Any]:
     """Parse a request body that must be one JSON object (duplicate keys and NaN refused)."""
+    body = parse_json_body(raw)
+    if not isinstance(body, dict):
+        raise InvalidRequestError(f"the request body must be a JSON object, not {_json_type(body)}")
+    return body
+
+
+def parse_json_body(raw: bytes | None) -> Any:
+    """Parse a request body of JSON strictly (duplicate keys, NaN, huge numbers and deep nesting refused)."""
     if not raw:
         raise InvalidRequestError("the request body is empty; send a JSON object")
     try:
@@ -47,27 +70,132 @@ def parse_json_object(raw: bytes | None) -> dict[str, Any]:
         raise InvalidRequestError(f"the request body holds a value that cannot be read: {error}") from error
     except RecursionError as error:
         raise InvalidRequestError("the request body is nested too deeply") from error
-    if not isinstance(body, dict):
-        raise InvalidRequestError(f"the request body must be a JSON object, not {_json_type(body)}")
     return body
 
 
-def parse_update_request(body: Mapping[str, Any]) -> UpdateRequest:
+def parse_update(body: Any, query: Mapping[str, str]) -> UpdateRequest | FanOutRequest:
+    """Validate a `/update` request: a JSON object, or CodePipeline's imagedefinitions.json with the query."""
+    if isinstance(body, list):
+        return parse_image_definitions(body, query)
+    if query:
+        names = ", ".join(f"'{echo_input(name, 40)}'" for name in list(query)[:5])
+        raise InvalidRequestError(
+            f"query parameter(s) {names} go only with an imagedefinitions.json body (a JSON array); "
+            "with a JSON object, put every field in the body"
+        )
+    if not isinstance(body, dict):
+        raise InvalidRequestError(f"the request body must be a JSON object, not {_json_type(body)}")
+    return parse_update_request(body)
+
+
+def parse_update_request(body: Mapping[str, Any]) -> UpdateRequest | FanOutRequest:
     """Validate a `/update` body; the error message names the offending field."""
     _refuse_unknown_fields(body, UPDATE_FIELDS)
     cluster = cluster_identifier(body, "cluster")
+    if "services" in body:
+        if "service" in body:
+            raise InvalidRequestError("give 'service' (one) or 'services' (several), not both")
+        services = service_list(body["services"], cluster, "services")
+        change = _image_change(body)
+        return FanOutRequest(
+            cluster,
+            tuple(Target(service, change) for service in services),
+            force_new_deployment=_optional_bool(body, "forceNewDeployment"),
+            dry_run=_optional_bool(body, "dryRun"),
+        )
     service = service_identifier(body, "service", cluster)
-    options = {
-        "force_new_deployment": _optional_bool(body, "forceNewDeployment"),
-        "dry_run": _optional_bool(body, "dryRun"),
-    }
+    change = _image_change(body)
+    return UpdateRequest(
+        cluster,
+        service,
+        image=change.image,
+        container=change.container,
+        images=change.images,
+        force_new_deployment=_optional_bool(body, "forceNewDeployment"),
+        dry_run=_optional_bool(body, "dryRun"),
+    )
+
+
+def parse_image_definitions(entries: list[Any], query: Mapping[str, str]) -> UpdateRequest | FanOutRequest:
+    """CodePipeline's imagedefinitions.json (`[{"name", "imageUri"}]`) as a `containers` map, target from the query."""
+    _refuse_unknown_query(query, IMAGE_DEFINITIONS_QUERY)
+    if "cluster" not in query or not ({"service", "services"} & set(query)):
+        raise InvalidRequestError(
+            "a JSON array body is read as an imagedefinitions.json: name what it deploys to in the query, "
+            "?cluster=<cluster>&service=<service> (or &services=<a>,<b>)"
+        )
+    cluster = cluster_identifier(query, "cluster")
+    dry_run = _query_bool(query, "dryRun")
+    change = ImageChange(images=image_definitions(entries))
+    if "services" in query:
+        if "service" in query:
+            raise InvalidRequestError("give 'service' (one) or 'services' (several), not both")
+        listed = [name.strip() for name in query["services"].split(",")]
+        services = service_list(listed, cluster, "services")
+        return FanOutRequest(cluster, tuple(Target(service, change) for service in services), dry_run=dry_run)
+    service = service_identifier(query, "service", cluster)
+    return UpdateRequest(cluster, service, images=change.images, dry_run=dry_run)
+
+
+def image_definitions(entries: list[Any]) -> dict[str, ImageReference]:
+    """The containers map an imagedefinitions.json means: 1 to 10 entries of exactly `name` and `imageUri`."""
+    if not 1 <= len(entries) <= MAX_CONTAINERS:
+        raise InvalidRequestError(
+            f"imagedefinitions.json must list 1 to {MAX_CONTAINERS} containers, not {len(entries)}"
+        )
+    images: dict[str, ImageReference] = {}
+    for index, entry in enumerate(entries):
+        where = f"imagedefinitions.json entry {index}"
+        if not isinstance(entry, dict):
+            raise InvalidRequestError(f"{where} must be an object with 'name' and 'imageUri', not {_json_type(entry)}")
+        if set(entry) != {"name", "imageUri"}:
+            extra = [f"'{echo_input(key, 40)}'" for key in entry if key not in ("name", "imageUri")]
+            missing = [f"'{key}'" for key in ("name", "imageUri") if key not in entry]
+            problem = f"has unknown field(s) {', '.join(extra)}" if extra else f"lacks {', '.join(missing)}"
+            raise InvalidRequestError(f"{where} {problem}; each entry is exactly 'name' and 'imageUri'")
+        name = entry["name"]
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise InvalidRequestError(f"{where}: 'name' must be a container name: letters, digits, '-' and '_'")
+        if name in images:
+            raise InvalidRequestError(f"imagedefinitions.json names container '{name}' more than once")
+        image = _image(entry, "imageUri", f"imageUri of container '{name}'")
+        if not image.is_pinned:
+            raise InvalidRequestError(
+                f"'imageUri' of container '{name}' must carry a tag or a digest ('{image}:tag' or '{image}@sha256:…')"
+            )
+        images[name] = image
+    return images
+
+
+def service_list(value: Any, cluster: str, name: str) -> list[str]:
+    """2 to 20 service names or ARNs of `cluster`, each once (a name and its ARN are the same service)."""
+    if not isinstance(value, list):
+        raise InvalidRequestError(f"'{name}' must be a list of service names or ARNs, not {_json_type(value)}")
+    if not MIN_SERVICES <= len(value) <= MAX_SERVICES:
+        raise InvalidRequestError(
+            f"'{name}' must list {MIN_SERVICES} to {MAX_SERVICES} services, not {len(value)}"
+            + ("; for one service, use 'service'" if len(value) == 1 else "")
+        )
+    services: list[str] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(value):
+        service = service_identifier({f"{name}[{index}]": entry}, f"{name}[{index}]", cluster)
+        short = service.rsplit("/", 1)[-1]
+        if short in seen:
+            raise InvalidRequestError(f"service '{short}' appears more than once in '{name}'")
+        seen.add(short)
+        services.append(service)
+    return services
+
+
+def _image_change(body: Mapping[str, Any]) -> ImageChange:
     if "containers" in body:
         mixed = [name for name in ("image", "tag", "container") if name in body]
         if mixed:
             raise InvalidRequestError(
                 f"'containers' replaces 'image', 'tag' and 'container'; remove {', '.join(repr(m) for m in mixed)}"
             )
-        return UpdateRequest(cluster, service, images=_container_images(body["containers"]), **options)
+        return ImageChange(images=_container_images(body["containers"]))
 
     image = _image(body, "image")
     tag = _optional_string(body, "tag", 128)
@@ -85,7 +213,7 @@ def parse_update_request(body: Mapping[str, Any]) -> UpdateRequest:
     container = _optional_string(body, "container", MAX_NAME_LENGTH)
     if container is not None and not _NAME.fullmatch(container):
         raise InvalidRequestError("'container' must be a container name: letters, digits, '-' and '_'")
-    return UpdateRequest(cluster, service, image=image, container=container, **options)
+    return ImageChange(image=image, container=container)
 
 
 def parse_rollback_request(body: Mapping[str, Any]) -> RollbackRequest:
@@ -159,20 +287,20 @@ def _image(body: Mapping[str, Any], name: str, label: str | None = None) -> Imag
         raise InvalidRequestError(f"'{label or name}' is not a valid image reference: {error}") from error
 
 
-def _container_images(value: Any) -> dict[str, ImageReference]:
+def _container_images(value: Any, label: str = "containers") -> dict[str, ImageReference]:
     if not isinstance(value, dict):
-        raise InvalidRequestError(f"'containers' must be an object of container name to image, not {_json_type(value)}")
+        raise InvalidRequestError(f"'{label}' must be an object of container name to image, not {_json_type(value)}")
     if not value:
-        raise InvalidRequestError("'containers' must name at least one container")
+        raise InvalidRequestError(f"'{label}' must name at least one container")
     if len(value) > MAX_CONTAINERS:
-        raise InvalidRequestError(f"'containers' names more than {MAX_CONTAINERS} containers")
+        raise InvalidRequestError(f"'{label}' names more than {MAX_CONTAINERS} containers")
     images: dict[str, ImageReference] = {}
     for container in value:
         if not _NAME.fullmatch(container):
             raise InvalidRequestError(
                 f"'containers' key '{echo_input(container, 40)}' must be a container name: letters, digits, '-' and '_'"
             )
-        field = f"containers.{container}"
+        field = f"{label}.{container}"
         image = _image(value, container, field) if isinstance(value[container], str) else None
         if image is None:
             raise InvalidRequestError(f"'{field}' must be a string, not {_json_type(value[container])}")
@@ -214,6 +342,22 @@ def cluster_name(cluster: str) -> str:
     """The name of a cluster given by name or ARN."""
     match = _CLUSTER_ARN.fullmatch(cluster)
     return match.group("cluster") if match else cluster
+
+
+def _refuse_unknown_query(query: Mapping[str, str], allowed: tuple[str, ...]) -> None:
+    unknown = [key for key in query if key not in allowed]
+    if unknown:
+        names = ", ".join(f"'{echo_input(key, 40)}'" for key in unknown[:5])
+        raise InvalidRequestError(f"unknown query parameter(s) {names}; allowed are: {', '.join(allowed)}")
+
+
+def _query_bool(query: Mapping[str, str], name: str) -> bool:
+    value = query.get(name)
+    if value is None:
+        return False
+    if value not in ("true", "false"):
+        raise InvalidRequestError(f"query parameter '{name}' must be true or false")
+    return value == "true"
 
 
 def _refuse_unknown_fields(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:

@@ -127,3 +127,51 @@ def operation_of(request: Any) -> str:
     target = request.headers.get("X-Amz-Target", b"")
     target = target.decode() if isinstance(target, bytes) else target
     return target.rsplit(".", 1)[-1]
+
+
+class ServiceFaults:
+    """Fail chosen attempts of an operation for chosen services, at the HTTP layer (inside the retry loop).
+
+    Each request is judged by its own body (the service or family it names), so
+    calls made at once from several threads are told apart safely.
+    """
+
+    def __init__(self, client: Any, clock: VirtualClock | None = None) -> None:
+        self.attempts: list[tuple[str, str]] = []
+        self._clock = clock
+        self._rules: list[tuple[str, str, Callable[[int], Any]]] = []
+        client.meta.events.register("before-send.ecs", self._before_send)
+
+    def on(self, operation: str, subject: str, outcome: Callable[[int], Any]) -> None:
+        """For `operation` on `subject` (a service name, or a family for RegisterTaskDefinition)."""
+        self._rules.append((operation, subject, outcome))
+
+    def fail(self, operation: str, subject: str, code: str, status: int = 400) -> None:
+        """Every attempt answers the AWS error `code`."""
+        self.on(operation, subject, lambda _attempt: error_answer(code, "injected", status))
+
+    def time_out(self, operation: str, subject: str, then: Callable[[], None] | None = None) -> None:
+        """Every attempt times out after a full attempt's time; `then` runs first (the call took effect)."""
+
+        def outcome(_attempt: int) -> None:
+            if then is not None:
+                then()
+            if self._clock is not None:
+                self._clock.now += aws.ATTEMPT_SECONDS
+            raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+        self.on(operation, subject, outcome)
+
+    def _before_send(self, request: Any, **_: Any) -> Any:
+        operation = operation_of(request)
+        body = json.loads(request.body or b"{}")
+        subject = str(body.get("service") or body.get("family") or "").rsplit("/", 1)[-1]
+        self.attempts.append((operation, subject))
+        attempt = self.attempts.count((operation, subject))
+        for name, wanted, outcome in self._rules:
+            if name == operation and wanted == subject:
+                answer = outcome(attempt)
+                if answer is not None:
+                    request.url = UNSERVED_URL
+                return answer
+        return None

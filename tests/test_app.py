@@ -123,7 +123,7 @@ def test_other_content_type_keeps_chalices_415_as_json_that_says_so(http: Any, w
     ("body", "field"),
     [
         ("not json", "not valid JSON"),
-        ("[]", "must be a JSON object"),
+        ("[]", "read as an imagedefinitions.json"),
         ({**UPDATE, "cluster": 1}, "'cluster'"),
         ({**UPDATE, "image": "UPPER/case"}, "'image'"),
         ({**UPDATE, "surprise": True}, "'surprise'"),

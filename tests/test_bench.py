@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from bench.contenders import ECS_DEPLOY_API, ECS_DEPLOY_CLI, OURS_DIRECT, OURS_HTTP
+from bench.fanout import ONE_REVISION, OURS, OWN_FAMILIES, SEQUENTIAL, SHAPES, THREADS, FanOutFindings, measure_fan_out
 from bench.hooks import operations
 from bench.measurements import OURS_CHANGE_CALLS, OURS_NO_OP_CALLS, QUICK, BenchResults, broken_promises
 from bench.report import render_results_file
@@ -14,7 +16,9 @@ from bench.run import run_benchmark
 from chalicelib.taskdef import PREVIOUS_TASK_DEFINITION_TAG
 
 # A couple of timed rounds so every part of the run is exercised; no subprocesses (cold start, chalice package).
-SHORT_RUN = replace(QUICK, iterations=2, network_iterations=1, round_trip_ms=1.0, cold_start_runs=0, package=False)
+SHORT_RUN = replace(
+    QUICK, iterations=2, network_iterations=1, round_trip_ms=1.0, cold_start_runs=0, package=False, fan_out_rounds=0
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +74,53 @@ def test_post_update_adds_only_the_lock_and_its_record(results: BenchResults) ->
     found = results.findings[OURS_HTTP]
     assert operations(found.change_calls, "dynamodb") == ["PutItem", "TransactWriteItems"]
     assert operations(found.no_op_calls, "dynamodb") == ["PutItem", "TransactWriteItems"]
+
+
+@pytest.fixture(scope="module")
+def fan_out() -> dict[str, FanOutFindings]:
+    """One counted 10-service rollout per contender and fleet shape, in process, untimed."""
+    return {shape: measure_fan_out(shape, rounds=0, server=False) for shape in SHAPES}
+
+
+def counts(calls: list[Any], service: str) -> dict[str, int]:
+    names = operations(calls, service)
+    return {name: names.count(name) for name in dict.fromkeys(names)}
+
+
+def test_ten_services_on_their_own_families_cost_one_call_per_revision_and_service(
+    fan_out: dict[str, FanOutFindings],
+) -> None:
+    ours = fan_out[OWN_FAMILIES].calls[OURS]
+    assert counts(ours, "ecs") == {
+        "DescribeServices": 1,
+        "DescribeTaskDefinition": 10,
+        "RegisterTaskDefinition": 10,
+        "UpdateService": 10,
+    }
+    assert operations(ours, "dynamodb") == ["TransactWriteItems", "TransactWriteItems"]
+
+
+def test_ten_services_on_one_revision_share_one_new_revision(fan_out: dict[str, FanOutFindings]) -> None:
+    ours = fan_out[ONE_REVISION].calls[OURS]
+    assert counts(ours, "ecs") == {
+        "DescribeServices": 1,
+        "DescribeTaskDefinition": 1,
+        "RegisterTaskDefinition": 1,
+        "UpdateService": 10,
+    }
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("theirs", [SEQUENTIAL, THREADS])
+def test_ecs_deploy_pays_four_calls_per_service(fan_out: dict[str, FanOutFindings], shape: str, theirs: str) -> None:
+    assert counts(fan_out[shape].calls[theirs], "ecs") == dict.fromkeys(
+        ["DescribeServices", "DescribeTaskDefinition", "RegisterTaskDefinition", "UpdateService"], 10
+    )
+
+
+def test_ours_waits_six_round_trips_in_a_row_for_ten_services(fan_out: dict[str, FanOutFindings]) -> None:
+    from bench.fanout import waits_in_a_row
+
+    found = fan_out[OWN_FAMILIES]
+    assert waits_in_a_row(found.calls[OURS], OURS) == 6
+    assert waits_in_a_row(found.calls[SEQUENTIAL], SEQUENTIAL) == 40

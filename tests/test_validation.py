@@ -168,7 +168,7 @@ def test_bad_rollback_requests(body: dict[str, Any], message: str) -> None:
 
 
 def test_unknown_field_message_lists_the_allowed_fields() -> None:
-    with pytest.raises(InvalidRequestError, match="allowed fields are: cluster, service, image, tag"):
+    with pytest.raises(InvalidRequestError, match="allowed fields are: cluster, service, services, image, tag"):
         parse_update_request(with_fields(imag="x"))
 
 
