@@ -16,6 +16,7 @@ from chalicelib import aws, outcomes, requestlog
 from chalicelib.access import AccessPolicy
 from chalicelib.audit import Provenance
 from chalicelib.config import Settings, load_settings, unsafe_aws_endpoint
+from chalicelib.descriptions import parse_apply_request, service_description
 from chalicelib.discovery import cluster_services
 from chalicelib.errors import INTERNAL_ERROR_MESSAGE, NoHistoryError, UpdateError, http_status
 from chalicelib.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
@@ -136,6 +137,40 @@ def history(cluster: str, service: str) -> Response:
         return service_history(table, cluster_id, service_id, limit, token)
 
     return _respond(handle, reads_body=False)
+
+
+@app.route("/services/{cluster}/{service}/description", methods=["GET"], api_key_required=True)
+def description(cluster: str, service: str) -> Response:
+    """What the service runs now, as a description file ready to commit."""
+
+    def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
+        cluster_id = path_cluster(params["cluster"])
+        service_id = path_service(params["service"], cluster_id)
+        _query(())
+        _policy().check_target(cluster_id, service_id)
+        return service_description(aws.ecs_client(), cluster_id, service_id)
+
+    return _respond(handle, reads_body=False)
+
+
+@app.route("/apply", methods=["POST"], api_key_required=True)
+def apply() -> Response:
+    """Make services match their descriptions, all or nothing (the GitOps way)."""
+
+    def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
+        request = parse_apply_request(body)
+        policy = _policy()
+        for target in request.targets:
+            policy.check_target(request.cluster, target.service)
+            for image in target.change.requested_images():
+                policy.check_image(image)
+        provenance = _provenance("apply")
+        batch = update_services(aws.ecs_client(), request, locks=_locks(), provenance=provenance)
+        log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
+        log.update(changed=batch.changed, dryRun=batch.dry_run, audit=provenance.tags())
+        return batch.as_dict()
+
+    return _respond(handle, reads_body=True)
 
 
 @app.route("/clusters/{cluster}/services", methods=["GET"], api_key_required=True)

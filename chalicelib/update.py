@@ -34,7 +34,7 @@ from typing import Any
 
 from chalicelib import aws, ecs, parallel, taskdef
 from chalicelib.audit import Provenance
-from chalicelib.errors import AwsCallError, ServiceNotFoundError, UpdateError
+from chalicelib.errors import AwsCallError, InvalidRequestError, ServiceNotFoundError, UpdateError, echo_input
 from chalicelib.images import ImageReference
 from chalicelib.lock import NO_LOCKS, Locks
 from chalicelib.results import (
@@ -52,11 +52,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ImageChange:
-    """What to change in a service: `image` (with an optional `container`), or `images` by container name."""
+    """What to change in a service: `image` (with an optional `container`), or `images` by container name.
+
+    `as_running` names containers that must already run exactly the given image
+    (an image without a tag or digest can only be taken back as it runs), and
+    are left alone. `revision_tags` go on the new revision besides the usual ones.
+    """
 
     image: ImageReference | None = None
     container: str | None = None
     images: Mapping[str, ImageReference] | None = None
+    as_running: Mapping[str, str] | None = None
+    revision_tags: Mapping[str, str] | None = None
 
     def requested_images(self) -> list[ImageReference]:
         """Every image the change would deploy."""
@@ -204,9 +211,10 @@ class _Plan:
         return bool(self.wanted)
 
     @property
-    def revision_key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
-        """Services with the same running revision and the same new images share one new revision."""
-        return self.current["taskDefinitionArn"], tuple(sorted(self.wanted.items()))
+    def revision_key(self) -> tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        """Services with the same running revision, new images and tags share one new revision."""
+        tags = tuple(sorted((self.target.change.revision_tags or {}).items()))
+        return self.current["taskDefinitionArn"], tuple(sorted(self.wanted.items())), tags
 
 
 class _Rollout:
@@ -286,7 +294,11 @@ class _Rollout:
         wanted = {name: str(image) for name, image in targets.items()}
         copied = taskdef.registration_input(current, tags)
         registration = taskdef.with_images(copied, wanted)
-        bookkeeping = {taskdef.PREVIOUS_TASK_DEFINITION_TAG: taskdef.tag_reference(current), **self.audit_tags}
+        bookkeeping = {
+            taskdef.PREVIOUS_TASK_DEFINITION_TAG: taskdef.tag_reference(current),
+            **self.audit_tags,
+            **(target.change.revision_tags or {}),
+        }
         tagged = taskdef.with_tags(registration, bookkeeping)
         taskdef.check_tag_count(tagged)
         changes = [ContainerChange(name, images[name], wanted[name]) for name in targets]
@@ -509,9 +521,17 @@ def _runs_new(plan: _Plan, now: Mapping[str, Any], registered: Mapping[tuple[str
 
 def _targets(current: Mapping[str, Any], change: ImageChange) -> dict[str, ImageReference]:
     """Container name to the image it should run."""
-    if change.images is not None:
-        taskdef.require_containers(current, list(change.images))
-        return dict(change.images)
+    if change.images is not None or change.as_running:
+        taskdef.require_containers(current, [*(change.images or {}), *(change.as_running or {})])
+        running = taskdef.container_images(current)
+        for name, image in (change.as_running or {}).items():
+            if running[name] != image:
+                raise InvalidRequestError(
+                    f"container '{name}': '{echo_input(image)}' is not an image reference with a tag or digest; "
+                    f"such a value is only taken back exactly as the container runs it, and it runs "
+                    f"'{echo_input(running[name])}'"
+                )
+        return dict(change.images or {})
     assert change.image is not None, "validation gives either image or images"
     names = taskdef.choose_containers(current, change.image, change.container)
     return dict.fromkeys(names, change.image)

@@ -51,7 +51,7 @@ def parse_json_object(raw: bytes | None) -> dict[str, Any]:
     """Parse a request body that must be one JSON object (duplicate keys and NaN refused)."""
     body = parse_json_body(raw)
     if not isinstance(body, dict):
-        raise InvalidRequestError(f"the request body must be a JSON object, not {_json_type(body)}")
+        raise InvalidRequestError(f"the request body must be a JSON object, not {json_type(body)}")
     return body
 
 
@@ -84,13 +84,13 @@ def parse_update(body: Any, query: Mapping[str, str]) -> UpdateRequest | FanOutR
             "with a JSON object, put every field in the body"
         )
     if not isinstance(body, dict):
-        raise InvalidRequestError(f"the request body must be a JSON object, not {_json_type(body)}")
+        raise InvalidRequestError(f"the request body must be a JSON object, not {json_type(body)}")
     return parse_update_request(body)
 
 
 def parse_update_request(body: Mapping[str, Any]) -> UpdateRequest | FanOutRequest:
     """Validate a `/update` body; the error message names the offending field."""
-    _refuse_unknown_fields(body, UPDATE_FIELDS)
+    refuse_unknown_fields(body, UPDATE_FIELDS)
     cluster = cluster_identifier(body, "cluster")
     if "services" in body:
         if "service" in body:
@@ -147,7 +147,7 @@ def image_definitions(entries: list[Any]) -> dict[str, ImageReference]:
     for index, entry in enumerate(entries):
         where = f"imagedefinitions.json entry {index}"
         if not isinstance(entry, dict):
-            raise InvalidRequestError(f"{where} must be an object with 'name' and 'imageUri', not {_json_type(entry)}")
+            raise InvalidRequestError(f"{where} must be an object with 'name' and 'imageUri', not {json_type(entry)}")
         if set(entry) != {"name", "imageUri"}:
             extra = [f"'{echo_input(key, 40)}'" for key in entry if key not in ("name", "imageUri")]
             missing = [f"'{key}'" for key in ("name", "imageUri") if key not in entry]
@@ -170,7 +170,7 @@ def image_definitions(entries: list[Any]) -> dict[str, ImageReference]:
 def service_list(value: Any, cluster: str, name: str) -> list[str]:
     """2 to 20 service names or ARNs of `cluster`, each once (a name and its ARN are the same service)."""
     if not isinstance(value, list):
-        raise InvalidRequestError(f"'{name}' must be a list of service names or ARNs, not {_json_type(value)}")
+        raise InvalidRequestError(f"'{name}' must be a list of service names or ARNs, not {json_type(value)}")
     if not MIN_SERVICES <= len(value) <= MAX_SERVICES:
         raise InvalidRequestError(
             f"'{name}' must list {MIN_SERVICES} to {MAX_SERVICES} services, not {len(value)}"
@@ -218,7 +218,7 @@ def _image_change(body: Mapping[str, Any]) -> ImageChange:
 
 def parse_rollback_request(body: Mapping[str, Any]) -> RollbackRequest:
     """Validate a `/rollback` body."""
-    _refuse_unknown_fields(body, ROLLBACK_FIELDS)
+    refuse_unknown_fields(body, ROLLBACK_FIELDS)
     cluster = cluster_identifier(body, "cluster")
     service = service_identifier(body, "service", cluster)
     target = _optional_string(body, "taskDefinition", MAX_ARN_LENGTH)
@@ -289,7 +289,7 @@ def _image(body: Mapping[str, Any], name: str, label: str | None = None) -> Imag
 
 def _container_images(value: Any, label: str = "containers") -> dict[str, ImageReference]:
     if not isinstance(value, dict):
-        raise InvalidRequestError(f"'{label}' must be an object of container name to image, not {_json_type(value)}")
+        raise InvalidRequestError(f"'{label}' must be an object of container name to image, not {json_type(value)}")
     if not value:
         raise InvalidRequestError(f"'{label}' must name at least one container")
     if len(value) > MAX_CONTAINERS:
@@ -303,7 +303,7 @@ def _container_images(value: Any, label: str = "containers") -> dict[str, ImageR
         field = f"{label}.{container}"
         image = _image(value, container, field) if isinstance(value[container], str) else None
         if image is None:
-            raise InvalidRequestError(f"'{field}' must be a string, not {_json_type(value[container])}")
+            raise InvalidRequestError(f"'{field}' must be a string, not {json_type(value[container])}")
         if not image.is_pinned:
             raise InvalidRequestError(f"'{field}' must carry a tag or a digest ('{image}:tag' or '{image}@sha256:…')")
         images[container] = image
@@ -360,7 +360,7 @@ def _query_bool(query: Mapping[str, str], name: str) -> bool:
     return value == "true"
 
 
-def _refuse_unknown_fields(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+def refuse_unknown_fields(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = [key for key in body if key not in allowed]
     if unknown:
         names = ", ".join(f"'{echo_input(key, 40)}'" for key in unknown[:5])
@@ -379,7 +379,7 @@ def _optional_string(body: Mapping[str, Any], name: str, max_length: int) -> str
         return None
     value = body[name]
     if not isinstance(value, str):
-        raise InvalidRequestError(f"'{name}' must be a string, not {_json_type(value)}")
+        raise InvalidRequestError(f"'{name}' must be a string, not {json_type(value)}")
     if not value:
         raise InvalidRequestError(f"'{name}' must not be empty")
     if len(value) > max_length:
@@ -390,7 +390,7 @@ def _optional_string(body: Mapping[str, Any], name: str, max_length: int) -> str
 def _optional_bool(body: Mapping[str, Any], name: str) -> bool:
     value = body.get(name, False)
     if not isinstance(value, bool):
-        raise InvalidRequestError(f"'{name}' must be true or false, not {_json_type(value)}")
+        raise InvalidRequestError(f"'{name}' must be true or false, not {json_type(value)}")
     return value
 
 
@@ -407,7 +407,7 @@ def _refuse_constant(name: str) -> None:
     raise InvalidRequestError(f"the request body contains {name}, which is not JSON")
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, (int, float)):

@@ -81,11 +81,18 @@ def embedded_aws_environment(endpoint: str, base: Mapping[str, str] | None = Non
     return env
 
 
-def start_moto(port: int, log: int | None = None) -> subprocess.Popen[bytes]:
-    """Start moto's server on loopback:`port` in its own process group, with no AWS settings of yours."""
+def start_moto(port: int, log: int | None = None, rollout_seconds: float | None = None) -> subprocess.Popen[bytes]:
+    """Start moto's server on loopback:`port` in its own process group, with no AWS settings of yours.
+
+    Its ECS starts deployments on UpdateService and completes them after
+    `rollout_seconds` (scripts/local_ecs.py), as ECS does.
+    """
+    env = embedded_aws_environment(f"http://{LOOPBACK}:{port}")
+    if rollout_seconds is not None:
+        env["LOCAL_ROLLOUT_SECONDS"] = str(rollout_seconds)
     return subprocess.Popen(  # noqa: S603 - fixed command line
-        [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
-        env=embedded_aws_environment(f"http://{LOOPBACK}:{port}"),
+        [sys.executable, str(PROJECT_DIR / "scripts" / "local_ecs.py"), str(port)],
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT if log is not None else None,
         start_new_session=True,
@@ -167,12 +174,17 @@ def stop(process: subprocess.Popen[bytes], grace_seconds: float = 5.0) -> None:
 
 
 @contextmanager
-def local_run(moto_port: int | None = None, api_port: int | None = None, log: int | None = None) -> Iterator[LocalRun]:
+def local_run(
+    moto_port: int | None = None,
+    api_port: int | None = None,
+    log: int | None = None,
+    rollout_seconds: float | None = None,
+) -> Iterator[LocalRun]:
     """Embedded AWS with the workload, and the service on top; both stopped on exit."""
     moto_port = moto_port or free_port()
     api_port = api_port or free_port()
     aws_endpoint = f"http://{LOOPBACK}:{moto_port}"
-    moto = start_moto(moto_port, log)
+    moto = start_moto(moto_port, log, rollout_seconds)
     chalice: subprocess.Popen[bytes] | None = None
     try:
         wait_until_listening(f"{aws_endpoint}/moto-api/", moto)

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from scripts.local_aws import (
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
     log_path = tmp_path_factory.mktemp("local-run") / "servers.log"
-    with log_path.open("wb") as log, local_run(log=log.fileno()) as run:
+    with log_path.open("wb") as log, local_run(log=log.fileno(), rollout_seconds=2) as run:
         yield run
 
 
@@ -66,6 +67,8 @@ def test_update_over_http_changes_the_service_in_the_embedded_aws(running: Local
     )
     assert status == 200, answer
     assert answer["changed"] is True
+    assert answer["deployment"]["status"] == "PRIMARY"  # the local ECS starts deployments, as ECS does
+    assert answer["deployment"]["rolloutState"] == "IN_PROGRESS"
 
     ecs = embedded_ecs(running)
     service = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
@@ -99,6 +102,27 @@ def test_the_printed_history_curl_shows_who_deployed_what(running: LocalRun) -> 
     assert newest["containers"][0]["image"] == "public.ecr.aws/nginx/nginx:1.29"
     assert newest["taskDefinition"]["arn"] == answer["taskDefinition"]["arn"]
     assert newest["outcome"] == "IN_PROGRESS"
+    assert newest["deploymentId"] == answer["deployment"]["id"]
+
+
+def test_a_local_deployment_completes_and_the_status_says_so(running: LocalRun) -> None:
+    body = {"cluster": running.cluster, "service": running.service, "image": "public.ecr.aws/nginx/nginx:1.29.1"}
+    headers = {"Content-Type": "application/json", "x-api-key": running.api_key}
+    status, answer = post(f"{running.api_url}/update", body, headers)
+    assert status == 200, answer
+    deployment = answer["deployment"]["id"]
+    url = f"{running.api_url}/services/{running.cluster}/{running.service}?deployment={deployment}"
+    status, judged = get(url, {"x-api-key": running.api_key})
+    assert (status, judged["deployment"]["outcome"]) == (200, "IN_PROGRESS")
+    deadline = time.monotonic() + 30
+    while judged["deployment"]["outcome"] == "IN_PROGRESS" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        judged = get(url, {"x-api-key": running.api_key})[1]
+    assert judged["deployment"] == {
+        "id": deployment,
+        "outcome": "COMPLETED",
+        "reason": f"ECS deployment {deployment} completed.",
+    }
 
 
 def test_without_the_key_the_answer_is_403_and_nothing_changes(running: LocalRun) -> None:
