@@ -12,7 +12,8 @@ RUNTIME_STAMP := $(RUNTIME_VENV)/.installed
 RUNTIME_SDK_TESTS := tests/test_update.py tests/test_faults.py tests/test_lock.py tests/test_app.py \
 	tests/test_rollback.py tests/test_access.py tests/test_status.py tests/test_discovery.py tests/test_fidelity.py \
 	tests/test_records.py tests/test_history.py tests/test_outcomes.py tests/test_deployment_status.py \
-	tests/test_event_patterns.py tests/test_fanout.py
+	tests/test_event_patterns.py tests/test_fanout.py tests/test_descriptions.py tests/test_push.py \
+	tests/test_push_policy.py
 
 .PHONY: test lint dev clean test-runtime-sdk fuzz
 
@@ -25,7 +26,7 @@ test: $(STAMP) $(RUNTIME_STAMP)
 test-runtime-sdk: $(RUNTIME_STAMP)
 	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(RUNTIME_SDK_TESTS)
 
-$(RUNTIME_STAMP): requirements-runtime-sdk.txt
+$(RUNTIME_STAMP): requirements.txt requirements-runtime-sdk.txt
 	test -x $(RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(RUNTIME_VENV)
 	$(RUNTIME_VENV)/bin/python -m pip install --quiet --upgrade 'pip<26.3'
 	$(RUNTIME_VENV)/bin/python -m pip install --quiet -r requirements-runtime-sdk.txt

@@ -21,6 +21,8 @@ from chalicelib.discovery import cluster_services
 from chalicelib.errors import INTERNAL_ERROR_MESSAGE, NoHistoryError, UpdateError, http_status
 from chalicelib.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
 from chalicelib.lock import Locks
+from chalicelib.push import Pusher, PushResult, follow_push
+from chalicelib.push_policy import Push
 from chalicelib.results import ChangeResult
 from chalicelib.rollback import roll_back
 from chalicelib.state import StateTable
@@ -32,6 +34,7 @@ from chalicelib.validation import (
     history_page,
     parse_json_body,
     parse_json_object,
+    parse_push,
     parse_rollback_request,
     parse_update,
     path_cluster,
@@ -51,6 +54,16 @@ internal_log = logging.getLogger("ecs_image_updater.internal")
 MAX_BODY_BYTES = 16 * 1024
 # What ECS sends to EventBridge about each deployment; `chalice deploy` creates the rule.
 DEPLOYMENT_EVENTS = {"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]}
+# What ECR sends about each image pushed.
+ECR_PUSHES = {
+    "source": ["aws.ecr"],
+    "detail-type": ["ECR Image Action"],
+    "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]},
+}
+# /hooks/push deploys within the request's budget (letting each lock go gets its own attempt on top).
+PUSH_HOOK_SECONDS = aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS
+# registry_push stops starting updates this long before its Lambda timeout.
+PUSH_FUNCTION_MARGIN_SECONDS = 30.0
 
 
 @app.middleware("http")
@@ -173,6 +186,21 @@ def apply() -> Response:
     return _respond(handle, reads_body=True)
 
 
+@app.route("/hooks/push", methods=["POST"], api_key_required=True)
+def push_hook() -> Response:
+    """An image was pushed to some registry: roll every service that follows it within its policy."""
+
+    def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
+        pushed = parse_push(body)
+        pusher = Pusher(_provenance("push"), _policy())
+        with aws.time_cap(PUSH_HOOK_SECONDS):
+            result = follow_push(aws.ecs_client(), aws.tagging_client(), _locks(), pushed, pusher)
+        log.update(push=pushed.as_dict(), decisions=_decision_counts(result))
+        return result.as_dict()
+
+    return _respond(handle, reads_body=True)
+
+
 @app.route("/clusters/{cluster}/services", methods=["GET"], api_key_required=True)
 def cluster_services_route(cluster: str) -> Response:
     """Every service of a cluster with what it runs (only the allowed ones)."""
@@ -208,6 +236,30 @@ def deployment_events(event: CloudWatchEvent) -> None:
         requestlog.log_event({"function": "deployment_events", "event": followed.event_id, "error": failure.message})
         raise
     requestlog.log_event({"function": "deployment_events", **done.as_dict()})
+
+
+@app.on_cw_event(ECR_PUSHES, name="registry_push")
+def registry_push(event: CloudWatchEvent) -> None:
+    """An image was pushed to ECR: roll every service that follows the repository within its policy."""
+    raw = event.to_dict()
+    try:
+        pushed = Push.of_ecr_event(raw)
+    except ValueError as unreadable:
+        requestlog.log_event({"function": "registry_push", "event": raw.get("id"), "ignored": str(unreadable)})
+        return
+    provenance = Provenance("push", request_id=str(raw.get("id")), key_id="registry-push")
+    pusher = Pusher(provenance, _policy(), event_id=str(raw.get("id")))
+    left = event.context.get_remaining_time_in_millis() / 1000 if event.context else 300.0
+    with aws.time_cap(max(left - PUSH_FUNCTION_MARGIN_SECONDS, 0.0)):
+        result = follow_push(aws.ecs_client(), aws.tagging_client(), _locks(), pushed, pusher)
+    requestlog.log_event({"function": "registry_push", "event": raw.get("id"), **result.as_dict()})
+
+
+def _decision_counts(result: PushResult) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for decision in result.decisions:
+        counts[decision.action] = counts.get(decision.action, 0) + 1
+    return counts
 
 
 def _policy() -> AccessPolicy:

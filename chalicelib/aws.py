@@ -83,6 +83,7 @@ clock: Callable[[], float] = time.monotonic
 sleep: Callable[[float], None] = time.sleep
 
 _deadline: ContextVar[float | None] = ContextVar("aws_call_deadline", default=None)
+_cap: ContextVar[float | None] = ContextVar("aws_call_cap", default=None)
 _session: boto3.session.Session | None = None
 _clients: dict[str, Any] = {}
 # Sessions are not thread-safe: clients are made one at a time, then shared.
@@ -146,6 +147,11 @@ def sns_client() -> Any:
     return cached_client("sns")
 
 
+def tagging_client() -> Any:
+    """The process-wide Resource Groups Tagging API client (services that opted in to pushes)."""
+    return cached_client("resourcegroupstaggingapi")
+
+
 def cached_client(service: str) -> Any:
     """The process-wide client of `service`, created on first use (clients are thread-safe)."""
     with _clients_lock:
@@ -161,13 +167,37 @@ def reset_clients() -> None:
 
 
 @contextmanager
-def time_budget(seconds: float) -> Iterator[None]:
-    """Run the enclosed AWS calls with a deadline `seconds` from now."""
-    token = _deadline.set(clock() + seconds)
+def time_budget(seconds: float, *, within_cap: bool = True) -> Iterator[None]:
+    """Run the enclosed AWS calls with a deadline `seconds` from now.
+
+    Inside `time_cap`, the deadline is never later than the cap's (unless
+    `within_cap` is False: letting a lock go gets its one attempt regardless).
+    """
+    deadline = clock() + seconds
+    cap = _cap.get()
+    if within_cap and cap is not None:
+        deadline = min(deadline, cap)
+    token = _deadline.set(deadline)
     try:
         yield
     finally:
         _deadline.reset(token)
+
+
+@contextmanager
+def time_cap(seconds: float) -> Iterator[None]:
+    """A hard deadline `seconds` from now for every budget inside (work that does many updates in one request)."""
+    token = _cap.set(clock() + seconds)
+    try:
+        yield
+    finally:
+        _cap.reset(token)
+
+
+def seconds_left() -> float | None:
+    """Seconds until the hard deadline of `time_cap`, or None outside one."""
+    cap = _cap.get()
+    return None if cap is None else cap - clock()
 
 
 def call(

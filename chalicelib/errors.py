@@ -69,6 +69,10 @@ class UncopyableTaskDefinitionError(UpdateError):
     """The running task definition has a field this service's AWS SDK cannot send back."""
 
 
+class ServiceChangedError(UpdateError):
+    """The service no longer runs what a decision was made on (another change came first)."""
+
+
 class StateTableMissingError(UpdateError):
     """The stage names a state table that does not exist."""
 
@@ -115,6 +119,7 @@ HTTP_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     NotAllowedError: (403, "ForbiddenError"),
     ServiceNotUpdatableError: (409, "ConflictError"),
     ServiceBusyError: (409, "ConflictError"),
+    ServiceChangedError: (409, "ConflictError"),
     RevisionNotActiveError: (409, "ConflictError"),
     NothingToRollBackToError: (409, "ConflictError"),
     NoHistoryError: (409, "ConflictError"),

@@ -231,7 +231,7 @@ def _release(
         for key in keys
     ]
     puts = [{"Put": {"TableName": table.name, "Item": item}} for r in records for item in r.items(history_days)]
-    with aws.time_budget(aws.RELEASE_BUDGET_SECONDS):
+    with aws.time_budget(aws.RELEASE_BUDGET_SECONDS, within_cap=False):
         try:
             _write(table, deletes + puts)
         except _Cancelled as cancelled:

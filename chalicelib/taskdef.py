@@ -29,6 +29,10 @@ READ_ONLY_FIELDS = frozenset(
 RESERVED_TAG_PREFIX = "aws:"
 # Each revision /update registers names the one it replaced, so /rollback knows where to go back.
 PREVIOUS_TASK_DEFINITION_TAG = "previous-task-definition"
+# Tags that describe the images of a revision, so they do not outlive a change of images: the tag a
+# digest-pinned push deployed (chalicelib.push_policy) would otherwise name the wrong version.
+PUSHED_TAG_TAG = "image-updater:pushed-tag"
+IMAGE_BOUND_TAGS = frozenset({PUSHED_TAG_TAG})
 MAX_TAGS = 50
 MAX_TAG_VALUE_LENGTH = 256
 
@@ -99,6 +103,15 @@ def require_containers(task_definition: Mapping[str, Any], names: Collection[str
             f"container {quoted} is not in task definition "
             f"{revision_label(task_definition)}; its containers are: {', '.join(known)}"
         )
+
+
+def without_tags(registration: Mapping[str, Any], keys: Collection[str]) -> dict[str, Any]:
+    """A copy of `registration` without the tags named in `keys` (the rest shared, as in `with_tags`)."""
+    if not any(tag["key"] in keys for tag in registration.get("tags", [])):
+        return dict(registration)
+    trimmed = dict(registration)
+    trimmed["tags"] = [tag for tag in registration.get("tags", []) if tag["key"] not in keys]
+    return trimmed
 
 
 def with_tags(registration: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, Any]:

@@ -34,7 +34,14 @@ from typing import Any
 
 from chalicelib import aws, ecs, parallel, taskdef
 from chalicelib.audit import Provenance
-from chalicelib.errors import AwsCallError, InvalidRequestError, ServiceNotFoundError, UpdateError, echo_input
+from chalicelib.errors import (
+    AwsCallError,
+    InvalidRequestError,
+    ServiceChangedError,
+    ServiceNotFoundError,
+    UpdateError,
+    echo_input,
+)
 from chalicelib.images import ImageReference
 from chalicelib.lock import NO_LOCKS, Locks
 from chalicelib.results import (
@@ -56,7 +63,9 @@ class ImageChange:
 
     `as_running` names containers that must already run exactly the given image
     (an image without a tag or digest can only be taken back as it runs), and
-    are left alone. `revision_tags` go on the new revision besides the usual ones.
+    are left alone. `expect_running` guards a change decided on an earlier read:
+    under the lock, each named container must still run that image, or nothing
+    is done (ServiceChangedError). `revision_tags` go on the new revision too.
     """
 
     image: ImageReference | None = None
@@ -64,6 +73,7 @@ class ImageChange:
     images: Mapping[str, ImageReference] | None = None
     as_running: Mapping[str, str] | None = None
     revision_tags: Mapping[str, str] | None = None
+    expect_running: Mapping[str, str] | None = None
 
     def requested_images(self) -> list[ImageReference]:
         """Every image the change would deploy."""
@@ -149,6 +159,20 @@ def update_image(
         dry_run=request.dry_run,
     )
     return _update(client, fan_out, locks, provenance)[0]
+
+
+def update_target(
+    client: Any,
+    cluster: str,
+    target: Target,
+    *,
+    force_new_deployment: bool = False,
+    locks: Locks = NO_LOCKS,
+    provenance: Provenance | None = None,
+) -> ChangeResult:
+    """Roll one service onto a change decided elsewhere (a registry push): the same path as `/update`."""
+    request = FanOutRequest(cluster, (target,), force_new_deployment=force_new_deployment)
+    return _update(client, request, locks, provenance)[0]
 
 
 def update_services(
@@ -293,7 +317,7 @@ class _Rollout:
             return _Plan(target, service, current, unchanged)
         wanted = {name: str(image) for name, image in targets.items()}
         copied = taskdef.registration_input(current, tags)
-        registration = taskdef.with_images(copied, wanted)
+        registration = taskdef.with_images(taskdef.without_tags(copied, taskdef.IMAGE_BOUND_TAGS), wanted)
         bookkeeping = {
             taskdef.PREVIOUS_TASK_DEFINITION_TAG: taskdef.tag_reference(current),
             **self.audit_tags,
@@ -521,6 +545,15 @@ def _runs_new(plan: _Plan, now: Mapping[str, Any], registered: Mapping[tuple[str
 
 def _targets(current: Mapping[str, Any], change: ImageChange) -> dict[str, ImageReference]:
     """Container name to the image it should run."""
+    running_now = taskdef.container_images(current)
+    changed = {
+        name: running_now.get(name)
+        for name, image in (change.expect_running or {}).items()
+        if running_now.get(name) != image
+    }
+    if changed:
+        now = ", ".join(f"'{name}' runs '{image}'" for name, image in changed.items())
+        raise ServiceChangedError(f"the service changed since this change was decided: {now} now; nothing was done")
     if change.images is not None or change.as_running:
         taskdef.require_containers(current, [*(change.images or {}), *(change.as_running or {})])
         running = taskdef.container_images(current)

@@ -9,6 +9,7 @@ from typing import Any
 
 from chalicelib.errors import InvalidRequestError, echo_input
 from chalicelib.images import DIGEST_PATTERN, TAG_PATTERN, ImageReference, InvalidImageError, parse_image
+from chalicelib.push_policy import Push
 from chalicelib.rollback import RollbackRequest
 from chalicelib.update import FanOutRequest, ImageChange, Target, UpdateRequest
 
@@ -40,6 +41,7 @@ MAX_SERVICES = 20
 # The query parameters that go with an imagedefinitions.json body.
 IMAGE_DEFINITIONS_QUERY = ("cluster", "service", "services", "dryRun")
 ROLLBACK_FIELDS = ("cluster", "service", "taskDefinition")
+PUSH_FIELDS = ("repository", "tag", "digest")
 # ECS allows at most 10 containers in a task definition.
 MAX_CONTAINERS = 10
 _DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.:-]{0,254}")
@@ -214,6 +216,26 @@ def _image_change(body: Mapping[str, Any]) -> ImageChange:
     if container is not None and not _NAME.fullmatch(container):
         raise InvalidRequestError("'container' must be a container name: letters, digits, '-' and '_'")
     return ImageChange(image=image, container=container)
+
+
+def parse_push(body: Mapping[str, Any]) -> Push:
+    """A `POST /hooks/push` body: the pushed `repository` and at least one of its `tag` and `digest`."""
+    refuse_unknown_fields(body, PUSH_FIELDS)
+    repository = _image(body, "repository")
+    if repository.is_pinned:
+        raise InvalidRequestError(
+            f"'repository' must be the repository alone ('{repository.repository}'); put the tag in 'tag' "
+            "and the digest in 'digest'"
+        )
+    tag = _optional_string(body, "tag", 128)
+    if tag is not None and not TAG_PATTERN.fullmatch(tag):
+        raise InvalidRequestError("'tag' must be a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})")
+    digest = _optional_string(body, "digest", 71)
+    if digest is not None and not DIGEST_PATTERN.fullmatch(digest):
+        raise InvalidRequestError("'digest' must be a digest (sha256: and 64 lowercase hex digits)")
+    if tag is None and digest is None:
+        raise InvalidRequestError("give at least one of 'tag' and 'digest'")
+    return Push(repository.repository, tag, digest)
 
 
 def parse_rollback_request(body: Mapping[str, Any]) -> RollbackRequest:

@@ -288,6 +288,7 @@ def test_policy_scopes_each_action() -> None:
         if statement["Resource"] == "*":
             # Only the calls that take no resource ARN in IAM.
             assert set(actions) <= {
+                "tag:GetResources",
                 "ecs:ListServices",
                 "ecs:DescribeTaskDefinition",
                 "ecs:RegisterTaskDefinition",
@@ -298,6 +299,7 @@ def test_policy_scopes_each_action() -> None:
 def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
     actions = {action for statement in policy_statements() for action in actions_of(statement)}
     assert actions == {
+        "tag:GetResources",
         "ecs:ListServices",
         "ecs:DescribeServices",
         "ecs:DescribeTaskDefinition",

@@ -71,3 +71,28 @@ def test_deployment_events_receive_ecs_deployment_state_changes(bus_to_queue: An
 def test_deployment_events_receive_nothing_else(bus_to_queue: Any, source: str, detail_type: str) -> None:
     delivered = bus_to_queue("deployment_events")
     assert delivered([entry(source, detail_type, ECS_DEPLOYMENT)]) == []
+
+
+ECR_PUSH = {"result": "SUCCESS", "repository-name": "web", "image-tag": "1.4.3", "action-type": "PUSH"}
+
+
+def test_registry_push_receives_successful_ecr_pushes(bus_to_queue: Any) -> None:
+    delivered = bus_to_queue("registry_push")
+    [event] = delivered([entry("aws.ecr", "ECR Image Action", ECR_PUSH)])
+    assert event["detail"] == ECR_PUSH
+
+
+@pytest.mark.parametrize(
+    ("source", "detail_type", "detail"),
+    [
+        ("aws.ecr", "ECR Image Action", {**ECR_PUSH, "action-type": "DELETE"}),
+        ("aws.ecr", "ECR Image Action", {**ECR_PUSH, "result": "FAILURE"}),
+        ("aws.ecr", "ECR Image Scan", ECR_PUSH),
+        ("aws.ecs", "ECR Image Action", ECR_PUSH),
+    ],
+)
+def test_registry_push_receives_nothing_else(
+    bus_to_queue: Any, source: str, detail_type: str, detail: dict[str, Any]
+) -> None:
+    delivered = bus_to_queue("registry_push")
+    assert delivered([entry(source, detail_type, detail)]) == []

@@ -48,6 +48,7 @@ def test_every_route_requires_the_api_key(template: dict[str, Any]) -> None:
     [
         ("APIHandler", "ApiHandlerRole", "policy-dev.json"),
         ("DeploymentEvents", "DeploymentEventsRole", "policy-dev-deployment-events.json"),
+        ("RegistryPush", "RegistryPushRole", "policy-dev-registry-push.json"),
     ],
 )
 def test_each_function_has_its_own_role_with_its_policy_file(
@@ -100,3 +101,26 @@ def test_deployment_zip_is_small_and_has_no_boto3(package: Path) -> None:
 
 def test_lambda_timeout_leaves_room_for_the_request_budget(template: dict[str, Any]) -> None:
     assert template["Resources"]["APIHandler"]["Properties"]["Timeout"] >= 26
+
+
+def test_registry_push_runs_for_minutes_on_successful_ecr_pushes(template: dict[str, Any]) -> None:
+    function = template["Resources"]["RegistryPush"]["Properties"]
+    assert function["Handler"] == "app.registry_push"
+    assert function["Timeout"] == 300  # minutes, not API Gateway's 29 s
+    [trigger] = function["Events"].values()
+    assert trigger["Properties"]["Pattern"] == {
+        "source": ["aws.ecr"],
+        "detail-type": ["ECR Image Action"],
+        "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]},
+    }
+
+
+def test_only_the_functions_that_find_followers_may_list_tagged_resources() -> None:
+    def grants(policy: str) -> set[str]:
+        statements = json.loads((PROJECT_DIR / ".chalice" / policy).read_text())["Statement"]
+        return {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+
+    assert "tag:GetResources" in grants("policy-dev.json")  # POST /hooks/push
+    assert "tag:GetResources" in grants("policy-dev-registry-push.json")
+    assert "tag:GetResources" not in grants("policy-dev-deployment-events.json")
+    assert "ecs:ListServices" not in grants("policy-dev-registry-push.json")
