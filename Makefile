@@ -13,9 +13,9 @@ RUNTIME_SDK_TESTS := tests/test_update.py tests/test_faults.py tests/test_lock.p
 	tests/test_rollback.py tests/test_access.py tests/test_status.py tests/test_discovery.py tests/test_fidelity.py \
 	tests/test_records.py tests/test_history.py tests/test_outcomes.py tests/test_deployment_status.py \
 	tests/test_event_patterns.py tests/test_fanout.py tests/test_descriptions.py tests/test_push.py \
-	tests/test_push_policy.py
+	tests/test_push_policy.py tests/test_pipeline.py
 
-.PHONY: test lint dev clean test-runtime-sdk fuzz
+.PHONY: test lint dev clean test-runtime-sdk fuzz deploy
 
 test: $(STAMP) $(RUNTIME_STAMP)
 	$(BIN)/ruff check .
@@ -53,3 +53,40 @@ clean:
 # Run the service locally against an embedded AWS (moto's server); Ctrl-C stops both.
 dev: $(STAMP)
 	$(BIN)/python scripts/local_aws.py
+
+# The whole service as one CloudFormation stack: infra/service.yaml merged into the SAM
+# template of `chalice package`, the code uploaded to DEPLOY_BUCKET, the stack deployed, then
+# .api.env written from its outputs. Needs AWS credentials, a region and the AWS CLI in the
+# environment. Running it again with nothing changed uploads nothing and changes nothing.
+DEPLOY_BUCKET ?=
+# The functions' log permissions cover /aws/lambda/ecs-image-updater-*, and CloudFormation
+# names each function <stack>-<logical id>-<suffix>: keep the stack name's prefix.
+STACK_NAME ?= ecs-image-updater
+# true or false: the SNS topic for deployment outcomes. Unset, like any parameter not given,
+# the stack keeps its current value (aws cloudformation deploy), false at first.
+NOTIFICATION_TOPIC ?=
+# More NAME=value overrides of infra/service.yaml's parameters (RateLimit, QuotaLimit, ...).
+DEPLOY_PARAMETERS ?=
+DEPLOY_OVERRIDES = $(strip $(if $(NOTIFICATION_TOPIC),NotificationTopic=$(NOTIFICATION_TOPIC)) $(DEPLOY_PARAMETERS))
+WORKLOAD_STACK ?= ecs-image-updater-workload
+PACKAGE_DIR := build/package
+PACKAGED_TEMPLATE := build/packaged.yaml
+
+ifneq ($(filter deploy,$(MAKECMDGOALS)),)
+ifeq ($(strip $(DEPLOY_BUCKET)),)
+$(error DEPLOY_BUCKET is not set: make deploy DEPLOY_BUCKET=<an S3 bucket in the stack's region, for the code>)
+endif
+endif
+
+# chalice package zips chalicelib/ whole, __pycache__ included, and a .pyc holds its source's
+# mtime: without them the zip is byte-identical from run to run, so nothing is uploaded again.
+deploy: $(STAMP)
+	rm -rf $(PACKAGE_DIR)
+	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
+	PYTHONDONTWRITEBYTECODE=1 $(BIN)/chalice package --merge-template infra/service.yaml --stage dev $(PACKAGE_DIR)
+	aws cloudformation package --template-file $(PACKAGE_DIR)/sam.yaml --s3-bucket $(DEPLOY_BUCKET) \
+		--output-template-file $(PACKAGED_TEMPLATE)
+	aws cloudformation deploy --template-file $(PACKAGED_TEMPLATE) --stack-name $(STACK_NAME) \
+		--s3-bucket $(DEPLOY_BUCKET) --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
+		$(if $(DEPLOY_OVERRIDES),--parameter-overrides $(DEPLOY_OVERRIDES))
+	$(BIN)/python scripts/aws_connection.py --stack $(STACK_NAME) --workload-stack $(WORKLOAD_STACK)

@@ -12,7 +12,7 @@ from typing import Any
 from chalice import Chalice, Response
 from chalice.app import CloudWatchEvent
 
-from chalicelib import aws, outcomes, requestlog
+from chalicelib import aws, outcomes, pipeline, requestlog
 from chalicelib.access import AccessPolicy
 from chalicelib.audit import Provenance
 from chalicelib.config import Settings, load_settings, unsafe_aws_endpoint
@@ -64,6 +64,8 @@ ECR_PUSHES = {
 PUSH_HOOK_SECONDS = aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS
 # registry_push stops starting updates this long before its Lambda timeout.
 PUSH_FUNCTION_MARGIN_SECONDS = 30.0
+# pipeline_deploy keeps this long to report to CodePipeline before its Lambda timeout.
+PIPELINE_MARGIN_SECONDS = 10.0
 
 
 @app.middleware("http")
@@ -253,6 +255,26 @@ def registry_push(event: CloudWatchEvent) -> None:
     with aws.time_cap(max(left - PUSH_FUNCTION_MARGIN_SECONDS, 0.0)):
         result = follow_push(aws.ecs_client(), aws.tagging_client(), _locks(), pushed, pusher)
     requestlog.log_event({"function": "registry_push", "event": raw.get("id"), **result.as_dict()})
+
+
+@app.lambda_function(name="pipeline_deploy")
+def pipeline_deploy(event: dict[str, Any], context: Any) -> None:
+    """A CodePipeline Invoke action: deploy the job's artifact, follow the outcome, report to CodePipeline."""
+    settings = load_settings()
+    table = _state_table(settings)
+    services = pipeline.Services(
+        ecs=aws.ecs_client(),
+        codepipeline=aws.codepipeline_client(),
+        locks=Locks(table, settings.history_days),
+        access=AccessPolicy.from_settings(settings),
+        artifact_client=aws.artifact_client,
+        record_of=(lambda id_: outcomes.record_of_deployment(table, id_)) if table else (lambda _id: None),
+    )
+    left = context.get_remaining_time_in_millis() / 1000 if context else 60.0
+    with aws.time_cap(max(left - PIPELINE_MARGIN_SECONDS, 1.0)):
+        report = pipeline.run_job(event, services)
+    job = (event.get("CodePipeline.job") or {}).get("id") if isinstance(event, dict) else None
+    requestlog.log_event({"function": "pipeline_deploy", "job": job, **(report.as_dict() if report else {})})
 
 
 def _decision_counts(result: PushResult) -> dict[str, int]:

@@ -147,6 +147,26 @@ def sns_client() -> Any:
     return cached_client("sns")
 
 
+def codepipeline_client() -> Any:
+    """The process-wide CodePipeline client (job results of the pipeline action)."""
+    return cached_client("codepipeline")
+
+
+def artifact_client(credentials: Mapping[str, str]) -> Any:
+    """An S3 client with a CodePipeline job's own artifact credentials (made per job: they are the job's)."""
+    with _clients_lock:
+        client = session().client(
+            "s3",
+            aws_access_key_id=credentials.get("accessKeyId"),
+            aws_secret_access_key=credentials.get("secretAccessKey"),
+            aws_session_token=credentials.get("sessionToken"),
+            config=client_config(),
+        )
+    client.meta.events.register_first("before-send.s3", _refuse_attempt_past_deadline)
+    client.meta.events.register_first("needs-retry.s3", _stop_retry_that_cannot_help)
+    return client
+
+
 def tagging_client() -> Any:
     """The process-wide Resource Groups Tagging API client (services that opted in to pushes)."""
     return cached_client("resourcegroupstaggingapi")

@@ -71,6 +71,22 @@ def atomic_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def lambda_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Functions invoked through Chalice's test client get minutes, as their configured timeouts give them.
+
+    The test client hands every function a context with 3 s left whatever
+    `lambda_timeout` says; the functions that budget their work by it need more.
+    """
+    import functools
+
+    from chalice import local as chalice_local
+
+    monkeypatch.setattr(
+        "chalice.test.LambdaContext", functools.partial(chalice_local.LambdaContext, max_runtime_ms=300_000)
+    )
+
+
+@pytest.fixture
 def ecs(moto_world: None) -> Any:
     """The ECS client the service itself uses (same timeouts, retries and time budget)."""
     return aws.ecs_client()

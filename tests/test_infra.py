@@ -86,3 +86,27 @@ def test_every_policy_names_the_state_table_of_the_template() -> None:
 def _actions(statement: dict[str, Any]) -> list[str]:
     listed = statement["Action"]
     return [listed] if isinstance(listed, str) else list(listed)
+
+
+def test_the_example_pipeline_hands_the_deploy_function_parameters_it_takes() -> None:
+    from chalicelib.pipeline import parse_parameters
+
+    template, matches = decode(str(PROJECT_DIR / "infra" / "pipeline.yaml"))
+    assert not matches
+    [deploy] = [
+        stage for stage in template["Resources"]["Pipeline"]["Properties"]["Stages"] if stage["Name"] == "Deploy"
+    ]
+    [action] = deploy["Actions"]
+    assert action["ActionTypeId"] == {"Category": "Invoke", "Owner": "AWS", "Provider": "Lambda", "Version": "1"}
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    assert "pipeline_deploy" in config["stages"]["dev"]["lambda_functions"]
+    default_name = template["Parameters"]["DeployFunctionName"]["Default"]
+    assert default_name == f"{config['app_name']}-dev-pipeline_deploy"  # how Chalice names the function
+    values = {"ClusterName": "prod", "ServiceName": "web", "ContainerName": "app", "TimeoutMinutes": "30"}
+    for branch in action["Configuration"]["UserParameters"]["Fn::If"][1:]:
+        text = branch["Fn::Sub"]
+        for name, value in values.items():
+            text = text.replace("${" + name + "}", value)
+        parameters = parse_parameters(text)
+        assert (parameters.cluster, parameters.services, parameters.wait) == ("prod", ("web",), True)
+        assert parameters.timeout_minutes == 30

@@ -49,6 +49,7 @@ def test_every_route_requires_the_api_key(template: dict[str, Any]) -> None:
         ("APIHandler", "ApiHandlerRole", "policy-dev.json"),
         ("DeploymentEvents", "DeploymentEventsRole", "policy-dev-deployment-events.json"),
         ("RegistryPush", "RegistryPushRole", "policy-dev-registry-push.json"),
+        ("PipelineDeploy", "PipelineDeployRole", "policy-dev-pipeline-deploy.json"),
     ],
 )
 def test_each_function_has_its_own_role_with_its_policy_file(
@@ -124,3 +125,15 @@ def test_only_the_functions_that_find_followers_may_list_tagged_resources() -> N
     assert "tag:GetResources" in grants("policy-dev-registry-push.json")
     assert "tag:GetResources" not in grants("policy-dev-deployment-events.json")
     assert "ecs:ListServices" not in grants("policy-dev-registry-push.json")
+
+
+def test_pipeline_deploy_may_report_job_results_and_reads_artifacts_with_the_jobs_credentials(
+    template: dict[str, Any],
+) -> None:
+    function = template["Resources"]["PipelineDeploy"]["Properties"]
+    assert function["Handler"] == "app.pipeline_deploy"
+    assert function["Timeout"] == 60
+    statements = json.loads((PROJECT_DIR / ".chalice" / "policy-dev-pipeline-deploy.json").read_text())["Statement"]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert {"codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult"} <= actions
+    assert not any(action.startswith("s3:") for action in actions)  # the job's artifact credentials read S3

@@ -7,12 +7,10 @@ timeout, so the ECR function's context gets the 300 s of `.chalice/config.json`.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from typing import Any
 
 import pytest
-from chalice import local as chalice_local
 
 from chalicelib import push
 from tests.conftest import (
@@ -45,10 +43,8 @@ def one_request_at_a_time(atomic_aws: None) -> None:
 
 
 @pytest.fixture(autouse=True)
-def functions_get_their_configured_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        "chalice.test.LambdaContext", functools.partial(chalice_local.LambdaContext, max_runtime_ms=300_000)
-    )
+def functions_get_their_configured_time(lambda_time: None) -> None:
+    """registry_push budgets its updates by the time its context says is left."""
 
 
 @pytest.fixture
