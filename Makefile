@@ -80,6 +80,8 @@ endif
 
 # chalice package zips chalicelib/ whole, __pycache__ included, and a .pyc holds its source's
 # mtime: without them the zip is byte-identical from run to run, so nothing is uploaded again.
+# A YAML merge template makes chalice package write sam.yaml, not sam.json. A template over
+# 51,200 bytes can only be deployed from S3, hence --s3-bucket for deploy too.
 deploy: $(STAMP)
 	rm -rf $(PACKAGE_DIR)
 	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
