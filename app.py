@@ -18,7 +18,14 @@ from chalicelib.audit import Provenance
 from chalicelib.config import Settings, load_settings, unsafe_aws_endpoint
 from chalicelib.descriptions import parse_apply_request, service_description
 from chalicelib.discovery import cluster_services
-from chalicelib.errors import INTERNAL_ERROR_MESSAGE, NoHistoryError, UpdateError, http_status
+from chalicelib.errors import (
+    INTERNAL_ERROR_MESSAGE,
+    AwsThrottledError,
+    NoHistoryError,
+    ServiceBusyError,
+    UpdateError,
+    http_status,
+)
 from chalicelib.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
 from chalicelib.lock import Locks
 from chalicelib.push import Pusher, PushResult, follow_push
@@ -52,6 +59,8 @@ requestlog.configure()
 internal_log = logging.getLogger("ecs_image_updater.internal")
 
 MAX_BODY_BYTES = 16 * 1024
+# A busy service's lock is held for seconds; throttling passes as quickly.
+RETRY_AFTER_SECONDS = 5
 # What ECS sends to EventBridge about each deployment; `chalice deploy` creates the rule.
 DEPLOYMENT_EVENTS = {"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]}
 # What ECR sends about each image pushed.
@@ -359,6 +368,9 @@ def _respond(handle: Handler, *, reads_body: bool, takes_arrays: bool = False) -
     except UpdateError as failure:
         status, code = http_status(failure)
         response = _error(status, code, failure.message)
+        if isinstance(failure, (ServiceBusyError, AwsThrottledError)):
+            # Worth trying again soon, unlike the other 409s and 4xx: say when.
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         log["error"] = type(failure).__name__
     except Exception:
         # A bug, not a caller's mistake: keep the trace in the log, out of the response.

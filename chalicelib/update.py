@@ -118,6 +118,8 @@ class FanOutRequest:
     targets: tuple[Target, ...]
     force_new_deployment: bool = False
     dry_run: bool = False
+    # Errors name the service even when there is only one (an apply of one description file).
+    name_services: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,7 @@ class _Rollout:
         self.client = client
         self.request = request
         self.audit_tags = audit_tags
-        self.several = len(request.targets) > 1
+        self.several = len(request.targets) > 1 or request.name_services
 
     def run(self) -> list[ChangeResult]:
         plans = self._read()

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 
 import boto3
+import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORKLOAD_TEMPLATE = PROJECT_DIR / "infra" / "test-workload.yaml"
@@ -148,7 +149,35 @@ def create_stack(aws_endpoint: str, name: str, template: Path) -> dict[str, str]
 def create_workload(aws_endpoint: str) -> dict[str, str]:
     """Create the test workload and the state table in the embedded AWS; returns the workload's outputs."""
     create_stack(aws_endpoint, STATE_STACK_NAME, STATE_TABLE_TEMPLATE)
-    return create_stack(aws_endpoint, STACK_NAME, WORKLOAD_TEMPLATE)
+    outputs = create_stack(aws_endpoint, STACK_NAME, WORKLOAD_TEMPLATE)
+    tag_service_as_the_template_does(aws_endpoint, outputs["ClusterName"], outputs["ServiceName"])
+    return outputs
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags: `!Ref X` is read as {"Ref": "X"}, the others as plain values."""
+
+
+_CloudFormationLoader.add_constructor("!Ref", lambda loader, node: {"Ref": loader.construct_scalar(node)})  # type: ignore[arg-type]
+_CloudFormationLoader.add_multi_constructor("!", lambda loader, _suffix, node: None)
+
+
+def tag_service_as_the_template_does(aws_endpoint: str, cluster: str, service: str) -> None:
+    """Give the service the tags the workload template gives it: moto's CloudFormation drops ECS service tags."""
+    template = yaml.load(WORKLOAD_TEMPLATE.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - a safe loader
+    defaults = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+    tags = []
+    for tag in template["Resources"]["Service"]["Properties"].get("Tags", []):
+        value = tag["Value"]
+        if isinstance(value, dict) and "Ref" in value:
+            value = defaults[value["Ref"]]
+        tags.append({"key": tag["Key"], "value": str(value)})
+    if not tags:
+        return
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)  # noqa: S106
+    ecs = session.client("ecs", endpoint_url=aws_endpoint)
+    arn = ecs.describe_services(cluster=cluster, services=[service])["services"][0]["serviceArn"]
+    ecs.tag_resource(resourceArn=arn, tags=tags)
 
 
 def local_api_key() -> str:
@@ -206,13 +235,24 @@ def local_run(
         stop(moto)
 
 
-def curl_command(run: LocalRun, tag: str = "1.28") -> str:
+def curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
     """A ready-to-paste curl that updates the workload's image."""
     body = json.dumps(
         {"cluster": run.cluster, "service": run.service, "image": "public.ecr.aws/nginx/nginx", "tag": tag}
     )
     return (
         f"curl -sS -X POST {run.api_url}/update \\\n"
+        f"  -H 'x-api-key: {run.api_key}' \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{body}'"
+    )
+
+
+def push_curl_command(run: LocalRun, tag: str = "1.28.0") -> str:
+    """A ready-to-paste curl that tells the service an image was pushed (the workload follows semver:minor)."""
+    body = json.dumps({"repository": "public.ecr.aws/nginx/nginx", "tag": tag})
+    return (
+        f"curl -sS -X POST {run.api_url}/hooks/push \\\n"
         f"  -H 'x-api-key: {run.api_key}' \\\n"
         f"  -H 'Content-Type: application/json' \\\n"
         f"  -d '{body}'"
@@ -241,8 +281,16 @@ def main() -> int:
             print(f"\nEmbedded AWS (moto) at {run.aws_endpoint}; service at {run.api_url}")
             print(f"Workload: cluster '{run.cluster}', service '{run.service}'. Update it with:\n")
             print(curl_command(run))
+            print(
+                "\nOr tell it an image was pushed: the service follows semver:minor (its image-updater:policy tag):\n"
+            )
+            print(push_curl_command(run))
             print("\nSee who deployed what, and how it went:\n")
             print(history_curl_command(run))
+            print("\nOr use the command-line client (pip install ./cli):\n")
+            print(f"export ECS_IMAGE_UPDATER_URL={run.api_url} ECS_IMAGE_UPDATER_API_KEY={run.api_key}")
+            print(f"ecs-image-updater export {run.cluster} {run.service} -o web.yaml   # edit the tag, then:")
+            print("ecs-image-updater apply web.yaml --wait")
             print(
                 f"\nInspect it with: AWS_ENDPOINT_URL={run.aws_endpoint} aws ecs describe-services "
                 f"--region {REGION} --cluster {run.cluster} --services {run.service}"

@@ -205,6 +205,7 @@ def test_aws_failures_name_the_failed_step(
     assert operation in response.json_body["Message"]
     assert "Traceback" not in response.body.decode()
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
+    assert ("Retry-After" in response.headers) == (status == 429)
 
 
 def test_unexpected_bug_is_logged_not_shown(http: Any, ecs: Any, workload: Workload) -> None:

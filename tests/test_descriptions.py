@@ -135,7 +135,7 @@ def test_a_dry_run_writes_nothing(http: Any, setup_ecs: Any, workload: Workload,
 def test_an_unknown_container_is_a_404_naming_it(http: Any, workload: Workload) -> None:
     response = apply(http, {"cluster": CLUSTER, "service": "web", "containers": {"sidecar": "x/y:1"}})
     assert response.status_code == 404
-    assert "'sidecar'" in response.json_body["Message"]
+    assert response.json_body["Message"].startswith("service 'web': container 'sidecar' is not in")
 
 
 @pytest.mark.parametrize(

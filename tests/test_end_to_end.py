@@ -26,6 +26,7 @@ from scripts.local_aws import (
     free_port,
     history_curl_command,
     local_run,
+    push_curl_command,
 )
 
 
@@ -58,7 +59,7 @@ def test_update_over_http_changes_the_service_in_the_embedded_aws(running: Local
         "cluster": running.cluster,
         "service": running.service,
         "image": "public.ecr.aws/nginx/nginx",
-        "tag": "1.28",
+        "tag": "1.28.1",
     }
     status, answer = post(
         f"{running.api_url}/update",
@@ -74,7 +75,7 @@ def test_update_over_http_changes_the_service_in_the_embedded_aws(running: Local
     service = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
     assert service["taskDefinition"] == answer["taskDefinition"]["arn"]
     described = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
-    assert described["containerDefinitions"][0]["image"] == "public.ecr.aws/nginx/nginx:1.28"
+    assert described["containerDefinitions"][0]["image"] == "public.ecr.aws/nginx/nginx:1.28.1"
 
 
 def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -123,6 +124,27 @@ def test_a_local_deployment_completes_and_the_status_says_so(running: LocalRun) 
         "outcome": "COMPLETED",
         "reason": f"ECS deployment {deployment} completed.",
     }
+
+
+def test_the_printed_push_curl_rolls_the_service_within_its_policy(running: LocalRun) -> None:
+    headers = {"Content-Type": "application/json", "x-api-key": running.api_key}
+    start = {"cluster": running.cluster, "service": running.service, "image": "public.ecr.aws/nginx/nginx:1.27.9"}
+    assert post(f"{running.api_url}/update", start, headers)[0] == 200
+    command = push_curl_command(running, tag="1.28.0")
+    body = json.loads(command.split("-d '", 1)[1].rstrip("'"))
+    assert command.split()[4] == f"{running.api_url}/hooks/push"
+
+    status, answer = post(f"{running.api_url}/hooks/push", body, headers)
+
+    assert status == 200, answer
+    [decision] = answer["decisions"]
+    assert (decision["service"], decision["action"]) == (running.service, "deployed")
+    ecs = embedded_ecs(running)
+    service = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
+    image = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    assert image["containerDefinitions"][0]["image"] == "public.ecr.aws/nginx/nginx:1.28.0"
+    status, answer = post(f"{running.api_url}/hooks/push", {**body, "tag": "2.0.0"}, headers)
+    assert answer["decisions"][0]["action"] == "skipped"  # semver:minor keeps the major version
 
 
 def test_without_the_key_the_answer_is_403_and_nothing_changes(running: LocalRun) -> None:

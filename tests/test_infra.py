@@ -50,7 +50,7 @@ def test_workload_stack_deploys_with_its_outputs(moto_world: None) -> None:
     service = ecs.describe_services(cluster=outputs["ClusterName"], services=[outputs["ServiceName"]])["services"][0]
     assert service["taskDefinition"] == outputs["TaskDefinitionArn"]
     container = ecs.describe_task_definition(taskDefinition=outputs["TaskDefinitionArn"])["taskDefinition"]
-    assert container["containerDefinitions"][0]["image"] == "public.ecr.aws/nginx/nginx:1.27"
+    assert container["containerDefinitions"][0]["image"] == "public.ecr.aws/nginx/nginx:1.27.0"
 
 
 def test_state_table_stack_has_the_keys_and_ttl_the_service_uses(moto_world: None) -> None:

@@ -103,6 +103,7 @@ def test_busy_service_over_http_is_a_409(http: Any, workload: Workload, virtual_
         )
     assert response.status_code == 409
     assert response.json_body["Code"] == "ConflictError"
+    assert response.headers["Retry-After"] == "5"  # unlike the other 409s, this one passes
 
 
 def test_lock_is_released_when_the_update_fails_midway(http: Any, ecs: Any, workload: Workload) -> None:

@@ -1,0 +1,164 @@
+"""The HTTP conversation with the service: JSON in and out, the key in `x-api-key`, failures as exit codes.
+
+The key travels in the `x-api-key` header only, never in a URL. Redirects are
+not followed (urllib would send the header on to wherever they point): a 3xx is
+a bad answer. A 429 is retried a few times, after its Retry-After or a growing
+pause; nothing else is retried here, since a retried write could act twice.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from ecs_image_updater_cli import __version__
+from ecs_image_updater_cli.config import Connection
+from ecs_image_updater_cli.exits import RateLimitedError, RefusedError, UnavailableError
+
+REQUEST_TIMEOUT_SECONDS = 35.0  # API Gateway gives up after 29 s
+RATE_LIMIT_ATTEMPTS = 4
+RATE_LIMIT_FIRST_PAUSE_SECONDS = 2.0
+RATE_LIMIT_LONGEST_PAUSE_SECONDS = 30.0
+USER_AGENT = f"ecs-image-updater-cli/{__version__}"
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Turn every redirect into an HTTPError instead of following it with the key."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        """Follow nothing."""
+        return None
+
+
+def path_of(*segments: str) -> str:
+    """`/a/b/c` with each segment percent-encoded (a name cannot break out of its place in the path)."""
+    return "".join("/" + quote(segment, safe="") for segment in segments)
+
+
+class ApiClient:
+    """Calls to one service with one key; every answer is a JSON object, every failure a CliError."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        sleep: Callable[[float], None] = time.sleep,
+        rate_limit_attempts: int = RATE_LIMIT_ATTEMPTS,
+    ) -> None:
+        self._connection = connection
+        self._sleep = sleep
+        self._rate_limit_attempts = rate_limit_attempts
+        self._opener = urllib.request.build_opener(_NoRedirects())
+
+    @property
+    def url(self) -> str:
+        """The service's base URL."""
+        return self._connection.url
+
+    def get(self, path: str, query: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET `path` (with `query`), answered with a JSON object."""
+        suffix = f"?{urlencode(dict(query))}" if query else ""
+        return self._with_rate_limit_retries("GET", path + suffix, None)
+
+    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST `body` as JSON to `path`, answered with a JSON object."""
+        return self._with_rate_limit_retries("POST", path, json.dumps(body).encode("utf-8"))
+
+    def _with_rate_limit_retries(self, method: str, target: str, payload: bytes | None) -> dict[str, Any]:
+        pause = RATE_LIMIT_FIRST_PAUSE_SECONDS
+        for attempt in range(1, self._rate_limit_attempts + 1):
+            try:
+                return self.send(method, target, payload)
+            except RateLimitedError as limited:
+                if attempt == self._rate_limit_attempts:
+                    raise
+                wait = limited.retry_after if limited.retry_after is not None else pause
+                self._sleep(min(wait, RATE_LIMIT_LONGEST_PAUSE_SECONDS))
+                pause = min(pause * 2, RATE_LIMIT_LONGEST_PAUSE_SECONDS)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def send(self, method: str, target: str, payload: bytes | None) -> dict[str, Any]:
+        """One request, no retry: the answer's JSON object, or the CliError that says what went wrong."""
+        url = self._connection.url + target
+        headers = {"x-api-key": self._connection.api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=payload, headers=headers, method=method)  # noqa: S310 - http(s) only, checked in config
+        where = f"{method} {self._connection.url}{target.split('?', 1)[0]}"
+        try:
+            with self._opener.open(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as answered:
+            status, raw = answered.code, _read_quietly(answered)
+            raise _failure(where, status, raw, answered.headers) from None
+        except (OSError, http.client.HTTPException) as unreachable:
+            raise UnavailableError(f"could not reach the service ({where}): {_reason(unreachable)}") from None
+        return _json_object(where, status, raw)
+
+
+def _read_quietly(answer: urllib.error.HTTPError) -> bytes:
+    try:
+        return answer.read()
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
+def _reason(failure: BaseException) -> str:
+    cause: object = failure.reason if isinstance(failure, urllib.error.URLError) else failure
+    # TimeoutError, and on Python 3.9 socket.timeout, which is not yet an alias of it.
+    if isinstance(cause, TimeoutError) or "timed out" in str(cause):
+        return f"no answer within {REQUEST_TIMEOUT_SECONDS:.0f} s"
+    if isinstance(cause, OSError) and cause.strerror:
+        return str(cause.strerror)
+    return str(cause) or type(cause).__name__
+
+
+def _json_object(where: str, status: int, raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise UnavailableError(f"the service answered {status} to {where} with a body that is not JSON") from None
+    if not isinstance(body, dict):
+        raise UnavailableError(f"the service answered {status} to {where} with JSON that is not an object")
+    return body
+
+
+def _error_body(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _failure(where: str, status: int, raw: bytes, headers: Any) -> Exception:
+    body = _error_body(raw)
+    body_fields = body or {}
+    # Chalice's errors say {"Code", "Message"}; API Gateway's own (a missing key, a quota) say {"message"}.
+    message = body_fields.get("Message") or body_fields.get("message")
+    code = body_fields.get("Code")
+    said = f"{status} {code}" if isinstance(code, str) else str(status)
+    text = str(message) if message else "no message"
+    if status == 429:
+        return RateLimitedError(f"the service is throttling requests ({said}): {text}", _retry_after(headers), body)
+    if 400 <= status < 500:
+        return RefusedError(f"the service refused {where} ({said}): {text}", body, status)
+    if 300 <= status < 400:
+        return UnavailableError(
+            f"the service answered {where} with a redirect ({status}); it is not followed, so that the API key "
+            "goes nowhere else: check the URL"
+        )
+    return UnavailableError(f"the service failed {where} ({said}): {text}", body)
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None

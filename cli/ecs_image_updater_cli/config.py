@@ -1,0 +1,109 @@
+"""Where the service is and which key to send: flags, then the environment, then `.api.env`.
+
+For each of the URL and the key, the first source that has it wins:
+
+1. `--url` / `--api-key`;
+2. `ECS_IMAGE_UPDATER_URL` / `ECS_IMAGE_UPDATER_API_KEY`;
+3. `API_URL` / `API_KEY` (what `scripts/aws_connection.py` writes and the README's curl examples use);
+4. `API_URL` / `API_KEY` lines of `.api.env` in the current directory (KEY=VALUE lines).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ecs_image_updater_cli.exits import RefusedError
+
+ENV_FILE_NAME = ".api.env"
+URL_VARIABLES = ("ECS_IMAGE_UPDATER_URL", "API_URL")
+KEY_VARIABLES = ("ECS_IMAGE_UPDATER_API_KEY", "API_KEY")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The service's base URL (no trailing slash) and the API key sent as `x-api-key`."""
+
+    url: str
+    api_key: str = field(repr=False)  # never in a repr, a log line or a traceback's locals
+
+    @property
+    def sends_key_in_clear(self) -> bool:
+        """True when the key would cross a network unencrypted (http:// to a host that is not loopback)."""
+        parts = urlsplit(self.url)
+        return parts.scheme == "http" and not _is_loopback(parts.hostname or "")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of `path` (blank lines, `#` comments and an `export ` prefix allowed); {} when missing."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as unreadable:
+        raise RefusedError(f"cannot read {path}: {unreadable.strerror}") from None
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or "=" not in stripped:
+            continue
+        name, _, value = stripped.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+def candidate_keys(flag_key: str | None, environ: Mapping[str, str], directory: Path) -> list[str]:
+    """Every API key any source offers, chosen or not: all are kept out of the output."""
+    file_values = read_env_file(directory / ENV_FILE_NAME)
+    found = [flag_key, *(environ.get(name) for name in KEY_VARIABLES), file_values.get("API_KEY")]
+    return [key for key in found if key]
+
+
+def resolve_connection(
+    flag_url: str | None, flag_key: str | None, environ: Mapping[str, str], directory: Path
+) -> Connection:
+    """The URL and the key, each from the first source that has it (see the module docstring)."""
+    file_values = read_env_file(directory / ENV_FILE_NAME)
+    url = _first(flag_url, *(environ.get(name) for name in URL_VARIABLES), file_values.get("API_URL"))
+    key = _first(flag_key, *(environ.get(name) for name in KEY_VARIABLES), file_values.get("API_KEY"))
+    if url is None:
+        raise RefusedError(
+            "no service URL: give --url, or set ECS_IMAGE_UPDATER_URL (or API_URL), "
+            f"or run where an {ENV_FILE_NAME} file has an API_URL line"
+        )
+    if key is None:
+        raise RefusedError(
+            "no API key: set ECS_IMAGE_UPDATER_API_KEY (or API_KEY), give --api-key, "
+            f"or run where an {ENV_FILE_NAME} file has an API_KEY line"
+        )
+    return Connection(_checked_url(url), key)
+
+
+def _first(*values: str | None) -> str | None:
+    return next((value.strip() for value in values if value and value.strip()), None)
+
+
+def _checked_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RefusedError(f"the service URL must start with https:// or http:// and name a host, not '{url}'")
+    if parts.query or parts.fragment:
+        raise RefusedError("the service URL must not carry a query or a fragment")
+    if parts.username or parts.password:
+        raise RefusedError("the service URL must not carry a user name or password; the API key goes in x-api-key")
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,60 @@
+"""Exit codes, and the failures that end a command with one of them."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """What the process's exit status means; documented in --help and cli/README.md."""
+
+    DONE = 0  # completed, or nothing to change
+    FAILED = 1  # the deployment failed, was rolled back, or was superseded
+    TIMED_OUT = 2  # --wait ran out of time with a deployment still in progress
+    REFUSED = 3  # the service answered 4xx, or the command line or a description file is invalid
+    UNAVAILABLE = 4  # the service answered 5xx, could not be reached, or answered something unreadable
+
+
+EXIT_CODES_HELP = """exit codes:
+  0  done: completed, or nothing to change
+  1  a deployment failed, was rolled back, or was superseded by a newer one
+  2  timed out waiting (--wait, --timeout) with a deployment still in progress
+  3  refused: the service answered 4xx (its message is printed), or the command
+     line, the configuration or a description file is invalid (nothing was sent)
+  4  the service or the network failed: a 5xx, no answer, or an unreadable answer"""
+
+
+class CliError(Exception):
+    """A failure that ends the command with `exit_code` after printing `message`."""
+
+    exit_code: ExitCode = ExitCode.UNAVAILABLE
+
+    def __init__(self, message: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.body = body
+
+
+class RefusedError(CliError):
+    """The service refused the request (a 4xx), or the client refused to send it."""
+
+    exit_code = ExitCode.REFUSED
+
+    def __init__(self, message: str, body: dict[str, Any] | None = None, status: int | None = None) -> None:
+        super().__init__(message, body)
+        self.status = status
+
+
+class RateLimitedError(RefusedError):
+    """A 429: the service (or API Gateway's usage plan) asks to try again later."""
+
+    def __init__(self, message: str, retry_after: float | None, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message, body, status=429)
+        self.retry_after = retry_after
+
+
+class UnavailableError(CliError):
+    """The service failed (a 5xx), could not be reached, or gave an answer that cannot be read."""
+
+    exit_code = ExitCode.UNAVAILABLE

@@ -1,0 +1,129 @@
+"""Shared pieces of the client's tests: the CLI run as a real process, and local services to run it against.
+
+End-to-end tests talk to `chalice local` on moto's server, started by the
+project's own harness (scripts/local_aws.py); the CLI runs as a subprocess
+(`python -m ecs_image_updater_cli`), so exit codes, stdout and stderr are real.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from scripts.local_aws import REGION, LocalRun, local_run
+
+# Settings the CLI reads from the environment; the tests' own environment must not leak into a run.
+CLIENT_VARIABLES = ("ECS_IMAGE_UPDATER_URL", "ECS_IMAGE_UPDATER_API_KEY", "API_URL", "API_KEY")
+IMAGE = "public.ecr.aws/nginx/nginx"
+CLUSTER = "test-cluster"
+SERVICE = "web"
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one run of the CLI did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together."""
+        return self.stdout + self.stderr
+
+
+def client_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without the client's settings, plus `extra`."""
+    env = {key: value for key, value in os.environ.items() if key not in CLIENT_VARIABLES}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def cli_command(*args: str) -> list[str]:
+    """The command line that runs the client with `args`."""
+    return [sys.executable, "-m", "ecs_image_updater_cli", *args]
+
+
+def run_cli(*args: str, env: Mapping[str, str] | None = None, cwd: Path, timeout: float = 60) -> CliResult:
+    """Run the client to its end in `cwd` with only the settings in `env`."""
+    finished = subprocess.run(  # noqa: S603 - our own module
+        cli_command(*args),
+        env=client_environment(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(finished.returncode, finished.stdout, finished.stderr)
+
+
+def start_cli(*args: str, env: Mapping[str, str] | None = None, cwd: Path) -> subprocess.Popen[str]:
+    """Start the client and let it run (for --wait tests that act while it waits)."""
+    return subprocess.Popen(  # noqa: S603 - our own module
+        cli_command(*args),
+        env=client_environment(env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 60) -> CliResult:
+    """Wait for a started client and collect what it printed."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return CliResult(process.returncode, stdout, stderr)
+
+
+def connection_env(service: LocalRun) -> dict[str, str]:
+    """The client's settings for `service`."""
+    return {"ECS_IMAGE_UPDATER_URL": service.api_url, "ECS_IMAGE_UPDATER_API_KEY": service.api_key}
+
+
+def running_image(service: LocalRun) -> str:
+    """The image the workload's service runs now, read from the embedded AWS."""
+    ecs = _session().client("ecs", endpoint_url=service.aws_endpoint)
+    described = ecs.describe_services(cluster=service.cluster, services=[service.service])["services"][0]
+    task_definition = ecs.describe_task_definition(taskDefinition=described["taskDefinition"])["taskDefinition"]
+    return str(task_definition["containerDefinitions"][0]["image"])
+
+
+def state_table(service: LocalRun) -> Any:
+    """The DynamoDB client of the embedded AWS (the state table lives there)."""
+    return _session().client("dynamodb", endpoint_url=service.aws_endpoint)
+
+
+def _session() -> boto3.session.Session:
+    return boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)  # noqa: S106
+
+
+def local_service(tmp_path_factory: pytest.TempPathFactory, rollout_seconds: float) -> Iterator[LocalRun]:
+    """moto's server and `chalice local`, with the workload; deployments complete after `rollout_seconds`."""
+    log_path = tmp_path_factory.mktemp("local-service") / "servers.log"
+    with log_path.open("wb") as log, local_run(log=log.fileno(), rollout_seconds=rollout_seconds) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def quick_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
+    """A local service whose deployments complete after 2 s."""
+    yield from local_service(tmp_path_factory, rollout_seconds=2)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty directory to run the client in (no .api.env unless a test writes one)."""
+    directory = tmp_path / "work"
+    directory.mkdir()
+    return directory

@@ -1,0 +1,217 @@
+"""The client against a scripted HTTP server: where the key goes, and how 5xx, 429, redirects and junk end."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli
+
+KEY = "sk-test-0123456789abcdef"  # a key distinctive enough to find in any output
+
+
+@dataclass
+class Received:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class ScriptedServer:
+    """Answers each request with the next scripted (status, headers, body); remembers what it received."""
+
+    answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    url: str = ""
+
+    def answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        """Queue one answer: `body` as JSON (or raw bytes) with `status` and `headers`."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.answers.append((status, {"Content-Type": "application/json", **(headers or {})}, raw))
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    """A scripted server for the client to talk to."""
+    yield from _serve()
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[ScriptedServer]:
+    """A second scripted server, where a redirect points."""
+    yield from _serve()
+
+
+def _serve() -> Iterator[ScriptedServer]:
+    script = ScriptedServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        """Records each request and sends the next scripted answer."""
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            script.received.append(Received(self.command, self.path, headers, body))
+            status, headers, raw = script.answers.pop(0) if script.answers else (500, {}, b"{}")
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST = _handle
+
+        def log_message(self, *_args: Any) -> None:
+            """Keep the test output quiet."""
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    script.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield script
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def settings(server: ScriptedServer) -> dict[str, str]:
+    """The client's settings for `server`, with the distinctive KEY."""
+    return {"ECS_IMAGE_UPDATER_URL": server.url, "ECS_IMAGE_UPDATER_API_KEY": KEY}
+
+
+DRY_RUN_ANSWER = {
+    "changed": True,
+    "dryRun": True,
+    "cluster": "prod",
+    "service": "web",
+    "taskDefinition": {"family": "web", "revision": None},
+    "previousTaskDefinition": {"family": "web", "revision": 1},
+    "containers": [{"name": "app", "previousImage": "repo:1", "image": "repo:2"}],
+    "deployment": None,
+    "serviceStatus": "ACTIVE",
+    "diff": [{"path": "containerDefinitions[app].image", "from": "repo:1", "to": "repo:2"}],
+}
+
+
+def test_the_key_travels_in_the_x_api_key_header_only(server: ScriptedServer, workdir: Path) -> None:
+    server.answer(200, DRY_RUN_ANSWER)
+    result = run_cli(
+        "deploy",
+        "--cluster",
+        "prod",
+        "--service",
+        "web",
+        "--image",
+        "repo:2",
+        "--dry-run",
+        env=settings(server),
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.output
+    [request] = server.received
+    assert request.headers["x-api-key"] == KEY
+    assert KEY not in request.path
+    assert KEY.encode() not in request.body
+    assert [value for name, value in request.headers.items() if name != "x-api-key" and KEY in value] == []
+    assert json.loads(request.body) == {
+        "cluster": "prod",
+        "service": "web",
+        "image": "repo:2",
+        "dryRun": True,
+    }
+    assert request.headers["content-type"] == "application/json"
+
+
+def test_a_5xx_is_exit_code_4_with_the_services_message(server: ScriptedServer, workdir: Path) -> None:
+    server.answer(502, {"Code": "BadGatewayError", "Message": "ECS DescribeServices failed: AccessDenied"})
+    result = run_cli("status", "prod", "web", env=settings(server), cwd=workdir)
+    assert result.returncode == 4
+    assert "502 BadGatewayError" in result.stderr
+    assert "ECS DescribeServices failed: AccessDenied" in result.stderr
+    assert result.stdout == ""
+
+
+def test_an_answer_that_is_not_json_is_exit_code_4(server: ScriptedServer, workdir: Path) -> None:
+    server.answer(200, b"<html>proxy login</html>", {"Content-Type": "text/html"})
+    result = run_cli("status", "prod", "web", env=settings(server), cwd=workdir)
+    assert result.returncode == 4
+    assert "not JSON" in result.stderr
+
+
+def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(
+    server: ScriptedServer, elsewhere: ScriptedServer, workdir: Path
+) -> None:
+    server.answer(302, b"", {"Location": f"{elsewhere.url}/services/prod/web"})
+    result = run_cli("status", "prod", "web", env=settings(server), cwd=workdir)
+    assert result.returncode == 4
+    assert "redirect" in result.stderr
+    assert elsewhere.received == []
+
+
+def test_a_429_is_retried_after_its_retry_after(server: ScriptedServer, workdir: Path) -> None:
+    server.answer(429, {"message": "Too Many Requests"}, {"Retry-After": "0"})
+    server.answer(200, DRY_RUN_ANSWER)
+    result = run_cli(
+        "deploy",
+        "--cluster",
+        "prod",
+        "--service",
+        "web",
+        "--image",
+        "repo:2",
+        "--dry-run",
+        env=settings(server),
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.output
+    assert len(server.received) == 2
+    assert "containerDefinitions[app].image" in result.stdout
+
+
+def test_a_429_that_lasts_is_refused_with_exit_code_3(server: ScriptedServer, workdir: Path) -> None:
+    for _ in range(4):
+        server.answer(
+            429, {"Code": "TooManyRequestsError", "Message": "try again in a few seconds"}, {"Retry-After": "0"}
+        )
+    result = run_cli("status", "prod", "web", env=settings(server), cwd=workdir)
+    assert result.returncode == 3
+    assert len(server.received) == 4
+    assert "try again in a few seconds" in result.stderr
+
+
+def test_api_gateways_own_403_is_refused_with_its_message(server: ScriptedServer, workdir: Path) -> None:
+    server.answer(403, {"message": "Forbidden"})
+    result = run_cli("history", "prod", "web", env=settings(server), cwd=workdir)
+    assert result.returncode == 3
+    assert "403" in result.stderr
+    assert "Forbidden" in result.stderr
+
+
+def test_a_message_that_echoes_the_key_is_printed_without_it(server: ScriptedServer, workdir: Path) -> None:
+    server.answer(400, {"Code": "BadRequestError", "Message": f"header x-api-key '{KEY}' is not valid"})
+    result = run_cli("--json", "status", "prod", "web", env=settings(server), cwd=workdir)
+    assert result.returncode == 3
+    assert KEY not in result.output
+    assert "header x-api-key '***' is not valid" in result.stderr
+    assert json.loads(result.stdout)["Code"] == "BadRequestError"  # --json: the error body too, redacted
+
+
+def test_names_are_percent_encoded_into_the_path(server: ScriptedServer, workdir: Path) -> None:
+    server.answer(404, {"Code": "NotFoundError", "Message": "no such service"})
+    result = run_cli("export", "prod", "../web?x=1", env=settings(server), cwd=workdir)
+    assert result.returncode == 3
+    assert server.received[0].path == "/services/prod/..%2Fweb%3Fx%3D1/description"
