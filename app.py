@@ -28,7 +28,7 @@ from chalicelib.errors import (
 )
 from chalicelib.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
 from chalicelib.lock import Locks
-from chalicelib.push import Pusher, PushResult, follow_push
+from chalicelib.push import Pusher, PushResult, delivery_id, follow_push
 from chalicelib.push_policy import Push
 from chalicelib.results import ChangeResult
 from chalicelib.rollback import roll_back
@@ -203,7 +203,7 @@ def push_hook() -> Response:
 
     def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
         pushed = parse_push(body)
-        pusher = Pusher(_provenance("push"), _policy())
+        pusher = Pusher(_provenance("push"), _policy(), event_id=delivery_id(pushed))
         with aws.time_cap(PUSH_HOOK_SECONDS):
             result = follow_push(aws.ecs_client(), aws.tagging_client(), _locks(), pushed, pusher)
         log.update(push=pushed.as_dict(), decisions=_decision_counts(result))

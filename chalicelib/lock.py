@@ -42,7 +42,8 @@ from chalicelib.state import StateTable
 logger = logging.getLogger(__name__)
 
 LOCK_WAIT_SECONDS = 5.0
-# Longer than a request can live (the Lambda stops at 29 s), so a held lock never expires early.
+# Longer than any one update holds a lock (25 s at most, whichever function runs it), so a held lock
+# never expires early.
 LOCK_TTL_SECONDS = 60
 _CANCELLATION_REASONS = re.compile(r"\[([A-Za-z, ]+)\]\s*$")
 _warned = False
@@ -235,13 +236,17 @@ def _release(
         try:
             _write(table, deletes + puts)
         except _Cancelled as cancelled:
-            # A lock that is no longer ours (expired and taken) must not keep the records out;
-            # a conflict with a concurrent write is simply tried once more.
-            lost = "ConditionalCheckFailed" in cancelled.reasons
+            # A lock that is no longer ours (expired and taken) must keep neither the records out nor
+            # the other locks held; a conflict with a concurrent write is simply tried once more.
+            reasons = cancelled.reasons if len(cancelled.reasons) == len(deletes) + len(puts) else []
+            lost = {index for index, reason in enumerate(reasons[: len(deletes)]) if reason == "ConditionalCheckFailed"}
+            if "ConditionalCheckFailed" in cancelled.reasons and not lost:
+                lost = set(range(len(deletes)))  # the reasons could not be read: keep to the records
             if lost:
-                logger.warning("a lock of %s was no longer ours when released", ", ".join(keys))
+                logger.warning("lock(s) %s no longer ours when released", ", ".join(keys[i] for i in sorted(lost)))
+            kept = [delete for index, delete in enumerate(deletes) if index not in lost]
             try:
-                _write(table, puts if lost else deletes + puts)
+                _write(table, kept + puts)
             except UpdateError as failure:
                 _log_unwritten(records, failure)
         except UpdateError as failure:

@@ -18,7 +18,12 @@ A transition and the notification it owes are written together; each owed
 notification is then claimed (a lease, so two invocations never both send it),
 published, and marked sent. When publishing fails the function fails, Lambda
 retries it, and the retry sends only what is still owed. Events for deployments
-this service did not record are logged and ignored.
+this service did not record are logged and ignored, once they are older than
+RECORD_GRACE_SECONDS: a younger one fails the invocation, so that Lambda delivers
+it again after the request that made the deployment has written its record.
+Notifications go out at least once, and normally exactly once: only a sender
+that dies between publishing and marking it sent, for longer than the claim,
+lets the message go out again.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ COMPLETED_EVENT = "SERVICE_DEPLOYMENT_COMPLETED"
 FAILED_EVENT = "SERVICE_DEPLOYMENT_FAILED"
 # How long a claim on a notification keeps others from sending it (a crashed sender's lapses).
 CLAIM_SECONDS = 30
+# An event for an unknown deployment younger than this is delivered again (Lambda retries an event
+# function twice, about one and three minutes later), since its record may not be written yet.
+RECORD_GRACE_SECONDS = 150
 # Records read, newest first, to find the one a circuit-breaker rollback undid.
 ROLLBACK_SEARCH_PAGES = 4
 ROLLBACK_SEARCH_PAGE_SIZE = 25
@@ -143,6 +151,12 @@ def _own_record(
 ) -> dict[str, Any] | None:
     found = _record_of_deployment(table, event.deployment_id)
     if found is None:
+        if _recent(event):
+            # ECS may tell of a deployment before the request that made it has written its record (the
+            # record goes with the release of the locks): fail, and Lambda delivers the event again.
+            raise RecordNotYetWrittenError(
+                f"deployment {event.deployment_id} has no record yet; it may still be written, so try again"
+            )
         followed.ignored = f"deployment {event.deployment_id} was not recorded by this service"
         return None
     at = event.updated_at or iso8601(_now())
@@ -389,6 +403,15 @@ def _mark_sent(table: StateTable, item: Mapping[str, Any], event: str) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _recent(event: DeploymentEvent) -> bool:
+    moment = as_datetime(event.updated_at)
+    return moment is not None and (_now() - moment).total_seconds() < RECORD_GRACE_SECONDS
+
+
+class RecordNotYetWrittenError(UpdateError):
+    """An event for a deployment whose record may not be written yet; Lambda should deliver it again."""
 
 
 class _NotNow(UpdateError):

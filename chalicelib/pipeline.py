@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import aws, deployment_status, ecs, parallel
+from chalicelib import aws, deployment_status, ecs, parallel, state
 from chalicelib.access import AccessPolicy
 from chalicelib.audit import Provenance
 from chalicelib.errors import InvalidRequestError, NotAllowedError, UpdateError
@@ -60,6 +60,8 @@ MAX_ARTIFACT_BYTES = 5 * 1024 * 1024
 MAX_FILE_BYTES = 256 * 1024
 MAX_MESSAGE = 5000
 MAX_SUMMARY = 2048
+# What a job did is kept this long, for a run of the same job after CodePipeline could not be told.
+JOB_MEMORY_SECONDS = 7 * 24 * 3600
 KEY_ID = "codepipeline"
 DONE = "COMPLETED"
 WAITING = "IN_PROGRESS"
@@ -153,19 +155,72 @@ def run_job(event: Mapping[str, Any], services: Services) -> Report | None:
     except ValueError as unreadable:
         logger.error("not a CodePipeline job: %s", unreadable)
         return None
-    try:
-        report = _continue(job, services) if job.continuation else _start(job, services)
-    except JobRefused as refused:
-        report = Report(False, refused.message, "ConfigurationError")
-    except NotAllowedError as refused:
-        report = Report(False, refused.message, "PermissionError")
-    except UpdateError as failure:
-        report = Report(False, failure.message)
-    except Exception:
-        logger.exception("pipeline job %s failed unexpectedly", job.job_id)
-        report = Report(False, "the deploy failed with an internal error; it has been logged (search for the job id)")
+    saved = None if job.continuation else _saved(services, job.job_id)
+    if saved is not None and saved.get("report"):
+        report = Report(**saved["report"])  # told once already, but the telling failed: tell it again
+    else:
+        token = job.continuation or (saved or {}).get("token")
+        report = _outcome(lambda: _continue(job, token, services) if token else _start(job, services), job)
+        if token is None:
+            _save(services, job.job_id, report)
     _tell(services.codepipeline, job.job_id, report)
     return report
+
+
+def _outcome(step: Callable[[], Report], job: Job) -> Report:
+    """The report of a step, its failures included."""
+    try:
+        return step()
+    except JobRefused as refused:
+        return Report(False, refused.message, "ConfigurationError")
+    except NotAllowedError as refused:
+        return Report(False, refused.message, "PermissionError")
+    except UpdateError as failure:
+        return Report(False, failure.message)
+    except Exception:
+        logger.exception("pipeline job %s failed unexpectedly", job.job_id)
+        return Report(False, "the deploy failed with an internal error; it has been logged (search for the job id)")
+
+
+def _saved(services: Services, job_id: str) -> dict[str, Any] | None:
+    """What the first invocation of this job did, when Lambda runs it again (reporting it had failed)."""
+    table = services.locks.table
+    if table is None:
+        return None
+    try:
+        item = table.call(
+            "GetItem",
+            TableName=table.name,
+            Key=state.to_item({"pk": f"JOB#{job_id}", "sk": "JOB"}),
+            ConsistentRead=True,
+        ).get("Item")
+    except UpdateError as failure:
+        logger.warning("could not read what job %s did before (%s); starting it", job_id, failure.message)
+        return None
+    return state.from_item(item) if item else None
+
+
+def _save(services: Services, job_id: str, report: Report) -> None:
+    """Keep what the job did before telling CodePipeline, so a run after a failed telling does not deploy again."""
+    table = services.locks.table
+    if table is None:
+        return
+    kept: dict[str, Any] = {"pk": f"JOB#{job_id}", "sk": "JOB", "kind": "job"}
+    kept[state.TTL_ATTRIBUTE] = int(services.now()) + JOB_MEMORY_SECONDS
+    if report.continuation:
+        kept["token"] = report.continuation
+    else:
+        kept["report"] = {
+            "succeeded": report.succeeded,
+            "message": report.message,
+            "failure_type": report.failure_type,
+            "output_variables": report.output_variables,
+            "percent": report.percent,
+        }
+    try:
+        table.call("PutItem", TableName=table.name, Item=state.to_item(kept))
+    except UpdateError as failure:
+        logger.warning("could not keep what job %s did (%s)", job_id, failure.message)
 
 
 def parse_parameters(text: Any) -> JobParameters:
@@ -251,9 +306,9 @@ def _start(job: Job, services: Services) -> Report:
     return Report(True, _summary("deploying", result), continuation=token, percent=10)
 
 
-def _continue(job: Job, services: Services) -> Report:
+def _continue(job: Job, token: str, services: Services) -> Report:
     parameters = parse_parameters(job.parameters_text)
-    started, deployments = _read_token(job.continuation or "", len(parameters.services))
+    started, deployments = _read_token(token, len(parameters.services))
     judged = _judge(services, parameters, deployments)
     for service, verdict in zip(parameters.services, judged, strict=True):
         if verdict is not None and verdict["outcome"] not in (DONE, WAITING):
@@ -280,7 +335,7 @@ def _continue(job: Job, services: Services) -> Report:
     done = len(parameters.services) - len(waiting)
     percent = min(95, 10 + int(85 * done / len(parameters.services)))
     names = ", ".join(s.rsplit("/", 1)[-1] for s, _ in waiting)
-    return Report(True, f"waiting for {names}", continuation=job.continuation, percent=percent)
+    return Report(True, f"waiting for {names}", continuation=token, percent=percent)
 
 
 def _judge(services: Services, parameters: JobParameters, deployments: Sequence[str]) -> list[dict[str, Any] | None]:

@@ -82,13 +82,23 @@ class PushResult:
         return {**self.push.as_dict(), "decisions": [decision.as_dict() for decision in self.decisions]}
 
 
+def delivery_id(pushed: Push) -> str | None:
+    """What makes two calls of the push hook the same push (a registry retrying its webhook), if it says.
+
+    Only a push that names its digest can be told apart from a new push of the same tag.
+    """
+    if pushed.digest is None:
+        return None
+    return f"hook:{pushed.repository}:{pushed.tag or ''}@{pushed.digest}"
+
+
 @dataclass(frozen=True)
 class Pusher:
     """Who pushed (for the records and audit tags) and what applies to them."""
 
     provenance: Provenance
     access: AccessPolicy
-    event_id: str | None = None  # an ECR event's id: each service is updated at most once for it
+    event_id: str | None = None  # an ECR event's id (or the hook's delivery id): each service updated once for it
 
 
 @dataclass
@@ -222,12 +232,13 @@ def _decide(candidate: _Candidate, push: Push, access: AccessPolicy) -> Decision
     if not acting:
         reasons = "; ".join(dict.fromkeys(verdict.reason for verdict in verdicts.values()))
         return Decision(candidate.cluster, candidate.name, SKIPPED, reasons)
-    for verdict in acting.values():
-        if verdict.image is not None:
-            try:
-                access.check_image(verdict.image)
-            except NotAllowedError as refused:
-                return Decision(candidate.cluster, candidate.name, SKIPPED, refused.message)
+    running = taskdef.container_images(candidate.running)
+    for name, verdict in acting.items():
+        try:
+            # A redeploy starts the running image again: it too must be one the allowlists take.
+            access.check_image(verdict.image if verdict.image is not None else running[name])
+        except NotAllowedError as refused:
+            return Decision(candidate.cluster, candidate.name, SKIPPED, refused.message)
     candidate.verdicts = acting
     return None
 
@@ -254,11 +265,19 @@ class _Updater:
         try:
             if not self._claim(candidate):
                 return Decision(
-                    candidate.cluster, candidate.name, SKIPPED, "this push event was already handled for the service"
+                    candidate.cluster,
+                    candidate.name,
+                    SKIPPED,
+                    "this push event was already handled (or is being handled) for the service",
                 )
-            result = self._update(candidate)
         except UpdateError as failure:
             return _failed(candidate.cluster, candidate.name, failure)
+        try:
+            result = self._update(candidate)
+        except UpdateError as failure:
+            self._let_go(candidate)  # a failed update may be tried again by another delivery of the push
+            return _failed(candidate.cluster, candidate.name, failure)
+        self._done(candidate)
         reasons = "; ".join(dict.fromkeys(verdict.reason for verdict in candidate.verdicts.values()))
         return Decision(candidate.cluster, candidate.name, DEPLOYED, reasons, result)
 
@@ -287,28 +306,67 @@ class _Updater:
         return result.as_dict()
 
     def _claim(self, candidate: _Candidate) -> bool:
-        """Claim the ECR event for this service; False when it was claimed before (a duplicate delivery)."""
+        """Claim the event for this service; False when it was handled, or is being handled, already.
+
+        The claim is a lease for the time this invocation has left: a retry after
+        this one died (its Lambda timed out) takes it over, while a duplicate
+        delivered meanwhile finds it held. `_done` marks it handled for good.
+        """
         table = self.locks.table
         if self.pusher.event_id is None or table is None:
             return True
+        now = int(time.time())
+        lease = now + int(aws.seconds_left() or aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS) + 1
         try:
-            table.call(
-                "PutItem",
-                {"ConditionalCheckFailedException": lambda _: _Claimed()},
-                TableName=table.name,
-                Item=state.to_item(
-                    {
-                        "pk": f"EVENT#{self.pusher.event_id}",
-                        "sk": state.service_partition(candidate.key),
-                        "kind": "event",
-                        state.TTL_ATTRIBUTE: int(time.time()) + EVENT_CLAIM_SECONDS,
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+            with aws.time_budget(aws.RELEASE_BUDGET_SECONDS):
+                table.call(
+                    "PutItem",
+                    {"ConditionalCheckFailedException": lambda _: _Claimed()},
+                    TableName=table.name,
+                    Item=state.to_item(
+                        {
+                            **self._claim_key(candidate),
+                            "kind": "event",
+                            "handled": False,
+                            "leaseUntil": lease,
+                            state.TTL_ATTRIBUTE: now + EVENT_CLAIM_SECONDS,
+                        }
+                    ),
+                    ConditionExpression="attribute_not_exists(pk) OR (handled = :no AND leaseUntil < :now)",
+                    ExpressionAttributeValues=state.to_item({":no": False, ":now": now}),
+                )
         except _Claimed:
             return False
         return True
+
+    def _done(self, candidate: _Candidate) -> None:
+        """Mark the push handled for this service: it was deployed."""
+        self._settle_claim(candidate, "UpdateItem", UpdateExpression="SET handled = :yes")
+
+    def _let_go(self, candidate: _Candidate) -> None:
+        """Give the claim up: the update failed, and a later delivery of the push may try again."""
+        self._settle_claim(candidate, "DeleteItem", ConditionExpression="handled = :no")
+
+    def _settle_claim(self, candidate: _Candidate, operation: str, **expression: str) -> None:
+        table = self.locks.table
+        if self.pusher.event_id is None or table is None:
+            return
+        values = {":yes": True} if operation == "UpdateItem" else {":no": False}
+        try:
+            with aws.time_budget(aws.RELEASE_BUDGET_SECONDS, within_cap=False):
+                table.call(
+                    operation,
+                    {"ConditionalCheckFailedException": lambda _: _Claimed()},
+                    TableName=table.name,
+                    Key=state.to_item(self._claim_key(candidate)),
+                    ExpressionAttributeValues=state.to_item(values),
+                    **expression,
+                )
+        except UpdateError as failure:
+            logger.warning("claim of push %s for %s not settled (%s)", self.pusher.event_id, candidate.key, failure)
+
+    def _claim_key(self, candidate: _Candidate) -> dict[str, Any]:
+        return {"pk": f"EVENT#{self.pusher.event_id}", "sk": state.service_partition(candidate.key)}
 
 
 def _cluster_of(service_arn: str) -> str | None:

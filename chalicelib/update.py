@@ -467,18 +467,27 @@ class _Rollout:
         raise _with_notes(first, notes) from first
 
     def _read_again(self, plans: Sequence[_Plan]) -> tuple[dict[int, dict[str, Any]], UpdateError | None]:
-        """Each service as it is now (by plan id); the failure when they could not be read."""
+        """Each service as it is now (by plan id), read in batches of 10; the first failure to read some.
+
+        A service missing from the answer is one that could not be read.
+        """
         cluster = plans[0].service["clusterArn"]
-        try:
-            if len(plans) == 1:
+        if len(plans) == 1:
+            try:
                 now = [ecs.describe_service(self.client, cluster, plans[0].service["serviceArn"])]
-            else:
-                now = ecs.describe_services(self.client, cluster, [plan.service["serviceArn"] for plan in plans])
-        except UpdateError as unreadable:
-            return {}, unreadable
-        by_arn = {service.get("serviceArn"): service for service in now}
+            except UpdateError as unreadable:
+                return {}, unreadable
+            return {id(plans[0]): now[0]}, None
+        arns = [plan.service["serviceArn"] for plan in plans]
+        batches = [arns[i : i + ecs.DESCRIBE_SERVICES_BATCH] for i in range(0, len(arns), ecs.DESCRIBE_SERVICES_BATCH)]
+        outcomes = parallel.each(lambda batch: ecs.describe_services(self.client, cluster, batch), batches)
+        by_arn = {s.get("serviceArn"): s for o in outcomes if o.error is None for s in (o.value or [])}
+        failures = [o.error for o in outcomes if o.error is not None]
+        unreadable = next((f for f in failures if isinstance(f, UpdateError)), None)
+        if failures and unreadable is None:
+            unreadable = UpdateError(f"DescribeServices failed: {failures[0]}")
         found = {id(plan): by_arn[plan.service["serviceArn"]] for plan in plans if plan.service["serviceArn"] in by_arn}
-        return found, None
+        return found, unreadable
 
     def _failure_notes(self, still_failed: Sequence[parallel.Outcome[_Plan, Any]]) -> list[str]:
         if not self.several:

@@ -465,3 +465,52 @@ def test_no_lock_is_left_when_a_write_fails_midway(http: Any, fleet: dict[str, s
     faults.fail("UpdateService", "api", "AccessDeniedException")
     assert fan_out(http).status_code == 502
     assert lock_items() == []
+
+
+def test_more_than_ten_failed_updates_are_read_again_in_batches_and_all_undone(
+    http: Any, setup_ecs: Any, workload: Workload, ecs_deployments: EcsDeployments, faults: ServiceFaults
+) -> None:
+    names = [f"cell-{n:02d}" for n in range(14)]
+    for name in names:
+        create_service(setup_ecs, CLUSTER, name, workload.running_arn)
+    for name in names[3:]:
+        faults.fail("UpdateService", name, "AccessDeniedException")  # 11 of 14 refused, 3 moved
+
+    response = fan_out(http, names)
+
+    assert response.status_code == 502, response.json_body
+    message = response.json_body["Message"]
+    assert "were put back on the previous revision" in message
+    assert "the new revision web:2 was deregistered, so none is left behind" in message
+    assert set(running(setup_ecs, names[:10]).values()) | set(running(setup_ecs, names[10:]).values()) == {
+        workload.running_arn
+    }
+    assert active_revisions(setup_ecs, "web") == [workload.running_arn]
+    assert lock_items() == []
+
+
+def test_a_lock_lost_meanwhile_keeps_neither_the_records_out_nor_the_other_locks_held(
+    http: Any, ecs: Any, fleet: dict[str, str]
+) -> None:
+    from chalicelib import aws as aws_module
+
+    dynamodb = aws_module.session().client("dynamodb")
+    taken = {"done": False}
+
+    def take_one_lock(**_: Any) -> None:
+        if not taken["done"]:
+            taken["done"] = True  # as if api's lock had expired and another request had taken it
+            dynamodb.put_item(
+                TableName="ecs-image-updater-state",
+                Item={
+                    "pk": {"S": "SERVICE#test-cluster/api"},
+                    "sk": {"S": "LOCK"},
+                    "kind": {"S": "lock"},
+                    "owner": {"S": "someone-else"},
+                },
+            )
+
+    ecs.meta.events.register("before-call.ecs.UpdateService", take_one_lock)
+    assert fan_out(http).status_code == 200
+    assert [item["pk"] for item in lock_items()] == ["SERVICE#test-cluster/api"]  # only the one not ours
+    assert all(len(records_of(CLUSTER, name)) == 1 for name in SERVICES)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws, outcomes
+from chalicelib import aws, lock, outcomes
 from chalicelib.state import StateTable
 from tests.conftest import (
     ACCOUNT,
@@ -211,11 +211,41 @@ def test_events_of_deployments_not_recorded_here_are_ignored(
     deploy: Any, invoke: Any, subscriber: Subscriber, request_log: list[dict[str, Any]]
 ) -> None:
     deploy("1.1")
-    invoke(deployment_event("SERVICE_DEPLOYMENT_COMPLETED", "ecs-svc/made-in-the-console"))
+    old_enough = datetime.now(UTC) - timedelta(minutes=5)
+    invoke(deployment_event("SERVICE_DEPLOYMENT_COMPLETED", "ecs-svc/made-in-the-console", at=old_enough))
     logged = [line for line in request_log if line.get("function") == "deployment_events"]
     assert logged[-1]["ignored"] == "deployment ecs-svc/made-in-the-console was not recorded by this service"
     assert subscriber.received() == []
     assert all(r["outcome"] == "IN_PROGRESS" for r in records_of("test-cluster", "web"))
+
+
+def test_an_event_before_its_record_is_delivered_again_and_then_applies(
+    app_client: Any,
+    workload: Workload,
+    ecs_deployments: EcsDeployments,
+    invoke: Any,
+    subscriber: Subscriber,
+    request_log: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+
+    early: list[dict[str, Any]] = []
+    original = lock._release
+
+    def ecs_tells_before_the_record_is_written(*args: Any, **kwargs: Any) -> None:
+        event = deployment_event("SERVICE_DEPLOYMENT_IN_PROGRESS", ecs_deployments.last_id, "in progress")
+        early.append(event)
+        with pytest.raises(Exception, match="has no record yet"):
+            invoke(event)  # the invocation fails, so Lambda delivers the event again
+        original(*args, **kwargs)
+
+    monkeypatch.setattr(lock, "_release", ecs_tells_before_the_record_is_written)
+    body = {"cluster": "test-cluster", "service": "web", "image": f"{ECR}/web:1.1"}
+    assert post(app_client.http, "/update", body).status_code == 200
+    monkeypatch.setattr(lock, "_release", original)
+
+    invoke(early[0])  # Lambda's retry, once the record is there
+    assert [t["attributes"]["event"] for t in subscriber.received()] == ["DEPLOYMENT_STARTED"]
 
 
 def test_an_unreadable_event_is_logged_and_ignored(

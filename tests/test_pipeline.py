@@ -30,7 +30,9 @@ from tests.conftest import (
     records_of,
     running_task_definition,
 )
-from tests.faults import ServiceFaults
+from tests.ecs_answers import serve_recorded
+from tests.faults import ServiceFaults, fail_call
+from tests.test_outcomes import ROLLBACK_REASON, deployment_event
 
 BUCKET = "pipeline-artifacts"
 NEW = f"{ECR}/web:2.0"
@@ -161,9 +163,6 @@ def test_waiting_continues_while_in_progress_and_succeeds_when_completed(
     definitions: str,
     ecs_deployments: EcsDeployments,
 ) -> None:
-    from tests.ecs_answers import serve_recorded
-    from tests.test_outcomes import deployment_event
-
     job = new_job()
     parameters = {"cluster": "test-cluster", "service": "web"}
     codepipeline.expect_success(job, continues=True)
@@ -204,8 +203,6 @@ def test_a_failed_or_rolled_back_deployment_fails_the_job(
     ending: str,
     message: str,
 ) -> None:
-    from tests.test_outcomes import ROLLBACK_REASON, deployment_event
-
     job = new_job()
     parameters = {"cluster": "test-cluster", "service": "web"}
     codepipeline.expect_success(job, continues=True)
@@ -232,8 +229,6 @@ def test_a_deployment_replaced_meanwhile_fails_the_job_as_superseded(
     workload: Workload,
     ecs_deployments: EcsDeployments,
 ) -> None:
-    from tests.ecs_answers import serve_recorded
-
     job = new_job()
     parameters = {"cluster": "test-cluster", "service": "web"}
     codepipeline.expect_success(job, continues=True)
@@ -260,8 +255,6 @@ def test_waiting_past_the_timeout_fails_the_job(
     setup_ecs: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.ecs_answers import serve_recorded
-
     job = new_job()
     parameters = {"cluster": "test-cluster", "service": "web", "timeoutMinutes": 5}
     codepipeline.expect_success(job, continues=True)
@@ -410,8 +403,6 @@ def test_the_allowlists_fail_the_job_as_a_permission_error(
 def test_a_bug_is_still_reported_and_the_function_returns(
     run: Any, ecs: Any, codepipeline: CodePipeline, workload: Workload, definitions: str
 ) -> None:
-    from tests.faults import fail_call
-
     fail_call(ecs, "DescribeServices", lambda: RuntimeError("secret internals"))
     job = new_job()
     codepipeline.expect_failure(job)
@@ -428,13 +419,47 @@ def test_a_token_not_made_here_fails_the_job(run: Any, codepipeline: CodePipelin
     assert "continuation token was not made by this function" in codepipeline.last()["failureDetails"]["message"]
 
 
-def test_when_codepipeline_cannot_be_told_the_invocation_fails_so_lambda_retries(
-    run: Any, codepipeline: CodePipeline, workload: Workload, definitions: str
+def test_when_codepipeline_cannot_be_told_the_retry_tells_what_was_done_without_deploying_again(
+    run: Any,
+    codepipeline: CodePipeline,
+    setup_ecs: Any,
+    workload: Workload,
+    definitions: str,
+    ecs_deployments: EcsDeployments,
+    calls: list[str],
 ) -> None:
     job = new_job()
-    codepipeline.stubber.add_client_error("put_job_success_result", "JobNotFoundException", "gone")
-    with pytest.raises(Exception, match="PutJobSuccessResult failed: JobNotFoundException"):
-        run(job_event(job, {"cluster": "test-cluster", "service": "web", "wait": False}, definitions))
+    parameters = {"cluster": "test-cluster", "service": "web"}
+    codepipeline.stubber.add_client_error("put_job_success_result", "ThrottlingException", "slow down")
+    with pytest.raises(Exception, match="PutJobSuccessResult"):
+        run(job_event(job, parameters, definitions))  # deployed, but CodePipeline was not told: Lambda runs it again
+    deployment = ecs_deployments.last_id
+    updates = calls.count("UpdateService")
+    service = setup_ecs.describe_services(cluster="test-cluster", services=["web"])["services"][0]
+    serve_recorded(aws.ecs_client(), {**service, "deployments": [ecs_deployments.made[-1]]})  # still rolling out
+
+    codepipeline.expect_success(job, continues=True)
+    run(job_event(job, parameters, definitions))  # the same event again, no continuation token
+
+    assert calls.count("UpdateService") == updates  # nothing deployed twice
+    token = codepipeline.last()["continuationToken"]
+    assert pipeline._read_token(token, 1)[1] == [deployment]  # and it waits for the first run's deployment
+    assert len(records_of("test-cluster", "web")) == 1
+
+
+def test_a_failure_codepipeline_was_not_told_of_is_told_again_as_it_was(
+    run: Any, codepipeline: CodePipeline, setup_ecs: Any, workload: Workload
+) -> None:
+    key = artifact({"README": "no images here"})
+    job = new_job()
+    codepipeline.stubber.add_client_error("put_job_failure_result", "ThrottlingException", "slow down")
+    with pytest.raises(Exception, match="PutJobFailureResult"):
+        run(job_event(job, {"cluster": "test-cluster", "service": "web"}, key))
+    codepipeline.expect_failure(job)
+    run(job_event(job, {"cluster": "test-cluster", "service": "web"}, key))
+    failure = codepipeline.last()["failureDetails"]
+    assert failure["type"] == "ConfigurationError"
+    assert "holds neither imagedefinitions.json nor imageDetail.json" in failure["message"]
 
 
 def test_an_event_that_is_not_a_job_reports_nothing(app_client: Any, codepipeline: CodePipeline) -> None:

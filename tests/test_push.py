@@ -26,7 +26,7 @@ from tests.conftest import (
     rich_container,
     running_task_definition,
 )
-from tests.faults import ServiceFaults
+from tests.faults import ServiceFaults, error_answer
 
 WEB = f"{ECR}/web"
 DIGEST = "sha256:" + "ab" * 32
@@ -179,8 +179,41 @@ def test_a_duplicate_event_deploys_nothing_the_second_time(
 
     second = pushed(app_client, dict(event), request_log)
     assert second["latest"] == {**second["latest"], "action": "skipped"}
-    assert second["latest"]["reason"] == "this push event was already handled for the service"
+    assert second["latest"]["reason"] == "this push event was already handled (or is being handled) for the service"
     assert calls.count("UpdateService") == redeploys
+
+
+def test_a_retry_after_a_crash_does_what_was_left_and_a_duplicate_meanwhile_waits(
+    app_client: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
+) -> None:
+    from chalicelib import aws
+
+    event = ecr_event()
+    dynamodb = aws.session().client("dynamodb", region_name=REGION)
+
+    def claim(service: str, handled: bool, lease: int) -> None:
+        dynamodb.put_item(
+            TableName="ecs-image-updater-state",
+            Item={
+                "pk": {"S": f"EVENT#{event['id']}"},
+                "sk": {"S": f"SERVICE#test-cluster/{service}"},
+                "handled": {"BOOL": handled},
+                "leaseUntil": {"N": str(lease)},
+            },
+        )
+
+    claim("shop", handled=False, lease=1)  # the first invocation died while updating shop: its lease is over
+    claim("shop-2", handled=False, lease=2**40)  # another invocation is updating shop-2 right now
+    claim("multi", handled=True, lease=1)  # the first invocation finished multi
+
+    decisions = pushed(app_client, event, request_log)
+
+    assert decisions["shop"]["action"] == "deployed"
+    assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.3"
+    for held in ("shop-2", "multi"):
+        assert decisions[held]["action"] == "skipped"
+        assert decisions[held]["reason"] == "this push event was already handled (or is being handled) for the service"
+        assert images_of(setup_ecs, "test-cluster", held)["app"] == f"{WEB}:1.4.2"
 
 
 def test_services_are_independent_one_failing_does_not_stop_the_others(
@@ -328,4 +361,48 @@ def test_calls_per_push_for_opted_in_services(
         "RegisterTaskDefinition": 3,
         "UpdateService": 3,
         "TransactWriteItems": 3,
+        "UpdateItem": 3,  # each claim marked handled
     }
+
+
+def test_a_failed_service_is_tried_again_by_a_later_delivery_of_the_same_event(
+    app_client: Any, ecs: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
+) -> None:
+    event = ecr_event()
+    faults = ServiceFaults(ecs)
+    faults.on(
+        "UpdateService", "shop-2", lambda attempt: error_answer("AccessDeniedException") if attempt == 1 else None
+    )
+    first = pushed(app_client, event, request_log)
+    assert first["shop-2"]["action"] == "failed"
+
+    second = pushed(app_client, dict(event), request_log)
+
+    assert second["shop-2"]["action"] == "deployed"
+    assert second["shop"]["action"] == "skipped"  # done the first time
+    assert images_of(setup_ecs, "test-cluster", "shop-2")["app"] == f"{WEB}:1.4.3"
+
+
+def test_the_hook_called_twice_for_one_digest_redeploys_once(
+    http: Any, followers: dict[str, str], calls: list[str]
+) -> None:
+    body = {"repository": WEB, "tag": "latest", "digest": DIGEST}
+    first = post(http, "/hooks/push", body).json_body
+    assert {d["service"]: d["action"] for d in first["decisions"]}["latest"] == "deployed"
+    redeploys = calls.count("UpdateService")
+
+    again = post(http, "/hooks/push", body).json_body  # the registry retried its webhook
+
+    assert {d["service"]: d["action"] for d in again["decisions"]}["latest"] == "skipped"
+    assert calls.count("UpdateService") == redeploys
+
+
+def test_a_redeploy_too_must_run_an_image_the_allowlists_take(
+    http: Any, followers: dict[str, str], monkeypatch: pytest.MonkeyPatch, calls: list[str]
+) -> None:
+    monkeypatch.setenv("ALLOWED_IMAGE_PREFIXES", "registry.example.com/")
+    answer = post(http, "/hooks/push", {"repository": WEB, "tag": "latest"}).json_body
+    latest = {d["service"]: d for d in answer["decisions"]}["latest"]
+    assert latest["action"] == "skipped"
+    assert "is not allowed by ALLOWED_IMAGE_PREFIXES" in latest["reason"]
+    assert "UpdateService" not in calls

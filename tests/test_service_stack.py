@@ -203,11 +203,13 @@ def test_every_route_still_requires_the_api_key(template: dict[str, Any]) -> Non
 def test_state_table_is_the_one_state_table_yaml_defines(template: dict[str, Any]) -> None:
     state = infra_template("state-table.yaml")
     table = template["Resources"]["StateTable"]
-    assert table == state["Resources"]["StateTable"]
+    name = state["Parameters"]["TableName"]["Default"]
+    expected = dict(state["Resources"]["StateTable"])
+    expected["Properties"] = {**expected["Properties"], "TableName": name}  # fixed here, not a parameter
+    assert table == expected
     assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
-    assert template["Parameters"]["TableName"] == state["Parameters"]["TableName"]
+    assert "TableName" not in template["Parameters"]
     assert template["Outputs"]["StateTableName"] == state["Outputs"]["StateTableName"]
-    name = template["Parameters"]["TableName"]["Default"]
     for function in resources_of_type(template, "AWS::Serverless::Function").values():
         assert function["Properties"]["Environment"]["Variables"]["STATE_TABLE"] == name
 
