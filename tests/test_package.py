@@ -104,6 +104,15 @@ def test_lambda_timeout_leaves_room_for_the_request_budget(template: dict[str, A
     assert template["Resources"]["APIHandler"]["Properties"]["Timeout"] >= 26
 
 
+@pytest.mark.parametrize(
+    ("function", "megabytes"),
+    [("APIHandler", 1769), ("RegistryPush", 1769), ("PipelineDeploy", 1769), ("DeploymentEvents", 256)],
+)
+def test_functions_that_move_services_get_a_full_vcpu(template: dict[str, Any], function: str, megabytes: int) -> None:
+    # Lambda's CPU follows memory (one vCPU at 1769 MB); a fan-out spends ~90 ms of one core in botocore.
+    assert template["Resources"][function]["Properties"]["MemorySize"] == megabytes
+
+
 def test_registry_push_runs_for_minutes_on_successful_ecr_pushes(template: dict[str, Any]) -> None:
     function = template["Resources"]["RegistryPush"]["Properties"]
     assert function["Handler"] == "app.registry_push"
