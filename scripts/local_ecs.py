@@ -70,7 +70,10 @@ def describe_services(self: Any, cluster_str: str, service_names_or_arns: list[s
 
 
 def roll_out(service: Any) -> None:
-    """Complete the PRIMARY deployment once it is ROLLOUT_SECONDS old, dropping the ones it replaced."""
+    """Complete the PRIMARY deployment once it is ROLLOUT_SECONDS old, dropping the ones it replaced.
+
+    The service's own task counts then say its tasks run, as ECS's do.
+    """
     primary = next((d for d in service.deployments if d["status"] == "PRIMARY"), None)
     if primary is None or primary.get("rolloutState") != "IN_PROGRESS":
         return
@@ -85,6 +88,7 @@ def roll_out(service: Any) -> None:
         updatedAt=now,
     )
     service.deployments = [primary]
+    service.running_count, service.pending_count = primary["desiredCount"], 0  # the service's own counts follow
 
 
 def install() -> None:

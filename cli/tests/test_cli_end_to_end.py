@@ -59,6 +59,8 @@ def test_deploy_wait_follows_the_deployment_to_completed(quick_service: LocalRun
     assert result.returncode == 0, result.output
     assert "test-cluster/web: COMPLETED after" in result.stdout
     assert "IN_PROGRESS" in result.stdout  # one line per change: it was in progress first
+    status = cli(quick_service, "status", CLUSTER, SERVICE, cwd=workdir)
+    assert "tasks     1 running / 1 desired" in status.stdout  # the service's counts follow its completed rollout
 
 
 def test_deploying_the_running_image_has_nothing_to_change_and_nothing_to_wait_for(
