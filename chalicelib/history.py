@@ -27,18 +27,9 @@ def service_history(table: StateTable, cluster: str, service: str, limit: int, t
     """One page of the service's deployment records, newest first."""
     key = state.service_key(cluster, service)
     partition = state.service_partition(key)
-    arguments: dict[str, Any] = {
-        "TableName": table.name,
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :records)",
-        "ExpressionAttributeValues": state.to_item({":pk": partition, ":records": state.RECORD_PREFIX}),
-        "ScanIndexForward": False,
-        "ConsistentRead": True,
-        # One more than asked for tells, in the same call, whether a next page exists.
-        "Limit": limit + 1,
-    }
-    if token is not None:
-        arguments["ExclusiveStartKey"] = state.to_item({"pk": partition, "sk": decode_token(token, key)})
-    items = table.call("Query", **arguments).get("Items", [])
+    start = state.to_item({"pk": partition, "sk": decode_token(token, key)}) if token is not None else None
+    # One more than asked for tells, in the same call, whether a next page exists.
+    items = table.records_page(partition, limit + 1, start).get("Items", [])
     page = [DeploymentRecord.from_item(state.from_item(item)) for item in items[:limit]]
     more = len(items) > limit
     return {

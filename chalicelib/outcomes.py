@@ -256,17 +256,7 @@ def _find_rolled_back(table: StateTable, partition: str, event: DeploymentEvent)
     event_time = as_datetime(event.updated_at)
     start: dict[str, Any] | None = None
     for _ in range(ROLLBACK_SEARCH_PAGES):
-        arguments: dict[str, Any] = {
-            "TableName": table.name,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :records)",
-            "ExpressionAttributeValues": state.to_item({":pk": partition, ":records": state.RECORD_PREFIX}),
-            "ScanIndexForward": False,
-            "ConsistentRead": True,
-            "Limit": ROLLBACK_SEARCH_PAGE_SIZE,
-        }
-        if start:
-            arguments["ExclusiveStartKey"] = start
-        page = table.call("Query", **arguments)
+        page = table.records_page(partition, ROLLBACK_SEARCH_PAGE_SIZE, start)
         for raw in page.get("Items", []):
             item = _with_key(state.from_item(raw))
             deployment = item.get("deploymentId")

@@ -75,6 +75,20 @@ class StateTable:
         method = getattr(self.client, _snake(operation))
         return aws.call(method, operation, {"ResourceNotFoundException": self._missing, **(known or {})}, **kwargs)
 
+    def records_page(self, partition: str, limit: int, start: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One Query page of the deployment records in a service's partition, newest first (raw items)."""
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :records)",
+            "ExpressionAttributeValues": to_item({":pk": partition, ":records": RECORD_PREFIX}),
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        if start:
+            arguments["ExclusiveStartKey"] = dict(start)
+        return self.call("Query", **arguments)
+
     def _missing(self, _message: str) -> UpdateError:
         return StateTableMissingError(
             f"the state table '{self.name}' (STATE_TABLE) does not exist in this account and region; "
