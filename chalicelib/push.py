@@ -243,6 +243,9 @@ def _decide(candidate: _Candidate, push: Push, access: AccessPolicy) -> Decision
     return None
 
 
+INTERNAL_ERROR = "an internal error occurred; it has been logged"
+
+
 class _Updater:
     """Updates one chosen service through the update path, within the time left."""
 
@@ -274,7 +277,7 @@ class _Updater:
             return _failed(candidate.cluster, candidate.name, failure)
         try:
             result = self._update(candidate)
-        except UpdateError as failure:
+        except Exception as failure:  # one service's failure, whatever it is, is its decision: the others go on
             self._let_go(candidate)  # a failed update may be tried again by another delivery of the push
             return _failed(candidate.cluster, candidate.name, failure)
         self._done(candidate)
@@ -340,18 +343,23 @@ class _Updater:
         return True
 
     def _done(self, candidate: _Candidate) -> None:
-        """Mark the push handled for this service: it was deployed."""
-        self._settle_claim(candidate, "UpdateItem", UpdateExpression="SET handled = :yes")
+        """Mark the push handled for this service: it was deployed (never recreating a claim that is gone)."""
+        self._settle_claim(
+            candidate,
+            "UpdateItem",
+            {":yes": True},
+            UpdateExpression="SET handled = :yes",
+            ConditionExpression="attribute_exists(pk)",
+        )
 
     def _let_go(self, candidate: _Candidate) -> None:
         """Give the claim up: the update failed, and a later delivery of the push may try again."""
-        self._settle_claim(candidate, "DeleteItem", ConditionExpression="handled = :no")
+        self._settle_claim(candidate, "DeleteItem", {":no": False}, ConditionExpression="handled = :no")
 
-    def _settle_claim(self, candidate: _Candidate, operation: str, **expression: str) -> None:
+    def _settle_claim(self, candidate: _Candidate, operation: str, values: dict[str, bool], **expression: str) -> None:
         table = self.locks.table
         if self.pusher.event_id is None or table is None:
             return
-        values = {":yes": True} if operation == "UpdateItem" else {":no": False}
         try:
             with aws.time_budget(aws.RELEASE_BUDGET_SECONDS, within_cap=False):
                 table.call(
@@ -376,7 +384,7 @@ def _cluster_of(service_arn: str) -> str | None:
 
 
 def _failed(cluster: str, service: str, failure: BaseException) -> Decision:
-    message = failure.message if isinstance(failure, UpdateError) else "an internal error occurred; it has been logged"
+    message = failure.message if isinstance(failure, UpdateError) else INTERNAL_ERROR
     if not isinstance(failure, UpdateError):
         logger.error("push update of %s/%s failed", cluster, service, exc_info=failure)
     return Decision(cluster, service, FAILED, message)

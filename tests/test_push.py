@@ -383,6 +383,30 @@ def test_a_failed_service_is_tried_again_by_a_later_delivery_of_the_same_event(
     assert images_of(setup_ecs, "test-cluster", "shop-2")["app"] == f"{WEB}:1.4.3"
 
 
+def test_an_unexpected_error_in_one_update_is_its_decision_and_its_claim_is_let_go(
+    app_client: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
+) -> None:
+    import unittest.mock
+
+    original = push._Updater._update
+
+    def breaks_for_shop_2(self: Any, candidate: Any) -> dict[str, Any]:
+        if candidate.name == "shop-2":
+            raise KeyError("containerDefinitions")  # a bug, not an UpdateError
+        return original(self, candidate)
+
+    event = ecr_event()
+    with unittest.mock.patch.object(push._Updater, "_update", breaks_for_shop_2):
+        first = pushed(app_client, event, request_log)
+    assert first["shop-2"] == {**first["shop-2"], "action": "failed", "reason": push.INTERNAL_ERROR}
+    assert first["shop"]["action"] == "deployed"  # the others went on, and the log line has their decisions
+
+    second = pushed(app_client, dict(event), request_log)  # Lambda's retry, or a later delivery
+
+    assert second["shop-2"]["action"] == "deployed"
+    assert images_of(setup_ecs, "test-cluster", "shop-2")["app"] == f"{WEB}:1.4.3"
+
+
 def test_the_hook_called_twice_for_one_digest_redeploys_once(
     http: Any, followers: dict[str, str], calls: list[str]
 ) -> None:
