@@ -7,15 +7,17 @@ timeout, so the ECR function's context gets the 300 s of `.chalice/config.json`.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import pytest
 
-from chalicelib import push
+from chalicelib import aws, push
 from tests.conftest import (
     ACCOUNT,
     ECR,
+    PROJECT_DIR,
     REGION,
     EcsDeployments,
     Workload,
@@ -430,3 +432,44 @@ def test_a_redeploy_too_must_run_an_image_the_allowlists_take(
     assert latest["action"] == "skipped"
     assert "is not allowed by ALLOWED_IMAGE_PREFIXES" in latest["reason"]
     assert "UpdateService" not in calls
+
+
+def granted_dynamodb_actions(policy_file: str) -> set[str]:
+    statements = json.loads((PROJECT_DIR / ".chalice" / policy_file).read_text())["Statement"]
+    listed = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    return {action for action in listed if action.startswith("dynamodb:")}
+
+
+def dynamodb_actions_of(operations: list[tuple[str, dict[str, Any]]]) -> set[str]:
+    """The IAM actions the calls need; a transaction is authorised item by item (Put as PutItem, ...)."""
+    needed = set()
+    for name, params in operations:
+        if name == "TransactWriteItems":
+            needed |= {f"dynamodb:{kind}Item" for item in params["TransactItems"] for kind in item}
+        else:
+            needed.add(f"dynamodb:{name}")
+    return needed
+
+
+@pytest.mark.parametrize(
+    ("trigger", "policy_file"), [("ecr", "policy-dev-registry-push.json"), ("hook", "policy-dev.json")]
+)
+def test_every_state_table_call_of_a_push_is_granted_to_its_function(
+    app_client: Any,
+    http: Any,
+    followers: dict[str, str],
+    request_log: list[dict[str, Any]],
+    trigger: str,
+    policy_file: str,
+) -> None:
+    made: list[tuple[str, dict[str, Any]]] = []
+    aws.dynamodb_client().meta.events.register(
+        "provide-client-params.dynamodb", lambda params, model, **_: made.append((model.name, dict(params)))
+    )
+    if trigger == "ecr":
+        pushed(app_client, ecr_event(), request_log)
+    else:
+        post(http, "/hooks/push", {"repository": WEB, "tag": "1.4.3", "digest": DIGEST})
+    needed = dynamodb_actions_of(made)
+    assert "dynamodb:UpdateItem" in needed  # the claim marked handled
+    assert needed <= granted_dynamodb_actions(policy_file)
