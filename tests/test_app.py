@@ -313,6 +313,7 @@ def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:Query",
+        "dynamodb:UpdateItem",  # a push claim marked handled (/hooks/push)
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
