@@ -28,10 +28,8 @@ def cluster_services(client: Any, cluster: str, include: Callable[[str], bool] =
         arns = ecs.list_service_arns(client, cluster)
         wanted = [arn for arn in arns if include(arn.rsplit("/", 1)[-1])]
         described: list[dict[str, Any]] = []
-        for start in range(0, len(wanted), ecs.DESCRIBE_SERVICES_BATCH):
-            described.extend(
-                ecs.describe_services(client, cluster, wanted[start : start + ecs.DESCRIBE_SERVICES_BATCH])
-            )
+        for batch in ecs.in_batches(wanted):
+            described.extend(ecs.describe_services(client, cluster, batch))
         # Absent for EXTERNAL-controlled services; shared ones are described once, in parallel.
         distinct = sorted({s["taskDefinition"] for s in described if s.get("taskDefinition")})
         containers = _containers_by_arn(client, distinct)

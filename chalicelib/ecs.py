@@ -6,7 +6,7 @@ Every function takes the ECS client as its first argument and raises only
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chalicelib import aws, fidelity
@@ -78,6 +78,28 @@ def describe_services(client: Any, cluster: str, services: list[str]) -> list[di
         services=services,
     )
     return list(response.get("services", []))
+
+
+def in_batches(services: Sequence[str]) -> list[list[str]]:
+    """The services in runs of at most DESCRIBE_SERVICES_BATCH, as DescribeServices takes them."""
+    return [list(services[i : i + DESCRIBE_SERVICES_BATCH]) for i in range(0, len(services), DESCRIBE_SERVICES_BATCH)]
+
+
+def by_identifier(wanted: Sequence[str], described: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each wanted name or ARN matched with its described service; the ones not found are left out.
+
+    An ARN of the old format (no cluster in it) is matched by the service's name,
+    since ECS answers with the new format.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for identifier in wanted:
+        name = identifier.rsplit("/", 1)[-1]
+        match = next((s for s in described if identifier in (s.get("serviceArn"), s.get("serviceName"))), None)
+        if match is None:
+            match = next((s for s in described if s.get("serviceName") == name), None)
+        if match is not None:
+            found[identifier] = match
+    return found
 
 
 def check_updatable(service: Mapping[str, Any]) -> None:

@@ -309,7 +309,8 @@ def _start(job: Job, services: Services) -> Report:
 def _continue(job: Job, token: str, services: Services) -> Report:
     parameters = parse_parameters(job.parameters_text)
     started, deployments = _read_token(token, len(parameters.services))
-    judged = _judge(services, parameters, deployments)
+    described = _described(services, parameters.cluster, parameters.services)
+    judged = _judge(services, parameters, deployments, described)
     for service, verdict in zip(parameters.services, judged, strict=True):
         if verdict is not None and verdict["outcome"] not in (DONE, WAITING):
             name = service.rsplit("/", 1)[-1]
@@ -322,7 +323,7 @@ def _continue(job: Job, token: str, services: Services) -> Report:
             return Report(False, f"deployment {verdict['id']} of service '{name}' {what}{reason}")
     waiting = [(s, v) for s, v in zip(parameters.services, judged, strict=True) if v and v["outcome"] == WAITING]
     if not waiting:
-        arns = _task_definitions(services, parameters, deployments)
+        arns = _task_definitions(parameters, deployments, described)
         return _outputs(parameters, arns, deployments, "every deployment completed")
     elapsed_minutes = (services.now() - started) / 60
     if elapsed_minutes >= parameters.timeout_minutes:
@@ -338,10 +339,10 @@ def _continue(job: Job, token: str, services: Services) -> Report:
     return Report(True, f"waiting for {names}", continuation=token, percent=percent)
 
 
-def _judge(services: Services, parameters: JobParameters, deployments: Sequence[str]) -> list[dict[str, Any] | None]:
+def _judge(
+    services: Services, parameters: JobParameters, deployments: Sequence[str], described: Mapping[str, dict[str, Any]]
+) -> list[dict[str, Any] | None]:
     """The verdict on each service's deployment (None for a service that had nothing to deploy)."""
-    wanted = [s for s, d in zip(parameters.services, deployments, strict=True) if d]
-    described = _described(services, parameters.cluster, wanted)
     verdicts: list[dict[str, Any] | None] = []
     for service, deployment in zip(parameters.services, deployments, strict=True):
         if not deployment:
@@ -356,25 +357,19 @@ def _judge(services: Services, parameters: JobParameters, deployments: Sequence[
 
 
 def _described(services: Services, cluster: str, wanted: Sequence[str]) -> dict[str, dict[str, Any]]:
-    batches = [wanted[i : i + ecs.DESCRIBE_SERVICES_BATCH] for i in range(0, len(wanted), ecs.DESCRIBE_SERVICES_BATCH)]
     with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
-        found = [
-            s
-            for batch in parallel.values(lambda b: ecs.describe_services(services.ecs, cluster, b), batches)
-            for s in batch
-        ]
-    by_identifier: dict[str, dict[str, Any]] = {}
+        batches = parallel.values(lambda b: ecs.describe_services(services.ecs, cluster, b), ecs.in_batches(wanted))
+    found = ecs.by_identifier(wanted, [service for batch in batches for service in batch])
     for service in wanted:
-        match = next((s for s in found if service in (s.get("serviceArn"), s.get("serviceName"))), None)
-        if match is None:
+        if service not in found:
             raise UpdateError(f"service '{service.rsplit('/', 1)[-1]}' is no longer found in cluster '{cluster}'")
-        by_identifier[service] = match
-    return by_identifier
+    return found
 
 
-def _task_definitions(services: Services, parameters: JobParameters, deployments: Sequence[str]) -> list[str]:
+def _task_definitions(
+    parameters: JobParameters, deployments: Sequence[str], described: Mapping[str, dict[str, Any]]
+) -> list[str]:
     """Each service's revision now: the one its deployment runs."""
-    described = _described(services, parameters.cluster, list(parameters.services))
     arns = []
     for service, deployment in zip(parameters.services, deployments, strict=True):
         current = described[service]

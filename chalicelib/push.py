@@ -168,11 +168,7 @@ def _read(
             logger.warning("service %s has an ARN of the old format (no cluster); it cannot follow pushes", arn)
             continue
         by_cluster.setdefault(cluster, []).append(arn)
-    batches = [
-        (cluster, arns[start : start + ecs.DESCRIBE_SERVICES_BATCH])
-        for cluster, arns in sorted(by_cluster.items())
-        for start in range(0, len(arns), ecs.DESCRIBE_SERVICES_BATCH)
-    ]
+    batches = [(cluster, batch) for cluster, arns in sorted(by_cluster.items()) for batch in ecs.in_batches(arns)]
     failures: list[Decision] = []
     described: list[tuple[str, dict[str, Any]]] = []
     for outcome in parallel.each(lambda batch: ecs.describe_services(ecs_client, *batch), batches):

@@ -277,19 +277,8 @@ class _Rollout:
         wanted = [target.service for target in self.request.targets]
         if not self.several:
             return {wanted[0]: ecs.describe_service(self.client, self.request.cluster, wanted[0])}
-        batches = [
-            wanted[start : start + ecs.DESCRIBE_SERVICES_BATCH]
-            for start in range(0, len(wanted), ecs.DESCRIBE_SERVICES_BATCH)
-        ]
-        found = [s for batch in parallel.values(self._describe_batch, batches) for s in batch]
-        by_identifier: dict[str, dict[str, Any]] = {}
-        for identifier in wanted:
-            name = identifier.rsplit("/", 1)[-1]
-            match = next((s for s in found if identifier in (s.get("serviceArn"), s.get("serviceName"))), None)
-            if match is None:
-                match = next((s for s in found if s.get("serviceName") == name), None)
-            if match is not None:
-                by_identifier[identifier] = match
+        found = [s for batch in parallel.values(self._describe_batch, ecs.in_batches(wanted)) for s in batch]
+        by_identifier = ecs.by_identifier(wanted, found)
         missing = [identifier for identifier in wanted if identifier not in by_identifier]
         if missing:
             names = ", ".join(f"'{identifier.rsplit('/', 1)[-1]}'" for identifier in missing)
@@ -479,8 +468,7 @@ class _Rollout:
                 return {}, unreadable
             return {id(plans[0]): now[0]}, None
         arns = [plan.service["serviceArn"] for plan in plans]
-        batches = [arns[i : i + ecs.DESCRIBE_SERVICES_BATCH] for i in range(0, len(arns), ecs.DESCRIBE_SERVICES_BATCH)]
-        outcomes = parallel.each(lambda batch: ecs.describe_services(self.client, cluster, batch), batches)
+        outcomes = parallel.each(lambda batch: ecs.describe_services(self.client, cluster, batch), ecs.in_batches(arns))
         by_arn = {s.get("serviceArn"): s for o in outcomes if o.error is None for s in (o.value or [])}
         failures = [o.error for o in outcomes if o.error is not None]
         unreadable = next((f for f in failures if isinstance(f, UpdateError)), None)

@@ -186,6 +186,32 @@ def test_waiting_continues_while_in_progress_and_succeeds_when_completed(
     assert len(records_of("test-cluster", "web")) == 1  # continuing deploys nothing more
 
 
+def test_a_service_named_by_an_old_format_arn_completes_with_one_read_per_check(
+    run: Any,
+    app_client: Any,
+    codepipeline: CodePipeline,
+    ecs: Any,
+    calls: list[str],
+    definitions: str,
+    workload: Workload,
+    ecs_deployments: EcsDeployments,
+) -> None:
+    job = new_job()
+    parameters = {"cluster": "test-cluster", "service": f"arn:aws:ecs:{REGION}:123456789012:service/web"}  # no cluster
+    codepipeline.expect_success(job, continues=True)
+    run(job_event(job, parameters, definitions))
+    token = codepipeline.last()["continuationToken"]
+    deployment = ecs_deployments.last_id
+    app_client.lambda_.invoke("deployment_events", deployment_event("SERVICE_DEPLOYMENT_COMPLETED", deployment))
+    del calls[:]
+
+    codepipeline.expect_success(job, variables=True)
+    run(job_event(job, parameters, definitions, continuation=token))
+
+    assert codepipeline.last()["outputVariables"]["deploymentId"] == deployment  # ECS answers with the new format
+    assert calls == ["DescribeServices"]  # the check and the output variables read the service once
+
+
 @pytest.mark.parametrize(
     ("ending", "message"),
     [
