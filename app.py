@@ -186,10 +186,11 @@ def apply() -> Response:
         policy = _policy()
         for target in request.targets:
             policy.check_target(request.cluster, target.service)
-            for image in target.change.requested_images():
-                policy.check_image(image)
         provenance = _provenance("apply")
-        batch = update_services(aws.ecs_client(), request, locks=_locks(), provenance=provenance)
+        # Only the images that change are checked (once read): an unchanged export applies as a no-op.
+        batch = update_services(
+            aws.ecs_client(), request, locks=_locks(), provenance=provenance, allow_image=policy.check_image
+        )
         log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
         log.update(changed=batch.changed, dryRun=batch.dry_run, audit=provenance.tags())
         return batch.as_dict()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -182,12 +182,18 @@ def update_services(
     request: FanOutRequest,
     locks: Locks = NO_LOCKS,
     provenance: Provenance | None = None,
+    allow_image: Callable[[ImageReference], None] | None = None,
 ) -> FanOutResult:
-    """Roll several services onto the requested images together: all of them, or none."""
+    """Roll several services onto the requested images together: all of them, or none.
+
+    `allow_image`, when given, checks in the read phase each image that would
+    change (a container given the image it runs already is not checked: an
+    unchanged description applies whatever the allowlists say of it).
+    """
     batch_id = None if request.dry_run else uuid.uuid4().hex
     if provenance is not None:
         provenance = replace(provenance, batch_id=batch_id)
-    results = _update(client, request, locks, provenance, batch_id)
+    results = _update(client, request, locks, provenance, batch_id, allow_image)
     return FanOutResult(_cluster_name(request.cluster, results), results, request.dry_run, batch_id)
 
 
@@ -197,6 +203,7 @@ def _update(
     locks: Locks,
     provenance: Provenance | None,
     batch_id: str | None = None,
+    allow_image: Callable[[ImageReference], None] | None = None,
 ) -> list[ChangeResult]:
     """The one update path: lock, read, write, undo on failure, record (see the module docstring).
 
@@ -207,10 +214,10 @@ def _update(
     who = provenance or Provenance("update", batch_id=batch_id)
     with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
         if request.dry_run:
-            return _Rollout(client, request, audit_tags).run()
+            return _Rollout(client, request, audit_tags, allow_image).run()
         keys = [service_key(request.cluster, target.service) for target in request.targets]
         with locks.hold(keys, who, force_new_deployment=request.force_new_deployment) as held:
-            results = _Rollout(client, request, audit_tags).run()
+            results = _Rollout(client, request, audit_tags, allow_image).run()
             for key, result in zip(keys, results, strict=True):
                 held.succeeded(key, result)
             return results
@@ -246,10 +253,17 @@ class _Plan:
 class _Rollout:
     """One request's walk through the read and write phases (see the module docstring)."""
 
-    def __init__(self, client: Any, request: FanOutRequest, audit_tags: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        request: FanOutRequest,
+        audit_tags: Mapping[str, str],
+        allow_image: Callable[[ImageReference], None] | None = None,
+    ) -> None:
         self.client = client
         self.request = request
         self.audit_tags = audit_tags
+        self.allow_image = allow_image
         self.several = len(request.targets) > 1 or request.name_services
 
     def run(self) -> list[ChangeResult]:
@@ -306,6 +320,10 @@ class _Rollout:
         if all(taskdef.is_same_image(images[name], image) for name, image in targets.items()):
             unchanged = [ContainerChange(name, images[name], images[name]) for name in targets]
             return _Plan(target, service, current, unchanged)
+        if self.allow_image is not None:
+            for name, image in targets.items():
+                if not taskdef.is_same_image(images[name], image):
+                    self.allow_image(image)
         wanted = {name: str(image) for name, image in targets.items()}
         copied = taskdef.registration_input(current, tags)
         registration = taskdef.with_images(taskdef.without_tags(copied, taskdef.IMAGE_BOUND_TAGS), wanted)

@@ -208,3 +208,20 @@ def test_export_errors(http: Any, workload: Workload) -> None:
     assert get(http, "/services/nope/web/description").status_code == 404
     assert get(http, "/services/test-cluster/ghost/description").status_code == 404
     assert get(http, "/services/test-cluster/web/description?x=1").status_code == 400
+
+
+def test_under_the_allowlists_an_export_still_applies_as_a_no_op_and_only_changes_are_checked(
+    http: Any, setup_ecs: Any, workload: Workload, exported: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALLOWED_IMAGE_PREFIXES", f"{ECR}/")  # the worker sidecar's registry is not listed
+    unchanged = apply(http, exported)
+    assert unchanged.status_code == 200, unchanged.json_body
+    assert unchanged.json_body["changed"] is False
+
+    moved = apply(http, {**exported, "containers": {**exported["containers"], "app": f"{ECR}/web:1.1"}})
+    assert moved.status_code == 200, moved.json_body  # the worker is listed as it runs: not checked
+    assert running_task_definition(setup_ecs, workload)["containerDefinitions"][0]["image"] == f"{ECR}/web:1.1"
+
+    refused = apply(http, {**exported, "containers": {"worker": "registry.example.com:5000/team/worker:4"}})
+    assert refused.status_code == 403, refused.json_body
+    assert "ALLOWED_IMAGE_PREFIXES" in refused.json_body["Message"]
