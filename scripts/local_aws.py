@@ -289,8 +289,10 @@ def main() -> int:
             print(history_curl_command(run))
             print("\nOr use the command-line client (pip install ./cli):\n")
             print(f"export ECS_IMAGE_UPDATER_URL={run.api_url} ECS_IMAGE_UPDATER_API_KEY={run.api_key}")
-            print(f"ecs-image-updater export {run.cluster} {run.service} -o web.yaml   # edit the tag, then:")
+            print(f"ecs-image-updater export {run.cluster} {run.service} -o web.yaml")
+            print("cp web.yaml web-before.yaml   # edit the tag in web.yaml, then:")
             print("ecs-image-updater apply web.yaml --wait")
+            print("ecs-image-updater apply web-before.yaml --wait   # and back")
             print(
                 f"\nInspect it with: AWS_ENDPOINT_URL={run.aws_endpoint} aws ecs describe-services "
                 f"--region {REGION} --cluster {run.cluster} --services {run.service}"
