@@ -6,6 +6,10 @@ For each of the URL and the key, the first source that has it wins:
 2. `ECS_IMAGE_UPDATER_URL` / `ECS_IMAGE_UPDATER_API_KEY`;
 3. `API_URL` / `API_KEY` (what `scripts/aws_connection.py` writes and the README's curl examples use);
 4. `API_URL` / `API_KEY` lines of `.api.env` in the current directory (KEY=VALUE lines).
+
+A key given for this client (`--api-key`, `ECS_IMAGE_UPDATER_API_KEY`) is never
+sent to a URL from the generic sources (`API_URL`, `.api.env`), which may belong
+to something else in the same CI job or come with a checkout: that is refused.
 """
 
 from __future__ import annotations
@@ -70,8 +74,13 @@ def resolve_connection(
 ) -> Connection:
     """The URL and the key, each from the first source that has it (see the module docstring)."""
     file_values = read_env_file(directory / ENV_FILE_NAME)
-    url = _first(flag_url, *(environ.get(name) for name in URL_VARIABLES), file_values.get("API_URL"))
-    key = _first(flag_key, *(environ.get(name) for name in KEY_VARIABLES), file_values.get("API_KEY"))
+    url_source, url = _first(flag_url, *(environ.get(name) for name in URL_VARIABLES), file_values.get("API_URL"))
+    key_source, key = _first(flag_key, *(environ.get(name) for name in KEY_VARIABLES), file_values.get("API_KEY"))
+    if url is not None and key is not None and key_source < GENERIC_SOURCES <= url_source:
+        raise RefusedError(
+            f"the API key comes from {SOURCES[key_source][1]} but the URL from {SOURCES[url_source][0]}, which may "
+            "belong to something else: give the URL as --url or ECS_IMAGE_UPDATER_URL too"
+        )
     if url is None:
         raise RefusedError(
             "no service URL: give --url, or set ECS_IMAGE_UPDATER_URL (or API_URL), "
@@ -85,8 +94,21 @@ def resolve_connection(
     return Connection(_checked_url(url), key)
 
 
-def _first(*values: str | None) -> str | None:
-    return next((value.strip() for value in values if value and value.strip()), None)
+# The sources in order, as (where the URL comes from, where the key comes from).
+SOURCES = (
+    ("--url", "--api-key"),
+    ("ECS_IMAGE_UPDATER_URL", "ECS_IMAGE_UPDATER_API_KEY"),
+    ("API_URL", "API_KEY"),
+    (f"the API_URL line of {ENV_FILE_NAME}", f"the API_KEY line of {ENV_FILE_NAME}"),
+)
+GENERIC_SOURCES = 2  # from here on, names any tool may use: API_URL, API_KEY, .api.env
+
+
+def _first(*values: str | None) -> tuple[int, str | None]:
+    """The first value set (stripped) and the index of its source; (len(values), None) when none is."""
+    return next(
+        ((source, value.strip()) for source, value in enumerate(values) if value and value.strip()), (len(values), None)
+    )
 
 
 def _checked_url(url: str) -> str:

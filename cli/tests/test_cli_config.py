@@ -108,3 +108,21 @@ def test_the_key_is_said_to_travel_in_clear_only_over_http_to_another_host(url: 
 
 def test_the_key_is_not_in_the_connections_repr() -> None:
     assert "s3cr3t-value" not in repr(Connection("https://x.example.com", "s3cr3t-value"))
+
+
+@pytest.mark.parametrize(
+    ("flag_key", "environ", "named"),
+    [
+        (None, {"ECS_IMAGE_UPDATER_API_KEY": "named-key", "API_URL": "https://elsewhere.example.com"}, "API_URL"),
+        ("flag-key", {"API_URL": "https://elsewhere.example.com"}, "API_URL"),
+        (None, {"ECS_IMAGE_UPDATER_API_KEY": "named-key"}, "the API_URL line of .api.env"),
+    ],
+)
+def test_a_key_is_never_sent_to_a_url_from_a_later_source(
+    with_env_file: Path, flag_key: str | None, environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(RefusedError) as refused:
+        resolve_connection(None, flag_key, environ, with_env_file)
+    assert f"but the URL from {named}" in refused.value.message
+    assert "named-key" not in refused.value.message
+    assert "flag-key" not in refused.value.message
