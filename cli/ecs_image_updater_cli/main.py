@@ -79,13 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def keys_on_command_line(argv: Sequence[str]) -> list[str]:
-    """Values given to --api-key (as `--api-key KEY` or `--api-key=KEY`), to keep out of any message."""
+    """Values given to anything that looks like the key's flag, to keep out of any message.
+
+    `--api-key KEY` and `--api-key=KEY`, and as well a prefix argparse would take
+    (`--api KEY`) or a misspelling it would refuse and print (`--api_key KEY`).
+    """
     found = []
     for position, argument in enumerate(argv):
-        if argument == "--api-key" and position + 1 < len(argv):
+        flag, equals, value = argument.partition("=")
+        if not flag.startswith("--api"):
+            continue
+        if equals:
+            found.append(value)
+        elif position + 1 < len(argv):
             found.append(argv[position + 1])
-        elif argument.startswith("--api-key="):
-            found.append(argument.split("=", 1)[1])
     return found
 
 

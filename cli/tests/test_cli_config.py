@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from ecs_image_updater_cli.config import Connection, candidate_keys, read_env_file, resolve_connection
 from ecs_image_updater_cli.exits import ExitCode, RefusedError
+from ecs_image_updater_cli.main import main
 
 FLAG = ("https://flag.example.com", "flag-key")
 NAMED = {"ECS_IMAGE_UPDATER_URL": "https://named.example.com", "ECS_IMAGE_UPDATER_API_KEY": "named-key"}
@@ -126,3 +128,15 @@ def test_a_key_is_never_sent_to_a_url_from_a_later_source(
     assert f"but the URL from {named}" in refused.value.message
     assert "named-key" not in refused.value.message
     assert "flag-key" not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "given",
+    [["--api_key", "sk-typo-0123456789"], ["--api_key=sk-typo-0123456789"], ["--apikey", "sk-typo-0123456789"]],
+)
+def test_a_misspelt_key_flag_is_refused_without_printing_the_key(tmp_path: Path, given: list[str]) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["status", "c", "s", *given], stdout=out, stderr=err, environ={}, directory=tmp_path)
+    assert code == ExitCode.REFUSED
+    assert "unrecognized arguments" in err.getvalue()  # argparse names what it refused...
+    assert "sk-typo-0123456789" not in out.getvalue() + err.getvalue()  # ...with the key masked
