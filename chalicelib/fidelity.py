@@ -134,15 +134,15 @@ def overlay(serialized: Any, full: Any) -> Any:
 def check_carried(client: Any, operation: str, params: Mapping[str, Any]) -> None:
     """Refuse, before anything is sent, a call that would lose fields botocore does not know."""
     model = client.meta.service_model.operation_model(operation)
-    lost = unknown_paths(dict(params), model.input_shape)
-    if not lost:
-        return
     why = None
     if client not in _instrumented:
         why = "this client sends only the fields its AWS SDK knows"
     elif model.metadata.get("protocol") != "json":
         why = f"the AWS SDK speaks the {model.metadata.get('protocol')} protocol to ECS, not JSON"
-    if why is not None:
+    if why is None:
+        return  # the hooks carry every field (the walk for them is done once, in before-parameter-build)
+    lost = unknown_paths(dict(params), model.input_shape)
+    if lost:
         raise UncopyableTaskDefinitionError(
             f"the task definition has field(s) {', '.join(lost[:10])} that this service's AWS SDK cannot "
             f"send ({why}); nothing was changed (upgrade botocore in the deployment)"
