@@ -54,7 +54,8 @@ TOTAL_MAX_ATTEMPTS = 3
 ATTEMPT_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
 # Taking the lock, then describe, describe, register, update: the calls of an update.
 MAIN_BUDGET_SECONDS = 14.0
-# After a failed UpdateService: check the service, deregister the new revision.
+# After a failed UpdateService: read the failed services again, put back the moved ones, deregister
+# the new revisions (one attempt each when AWS is slow; what does not fit is named in the error).
 CLEANUP_BUDGET_SECONDS = 7.0
 # Releasing the service lock: room for exactly one attempt.
 RELEASE_BUDGET_SECONDS = ATTEMPT_SECONDS + 0.5

@@ -16,7 +16,7 @@ _TARGET = re.compile(r"rolling back to (?:deployment(?:\s*id)?\s*)?(?P<id>[A-Za-
 
 
 def says_rolling_back(text: str | None) -> bool:
-    """True when ECS's text says the circuit breaker is rolling back (or rolled back)."""
+    """True when ECS's text says the circuit breaker is rolling back ("rolling back", in any case)."""
     return bool(_ROLLING_BACK.search(text or ""))
 
 

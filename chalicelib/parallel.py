@@ -2,7 +2,8 @@
 
 A ContextVar (the time budget of chalicelib.aws) does not cross into a thread
 by itself, so every task runs in a copy of the caller's context. boto3 clients
-are thread-safe; sessions are not (clients are made before the threads start).
+are thread-safe; sessions are not (chalicelib.aws makes clients under a lock,
+from whichever thread asks first).
 """
 
 from __future__ import annotations

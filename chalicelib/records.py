@@ -1,8 +1,8 @@
 """Deployment records: who deployed what, when, and how it ended (values and their JSON shape).
 
-Every `/update` and `/rollback` that took a service's lock leaves one record
-(dry runs never do). Its `outcome` starts as IN_PROGRESS for a deployment
-started, NO_CHANGE for a no-op or ERROR for a failure, and then follows
+Every request that took a service's lock (`/update`, `/rollback`, `/apply`, a
+push, a pipeline job) leaves one record per service (dry runs never do). Its
+`outcome` starts as IN_PROGRESS for a deployment started, NO_CHANGE for a no-op or ERROR for a failure, and then follows
 ECS's own events (chalicelib.outcomes) to COMPLETED, FAILED or ROLLED_BACK.
 """
 
@@ -152,7 +152,7 @@ class DeploymentRecord:
                 "recordId": self.record_id,
                 state.TTL_ATTRIBUTE: expires,
                 **self.as_dict(),
-                # Notifications sent for this record, by event name, with an empty map to claim them in.
+                # Claims (leases) on the notifications being sent, by event name; the ones sent go in `sent`.
                 "sending": {},
             }
         )

@@ -2,9 +2,10 @@
 
 Without a target, the service goes back to the revision it ran before the last
 `/update`, which that update recorded in the `previous-task-definition` tag of
-the revision it registered. No revision is registered; at most four AWS calls:
+the revision it registered. No revision is registered; at most four ECS calls:
 DescribeServices, DescribeTaskDefinition (running, with tags),
-DescribeTaskDefinition (target), UpdateService. Every check happens before the
+DescribeTaskDefinition (target), UpdateService (and the two DynamoDB calls of
+the lock and its record). Every check happens before the
 one write.
 """
 

@@ -1,17 +1,19 @@
 """The state table: one DynamoDB table, several item kinds (the usual single-table design).
 
-| item                      | pk                           | sk                     |
-|---------------------------|------------------------------|------------------------|
-| a service's lock          | `SERVICE#<cluster>/<service>` | `LOCK`                 |
-| a deployment record       | `SERVICE#<cluster>/<service>` | `RECORD#<at>#<id>`     |
-| where a deployment's record is | `DEPLOYMENT#<ECS deployment id>` | `POINTER`      |
-| a registry event seen     | `EVENT#<event id>`           | `EVENT`                |
+| item                                  | pk                               | sk                            |
+|---------------------------------------|----------------------------------|-------------------------------|
+| a service's lock                      | `SERVICE#<cluster>/<service>`    | `LOCK`                        |
+| a deployment record                   | `SERVICE#<cluster>/<service>`    | `RECORD#<at>#<id>`            |
+| where a deployment's record is        | `DEPLOYMENT#<ECS deployment id>` | `POINTER`                     |
+| a push claimed for a service          | `EVENT#<event id>`               | `SERVICE#<cluster>/<service>` |
+| a CodePipeline job's deployments      | `JOB#<job id>`                   | `JOB`                         |
 
 A service's lock and its records share a partition, so the history is one
 Query and the lock never shows in it. Every item carries its expiry in the
 table's TTL attribute `expiresAt` (epoch seconds): a minute for a lock,
-HISTORY_DAYS for a record and its pointer. `infra/state-table.yaml` creates
-the table; STATE_TABLE names it.
+HISTORY_DAYS for a record and its pointer, a day for a push claim
+(push.EVENT_CLAIM_SECONDS) and a week for a job (pipeline.JOB_MEMORY_SECONDS).
+`infra/state-table.yaml` creates the table; STATE_TABLE names it.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ services on K distinct running task definitions, of which K' change:
 3. write, at once: one RegisterTaskDefinition per distinct revision that changes
    (services on the same revision share the new one), then one UpdateService per
    service that changes;
-4. if a write fails, put back every service already moved, check the failed ones
-   (a timeout can hide a success), deregister every new revision no service is
+4. if a write fails, check the failed ones (a timeout can hide a success), put
+   back every service moved, deregister every new revision no service is
    left on, and answer the failure, saying what was put back and what is left;
 5. let the locks go and write one record per service, in one transaction.
 
