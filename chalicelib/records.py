@@ -2,8 +2,9 @@
 
 Every request that took a service's lock (`/update`, `/rollback`, `/apply`, a
 push, a pipeline job) leaves one record per service (dry runs never do). Its
-`outcome` starts as IN_PROGRESS for a deployment started, NO_CHANGE for a no-op or ERROR for a failure, and then follows
-ECS's own events (chalicelib.outcomes) to COMPLETED, FAILED or ROLLED_BACK.
+`outcome` starts as IN_PROGRESS for a deployment started, NO_CHANGE for a
+no-op or ERROR for a failure, and then follows ECS's own events
+(chalicelib.outcomes) to COMPLETED, FAILED or ROLLED_BACK.
 """
 
 from __future__ import annotations
