@@ -6,11 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.audit import audit_tags
+from chalicelib.audit import Provenance
 from chalicelib.taskdef import PREVIOUS_TASK_DEFINITION_TAG, READ_ONLY_FIELDS, FieldChange, diff
 
 # Tags this project adds on purpose: where /rollback goes back to, and the audit trail of POST /update.
-BOOKKEEPING_TAGS = {PREVIOUS_TASK_DEFINITION_TAG: "rollback", **dict.fromkeys(audit_tags({}), "audit")}
+BOOKKEEPING_TAGS = {
+    PREVIOUS_TASK_DEFINITION_TAG: "rollback",
+    **dict.fromkeys(Provenance.of_request({}, "update").tags(), "audit"),
+}
 BOOKKEEPING_PATHS = frozenset(f"tags.{key}" for key in BOOKKEEPING_TAGS)
 
 

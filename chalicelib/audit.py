@@ -53,11 +53,6 @@ class Provenance:
         }
 
 
-def audit_tags(request_context: Mapping[str, Any], now: datetime | None = None) -> dict[str, str]:
-    """Tags for a revision registered by this request (API Gateway's request context)."""
-    return Provenance.of_request(request_context, "update", now).tags()
-
-
 def _text(value: Any) -> str | None:
     return value.strip()[:_TAG_VALUE_MAX] if isinstance(value, str) and value.strip() else None
 

@@ -128,11 +128,6 @@ def new_client(service: str) -> Any:
     return client
 
 
-def new_ecs_client() -> Any:
-    """A new ECS client with this service's timeouts, retries and time budget."""
-    return new_client("ecs")
-
-
 def ecs_client() -> Any:
     """The process-wide ECS client, created on first use (never at import time)."""
     return cached_client("ecs")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -198,10 +198,6 @@ class DeploymentRecord:
             batch_id=item.get("batchId"),
             record_id=item.get("recordId", ""),
         )
-
-    def with_outcome(self, outcome: str, at: str | None, reason: str | None) -> DeploymentRecord:
-        """The record after ECS reported `outcome`."""
-        return replace(self, outcome=outcome, outcome_at=at, outcome_reason=reason)
 
 
 def _at(provenance: Provenance) -> str:

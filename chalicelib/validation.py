@@ -320,7 +320,7 @@ def _container_images(value: Any, label: str = "containers") -> dict[str, ImageR
     for container in value:
         if not _NAME.fullmatch(container):
             raise InvalidRequestError(
-                f"'containers' key '{echo_input(container, 40)}' must be a container name: letters, digits, '-' and '_'"
+                f"'{label}' key '{echo_input(container, 40)}' must be a container name: letters, digits, '-' and '_'"
             )
         field = f"{label}.{container}"
         image = _image(value, container, field) if isinstance(value[container], str) else None

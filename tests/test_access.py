@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib import access
 from chalicelib.access import AccessPolicy
-from chalicelib.audit import audit_tags
+from chalicelib.audit import Provenance
 from chalicelib.config import load_settings
 from chalicelib.errors import NotAllowedError
 from chalicelib.images import parse_image
@@ -191,7 +191,7 @@ def test_audit_tags_name_request_key_ip_and_time() -> None:
     from datetime import UTC, datetime
 
     context = {"requestId": "req-1", "identity": {"apiKeyId": "abc123", "apiKey": "SECRET", "sourceIp": "203.0.113.9"}}
-    tags = audit_tags(context, datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
+    tags = Provenance.of_request(context, "update", datetime(2026, 11, 25, 10, 0, tzinfo=UTC)).tags()
     assert tags == {
         "deployed-by-request": "req-1",
         "deployed-by-key": "abc123",
@@ -202,7 +202,7 @@ def test_audit_tags_name_request_key_ip_and_time() -> None:
 
 
 def test_audit_tags_say_unknown_for_what_the_context_lacks() -> None:
-    tags = audit_tags({})
+    tags = Provenance.of_request({}, "update").tags()
     assert tags["deployed-by-request"] == tags["deployed-by-key"] == tags["deployed-from-ip"] == "unknown"
 
 

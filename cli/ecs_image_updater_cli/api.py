@@ -55,11 +55,6 @@ class ApiClient:
         self._rate_limit_attempts = rate_limit_attempts
         self._opener = urllib.request.build_opener(_NoRedirects())
 
-    @property
-    def url(self) -> str:
-        """The service's base URL."""
-        return self._connection.url
-
     def get(self, path: str, query: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET `path` (with `query`), answered with a JSON object."""
         suffix = f"?{urlencode(dict(query))}" if query else ""
