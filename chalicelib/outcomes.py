@@ -18,9 +18,9 @@ A transition and the notification it owes are written together; each owed
 notification is then claimed (a lease, so two invocations never both send it),
 published, and marked sent. When publishing fails the function fails, Lambda
 retries it, and the retry sends only what is still owed. Events for deployments
-this service did not record are logged and ignored, once they are older than
-RECORD_GRACE_SECONDS: a younger one fails the invocation, so that Lambda delivers
-it again after the request that made the deployment has written its record.
+this service did not record are logged and ignored; while the service's lock
+is held (its request may still write the record) such an event fails the
+invocation, so that Lambda delivers it again (see _record_or_none).
 Notifications go out at least once, and normally exactly once: only a sender
 that dies between publishing and marking it sent, for longer than the claim,
 lets the message go out again.
@@ -149,14 +149,8 @@ def follow(table: StateTable, sns: Any | None, topic_arn: str | None, event: Dep
 def _own_record(
     table: StateTable, event: DeploymentEvent, notifying: bool, followed: Followed
 ) -> dict[str, Any] | None:
-    found = _record_of_deployment(table, event.deployment_id)
+    found = _record_or_none(table, event)
     if found is None:
-        if _recent(event):
-            # ECS may tell of a deployment before the request that made it has written its record (the
-            # record goes with the release of the locks): fail, and Lambda delivers the event again.
-            raise RecordNotYetWrittenError(
-                f"deployment {event.deployment_id} has no record yet; it may still be written, so try again"
-            )
         followed.ignored = f"deployment {event.deployment_id} was not recorded by this service"
         return None
     at = event.updated_at or iso8601(_now())
@@ -393,6 +387,33 @@ def _mark_sent(table: StateTable, item: Mapping[str, Any], event: str) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _record_or_none(table: StateTable, event: DeploymentEvent) -> dict[str, Any] | None:
+    """The record of the event's deployment; None when this service did not make it.
+
+    ECS may tell of a deployment before the request that made it has written its
+    record: the record is written by the transaction that lets the service's lock
+    go. So while the lock is held the event fails (RecordNotYetWrittenError, and
+    Lambda delivers it again); once it is free, the pointer is read once more,
+    since that transaction may have committed in between. An event that names no
+    cluster (an old-format ARN) has no lock to look at: the clock decides.
+    """
+    found = _record_of_deployment(table, event.deployment_id)
+    if found is not None:
+        return found
+    key = event.service_key()
+    may_come = _lock_held(table, key) if key is not None else _recent(event)
+    if may_come:
+        raise RecordNotYetWrittenError(
+            f"deployment {event.deployment_id} has no record yet; it may still be written, so try again"
+        )
+    return _record_of_deployment(table, event.deployment_id) if key is not None else None
+
+
+def _lock_held(table: StateTable, key: str) -> bool:
+    lock = _get(table, state.service_partition(key), state.LOCK_SORT_KEY)
+    return lock is not None and int(lock.get(state.TTL_ATTRIBUTE) or 0) > _now().timestamp()
 
 
 def _recent(event: DeploymentEvent) -> bool:

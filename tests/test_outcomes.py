@@ -219,6 +219,22 @@ def test_events_of_deployments_not_recorded_here_are_ignored(
     assert all(r["outcome"] == "IN_PROGRESS" for r in records_of("test-cluster", "web"))
 
 
+def test_a_fresh_event_of_a_deployment_made_elsewhere_is_ignored_at_once_when_no_lock_is_held(
+    deploy: Any, invoke: Any, subscriber: Subscriber, request_log: list[dict[str, Any]]
+) -> None:
+    deploy("1.1")  # the service's lock was taken and let go
+    invoke(deployment_event("SERVICE_DEPLOYMENT_IN_PROGRESS", "ecs-svc/made-by-another-tool"))  # no failure, no retry
+    logged = [line for line in request_log if line.get("function") == "deployment_events"]
+    assert logged[-1]["ignored"] == "deployment ecs-svc/made-by-another-tool was not recorded by this service"
+    assert subscriber.received() == []
+
+
+def test_a_fresh_event_naming_no_cluster_waits_for_its_record_by_the_clock(invoke: Any, state_table: str) -> None:
+    old_format = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/web"
+    with pytest.raises(Exception, match="has no record yet"):
+        invoke(deployment_event("SERVICE_DEPLOYMENT_COMPLETED", "ecs-svc/unknown", service_arn=old_format))
+
+
 def test_an_event_before_its_record_is_delivered_again_and_then_applies(
     app_client: Any,
     workload: Workload,
