@@ -53,9 +53,12 @@ def run(args: argparse.Namespace, client: ApiClient, console: Console) -> int:
         for position, body in enumerate(bodies):
             _apply(client, {**body, "dryRun": True}, sources[position], applied=[])
     answers: list[dict[str, Any]] = []
-    for position, body in enumerate(bodies):
-        answers.append(_apply(client, body, sources[position], applied=clusters[:position]))
-    show_change(console, answers, args.dry_run)
+    try:
+        for position, body in enumerate(bodies):
+            answers.append(_apply(client, body, sources[position], applied=clusters[:position]))
+    finally:
+        if answers:  # on a failure too: what the clusters before it changed
+            show_change(console, answers, args.dry_run)
     if args.wait and not args.dry_run:
         return follow(console, client, answers, args.timeout)
     return ExitCode.DONE

@@ -215,3 +215,31 @@ def test_names_are_percent_encoded_into_the_path(server: ScriptedServer, workdir
     result = run_cli("export", "prod", "../web?x=1", env=settings(server), cwd=workdir)
     assert result.returncode == 3
     assert server.received[0].path == "/services/prod/..%2Fweb%3Fx%3D1/description"
+
+
+def fan_out_answer(cluster: str, dry_run: bool) -> dict[str, Any]:
+    """A POST /apply answer that moved one service, `web`, of `cluster`."""
+    moved = {
+        **DRY_RUN_ANSWER,
+        "cluster": cluster,
+        "dryRun": dry_run,
+        "taskDefinition": {"family": "web", "revision": 2},
+    }
+    return {"changed": True, "cluster": cluster, "dryRun": dry_run, "services": [moved]}
+
+
+def test_a_cluster_that_fails_after_others_were_applied_still_shows_what_they_changed(
+    server: ScriptedServer, workdir: Path
+) -> None:
+    for cluster in ("blue", "green"):
+        (workdir / f"{cluster}.yaml").write_text(f"cluster: {cluster}\nservice: web\ncontainers:\n  app: repo:2\n")
+    server.answer(200, fan_out_answer("blue", True))
+    server.answer(200, fan_out_answer("green", True))
+    server.answer(200, fan_out_answer("blue", False))
+    server.answer(502, {"Code": "BadGatewayError", "Message": "UpdateService failed: InternalFailure"})
+
+    result = run_cli("apply", "blue.yaml", "green.yaml", env=settings(server), cwd=workdir)
+
+    assert result.returncode == 4
+    assert "blue/web" in result.stdout  # the change the first cluster made is shown, not lost
+    assert "already applied: cluster(s) blue" in result.stderr
