@@ -96,17 +96,12 @@ def update() -> Response:
         provenance = _provenance("update")
         log.update(audit=provenance.tags())
         if isinstance(request, FanOutRequest):
-            for target in request.targets:
-                policy.check_target(request.cluster, target.service)
-                for image in target.change.requested_images():
-                    policy.check_image(image)
+            policy.check_targets(request.cluster, request.targets)
             batch = update_services(aws.ecs_client(), request, locks=_locks(), provenance=provenance)
             log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
             log.update(changed=batch.changed, dryRun=batch.dry_run)
             return batch.as_dict()
-        policy.check_target(request.cluster, request.service)
-        for image in request.change.requested_images():
-            policy.check_image(image)
+        policy.check_targets(request.cluster, [request])
         log.update(cluster=_loggable(request.cluster), service=_loggable(request.service))
         result = update_image(aws.ecs_client(), request, locks=_locks(), provenance=provenance)
         return _logged_change(result, log)
@@ -184,8 +179,7 @@ def apply() -> Response:
     def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
         request = parse_apply_request(body)
         policy = _policy()
-        for target in request.targets:
-            policy.check_target(request.cluster, target.service)
+        policy.check_targets(request.cluster, request.targets, images=False)
         provenance = _provenance("apply")
         # Only the images that change are checked (once read): an unchanged export applies as a no-op.
         batch = update_services(

@@ -10,8 +10,10 @@ logs a warning once per process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Protocol
 
 from chalicelib.config import Settings
 from chalicelib.errors import NotAllowedError
@@ -19,6 +21,18 @@ from chalicelib.images import ImageReference, InvalidImageError, parse_image
 
 logger = logging.getLogger(__name__)
 _warned: set[str] = set()
+
+
+class _Change(Protocol):
+    def requested_images(self) -> Sequence[ImageReference]: ...
+
+
+class _Target(Protocol):
+    @property
+    def service(self) -> str: ...
+
+    @property
+    def change(self) -> _Change: ...
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,17 @@ class AccessPolicy:
         """Refuse a cluster or a service outside the lists."""
         self.check_cluster(cluster)
         self.check_service(service)
+
+    def check_targets(self, cluster: str, targets: Iterable[_Target], *, images: bool = True) -> None:
+        """Refuse a request whose cluster, any service, or (with `images`) any image it asks for is outside the lists.
+
+        `images` False leaves the images to the update path, which checks only
+        the ones that change (`/apply`).
+        """
+        for target in targets:
+            self.check_target(cluster, target.service)
+            for image in target.change.requested_images() if images else ():
+                self.check_image(image)
 
 
 def _name_of(identifier: str) -> str:

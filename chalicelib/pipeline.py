@@ -291,11 +291,8 @@ def _start(job: Job, services: Services) -> Report:
     parameters = parse_parameters(job.parameters_text)
     files = _artifact_files(job, services)
     change = change_from_artifact(files, parameters.container)
-    for service in parameters.services:
-        services.access.check_target(parameters.cluster, service)
-    for image in change.requested_images():
-        services.access.check_image(image)
     request = FanOutRequest(parameters.cluster, tuple(Target(service, change) for service in parameters.services))
+    services.access.check_targets(request.cluster, request.targets)
     provenance = Provenance("pipeline", request_id=job.job_id, key_id=KEY_ID)
     result = update_services(services.ecs, request, services.locks, provenance)
     deployments = [(r.deployment or {}).get("id") or "" for r in result.services]
