@@ -30,6 +30,7 @@ from chalicelib.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
 from chalicelib.lock import Locks
 from chalicelib.push import Pusher, PushResult, delivery_id, follow_push
 from chalicelib.push_policy import Push
+from chalicelib.records import DeploymentRecord
 from chalicelib.results import ChangeResult
 from chalicelib.rollback import roll_back
 from chalicelib.state import StateTable
@@ -134,8 +135,7 @@ def service(cluster: str, service: str) -> Response:
         service_id = path_service(params["service"], cluster_id)
         wanted = deployment_id(_query(("deployment",)))
         _policy().check_target(cluster_id, service_id)
-        table = _state_table(load_settings())
-        lookup = (lambda id_: outcomes.record_of_deployment(table, id_)) if table else (lambda _id: None)
+        lookup = _record_lookup(_state_table(load_settings()))
         return service_status(aws.ecs_client(), cluster_id, service_id, wanted, lookup)
 
     return _respond(handle, reads_body=False)
@@ -264,15 +264,13 @@ def registry_push(event: CloudWatchEvent) -> None:
 @app.lambda_function(name="pipeline_deploy")
 def pipeline_deploy(event: dict[str, Any], context: Any) -> None:
     """A CodePipeline Invoke action: deploy the job's artifact, follow the outcome, report to CodePipeline."""
-    settings = load_settings()
-    table = _state_table(settings)
     services = pipeline.Services(
         ecs=aws.ecs_client(),
         codepipeline=aws.codepipeline_client(),
-        locks=Locks(table, settings.history_days),
-        access=AccessPolicy.from_settings(settings),
+        locks=_locks(),
+        access=_policy(),
         artifact_client=aws.artifact_client,
-        record_of=(lambda id_: outcomes.record_of_deployment(table, id_)) if table else (lambda _id: None),
+        record_of=_record_lookup(_state_table(load_settings())),
     )
     left = context.get_remaining_time_in_millis() / 1000 if context else 60.0
     with aws.time_cap(max(left - PIPELINE_MARGIN_SECONDS, 1.0)):
@@ -294,6 +292,11 @@ def _policy() -> AccessPolicy:
 
 def _state_table(settings: Settings) -> StateTable | None:
     return StateTable(aws.dynamodb_client(), settings.state_table) if settings.state_table else None
+
+
+def _record_lookup(table: StateTable | None) -> Callable[[str], DeploymentRecord | None]:
+    """The record of an ECS deployment id, in `table` (none without one)."""
+    return (lambda id_: outcomes.record_of_deployment(table, id_)) if table else (lambda _id: None)
 
 
 def _locks() -> Locks:

@@ -26,7 +26,7 @@ from typing import Any
 from chalicelib import circuit_breaker, records
 from chalicelib.errors import DeploymentNotFoundError, echo_input
 from chalicelib.records import DeploymentRecord
-from chalicelib.results import as_datetime
+from chalicelib.results import as_datetime, cluster_name_of
 
 SUPERSEDED = "SUPERSEDED"
 # ECS may write an event a moment before it records the deployment it is about.
@@ -34,7 +34,13 @@ CLOCK_SKEW_SECONDS = 5.0
 
 
 def judge(deployment_id: str, service: Mapping[str, Any], record: DeploymentRecord | None) -> dict[str, Any]:
-    """{"id", "outcome", "reason"} for `deployment_id` of the described `service`."""
+    """{"id", "outcome", "reason"} for `deployment_id` of the described `service`.
+
+    A record of another service's deployment (the id was mistyped or reused) is
+    not this deployment's: it is left out.
+    """
+    if record is not None and record.key != f"{cluster_name_of(service)}/{service.get('serviceName')}":
+        record = None
     deployments = list(service.get("deployments") or [])
     listed = next((d for d in deployments if d.get("id") == deployment_id), None)
     if listed is None and record is None:

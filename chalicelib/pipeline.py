@@ -346,10 +346,7 @@ def _judge(
             verdicts.append(None)
             continue
         current = described[service]
-        record = services.record_of(deployment)
-        if record is not None and record.service != current.get("serviceName"):
-            record = None
-        verdicts.append(deployment_status.judge(deployment, current, record))
+        verdicts.append(deployment_status.judge(deployment, current, services.record_of(deployment)))
     return verdicts
 
 

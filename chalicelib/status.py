@@ -39,8 +39,6 @@ def service_status(
         running = described.get("taskDefinition")  # absent for EXTERNAL-controlled services
         task_definition = ecs.describe_task_definition(client, running)[0] if running else {}
         record = record_of(deployment_id) if deployment_id else None
-    if record is not None and record.key != f"{cluster_name_of(described)}/{described['serviceName']}":
-        record = None  # a deployment of another service
     body = {
         "cluster": cluster_name_of(described),
         "service": described["serviceName"],
