@@ -279,8 +279,14 @@ class _Rollout:
         services = self._describe_services()
         for target in self.request.targets:
             self._named(target.service, lambda target=target: ecs.check_updatable(services[target.service]))
+        # Each distinct revision once; a failure names the (first) service that runs it.
+        runs = {services[t.service]["taskDefinition"]: t.service for t in reversed(self.request.targets)}
         arns = list(dict.fromkeys(services[target.service]["taskDefinition"] for target in self.request.targets))
-        described = dict(zip(arns, parallel.values(self._describe_task_definition, arns), strict=True))
+
+        def describe(arn: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+            return self._named(runs[arn], lambda: self._describe_task_definition(arn))
+
+        described = dict(zip(arns, parallel.values(describe, arns), strict=True))
         return [
             self._named(target.service, lambda target=target: self._plan(target, services[target.service], described))
             for target in self.request.targets

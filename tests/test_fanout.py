@@ -8,6 +8,7 @@ the new deployment, as ECS's carry it (conftest.EcsDeployments).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +29,7 @@ from tests.conftest import (
     stage_locks,
     table_items,
 )
-from tests.faults import ServiceFaults, VirtualClock, error_answer
+from tests.faults import AttemptFaults, ServiceFaults, VirtualClock, error_answer
 
 CLUSTER = "test-cluster"
 NEW = f"{ECR}/web:2.0"
@@ -514,3 +515,14 @@ def test_a_lock_lost_meanwhile_keeps_neither_the_records_out_nor_the_other_locks
     assert fan_out(http).status_code == 200
     assert [item["pk"] for item in lock_items()] == ["SERVICE#test-cluster/api"]  # only the one not ours
     assert all(len(records_of(CLUSTER, name)) == 1 for name in SERVICES)
+
+
+def test_a_revision_that_cannot_be_read_names_a_service_that_runs_it(
+    http: Any, ecs: Any, setup_ecs: Any, fleet: dict[str, str], calls: list[str]
+) -> None:
+    AttemptFaults(ecs).on("DescribeTaskDefinition", lambda _attempt: error_answer("AccessDeniedException", "no", 400))
+    response = fan_out(http, ["web-a", "api"])
+    assert response.status_code == 502, response.json_body
+    assert re.match(r"service '(web-a|api)': DescribeTaskDefinition failed", response.json_body["Message"])
+    assert not {"RegisterTaskDefinition", "UpdateService"} & set(calls)
+    assert_nothing_changed(setup_ecs, fleet)
