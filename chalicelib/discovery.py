@@ -1,18 +1,16 @@
 """Every service of a cluster with what it runs: `GET /clusters/{cluster}/services`.
 
-ListServices in pages of 100, DescribeServices in batches of 10, and one
+ListServices in pages of 100, DescribeServices in batches of 10 (at once), and one
 DescribeTaskDefinition per distinct task definition (services that share one
 cost one call), up to PARALLEL_DESCRIBES at a time.
 """
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from chalicelib import aws, ecs
+from chalicelib import aws, ecs, parallel
 from chalicelib.status import containers_of, task_definition_reference
 from chalicelib.validation import cluster_name
 
@@ -27,9 +25,8 @@ def cluster_services(client: Any, cluster: str, include: Callable[[str], bool] =
     with aws.time_budget(DISCOVERY_BUDGET_SECONDS):
         arns = ecs.list_service_arns(client, cluster)
         wanted = [arn for arn in arns if include(arn.rsplit("/", 1)[-1])]
-        described: list[dict[str, Any]] = []
-        for batch in ecs.in_batches(wanted):
-            described.extend(ecs.describe_services(client, cluster, batch))
+        batches = parallel.values(lambda batch: ecs.describe_services(client, cluster, batch), ecs.in_batches(wanted))
+        described = [service for batch in batches for service in batch]
         # Absent for EXTERNAL-controlled services; shared ones are described once, in parallel.
         distinct = sorted({s["taskDefinition"] for s in described if s.get("taskDefinition")})
         containers = _containers_by_arn(client, distinct)
@@ -48,11 +45,9 @@ def cluster_services(client: Any, cluster: str, include: Callable[[str], bool] =
 
 
 def _containers_by_arn(client: Any, arns: list[str]) -> dict[str, list[dict[str, str]]]:
-    """Each task definition's containers; the calls run in threads that keep the time budget."""
+    """Each task definition's containers, PARALLEL_DESCRIBES at a time (chalicelib.parallel keeps the budget)."""
 
     def describe(arn: str) -> list[dict[str, str]]:
         return containers_of(ecs.describe_task_definition(client, arn)[0])
 
-    with ThreadPoolExecutor(max_workers=PARALLEL_DESCRIBES) as pool:
-        futures = {arn: pool.submit(contextvars.copy_context().run, describe, arn) for arn in arns}
-        return {arn: future.result() for arn, future in futures.items()}
+    return dict(zip(arns, parallel.values(describe, arns, PARALLEL_DESCRIBES), strict=True))

@@ -73,7 +73,12 @@ def describe_services(client: Any, cluster: str, services: list[str]) -> list[di
     response = aws.call(
         client.describe_services,
         "DescribeServices",
-        {"ClusterNotFoundException": lambda _: ClusterNotFoundError(f"cluster '{cluster}' was not found")},
+        {
+            "ClusterNotFoundException": lambda _: ClusterNotFoundError(f"cluster '{cluster}' was not found"),
+            "InvalidParameterException": lambda message: InvalidRequestError(
+                f"ECS refused cluster '{cluster}' or one of the services: {message}"
+            ),
+        },
         cluster=cluster,
         services=services,
     )

@@ -526,3 +526,13 @@ def test_a_revision_that_cannot_be_read_names_a_service_that_runs_it(
     assert re.match(r"service '(web-a|api)': DescribeTaskDefinition failed", response.json_body["Message"])
     assert not {"RegisterTaskDefinition", "UpdateService"} & set(calls)
     assert_nothing_changed(setup_ecs, fleet)
+
+
+def test_ecs_refusing_the_names_is_a_400_for_several_services_as_for_one(
+    http: Any, ecs: Any, setup_ecs: Any, fleet: dict[str, str]
+) -> None:
+    AttemptFaults(ecs).on("DescribeServices", lambda _attempt: error_answer("InvalidParameterException", "bad", 400))
+    response = fan_out(http, ["web-a", "api"])
+    assert response.status_code == 400, response.json_body
+    assert "ECS refused cluster 'test-cluster' or one of the services: bad" in response.json_body["Message"]
+    assert_nothing_changed(setup_ecs, fleet)
