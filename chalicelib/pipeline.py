@@ -43,6 +43,7 @@ from chalicelib.validation import (
     cluster_identifier,
     image_definitions,
     json_type,
+    optional_container,
     refuse_unknown_fields,
     service_identifier,
     service_list,
@@ -242,11 +243,9 @@ def parse_parameters(text: Any) -> JobParameters:
             services = tuple(service_list(body["services"], cluster, "services"))
         else:
             services = (service_identifier(body, "service", cluster),)
+        container = optional_container(body)
     except InvalidRequestError as error:
         raise JobRefused(f"UserParameters: {error.message}") from error
-    container = body.get("container")
-    if container is not None and (not isinstance(container, str) or not container):
-        raise JobRefused("UserParameters: 'container' must be a container name")
     wait = body.get("wait", True)
     if not isinstance(wait, bool):
         raise JobRefused(f"UserParameters: 'wait' must be true or false, not {json_type(wait)}")

@@ -212,10 +212,15 @@ def _image_change(body: Mapping[str, Any]) -> ImageChange:
                 "or a digest (sha256: and 64 lowercase hex digits)"
             )
         image = image.with_version(tag)
+    return ImageChange(image=image, container=optional_container(body))
+
+
+def optional_container(body: Mapping[str, Any]) -> str | None:
+    """The body's `container`, a container name, when it has one."""
     container = _optional_string(body, "container", MAX_NAME_LENGTH)
     if container is not None and not _NAME.fullmatch(container):
         raise InvalidRequestError("'container' must be a container name: letters, digits, '-' and '_'")
-    return ImageChange(image=image, container=container)
+    return container
 
 
 def parse_push(body: Mapping[str, Any]) -> Push:

@@ -339,6 +339,7 @@ def test_several_services_move_together_with_their_variables_in_order(
         ({"cluster": "test-cluster", "service": "web", "wait": "yes"}, "'wait' must be true or false"),
         ({"cluster": "test-cluster", "service": "web", "timeoutMinutes": 0}, "'timeoutMinutes' must be a whole number"),
         ({"cluster": "test-cluster", "service": "web", "region": "x"}, "unknown field(s) 'region'"),
+        ({"cluster": "test-cluster", "service": "web", "container": "a b"}, "'container' must be a container name"),
     ],
 )
 def test_bad_parameters_fail_the_job_as_configuration_and_change_nothing(
