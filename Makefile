@@ -9,11 +9,8 @@ STAMP := $(VENV)/.installed
 RUNTIME_VENV := .venv-runtime-sdk
 RUNTIME_STAMP := $(RUNTIME_VENV)/.installed
 # The tests that talk to AWS through botocore, run again on the runtime's older SDK.
-RUNTIME_SDK_TESTS := tests/test_update.py tests/test_faults.py tests/test_lock.py tests/test_app.py \
-	tests/test_rollback.py tests/test_access.py tests/test_status.py tests/test_discovery.py tests/test_fidelity.py \
-	tests/test_records.py tests/test_history.py tests/test_outcomes.py tests/test_deployment_status.py \
-	tests/test_event_patterns.py tests/test_fanout.py tests/test_descriptions.py tests/test_push.py \
-	tests/test_push_policy.py tests/test_pipeline.py
+RUNTIME_SDK_TESTS := tests/aws tests/access tests/state tests/deploy tests/follow tests/triggers \
+	tests/test_app.py tests/test_event_patterns.py
 
 .PHONY: test lint dev clean test-runtime-sdk fuzz deploy
 

@@ -12,13 +12,11 @@ from typing import Any
 from chalice import Chalice, Response
 from chalice.app import CloudWatchEvent
 
-from chalicelib import aws, outcomes, pipeline, requestlog
-from chalicelib.access import AccessPolicy
-from chalicelib.audit import Provenance
-from chalicelib.config import Settings, load_settings, unsafe_aws_endpoint
-from chalicelib.descriptions import parse_apply_request, service_description
-from chalicelib.discovery import cluster_services
-from chalicelib.errors import (
+from chalicelib.access.allowlists import AccessPolicy
+from chalicelib.access.audit import Provenance
+from chalicelib.aws import clients as aws
+from chalicelib.core.config import Settings, load_settings, unsafe_aws_endpoint
+from chalicelib.core.errors import (
     INTERNAL_ERROR_MESSAGE,
     AwsThrottledError,
     NoHistoryError,
@@ -26,17 +24,9 @@ from chalicelib.errors import (
     UpdateError,
     http_status,
 )
-from chalicelib.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
-from chalicelib.lock import Locks
-from chalicelib.push import Pusher, PushResult, delivery_id, follow_push
-from chalicelib.push_policy import Push
-from chalicelib.records import DeploymentRecord
-from chalicelib.results import ChangeResult
-from chalicelib.rollback import roll_back
-from chalicelib.state import StateTable
-from chalicelib.status import service_status
-from chalicelib.update import FanOutRequest, update_image, update_services
-from chalicelib.validation import (
+from chalicelib.core.push_policy import Push
+from chalicelib.core.results import ChangeResult
+from chalicelib.core.validation import (
     IMAGE_DEFINITIONS_QUERY,
     deployment_id,
     history_page,
@@ -49,6 +39,19 @@ from chalicelib.validation import (
     path_service,
     query_parameters,
 )
+from chalicelib.deploy.descriptions import parse_apply_request, service_description
+from chalicelib.deploy.rollback import roll_back
+from chalicelib.deploy.update import FanOutRequest, update_image, update_services
+from chalicelib.entrypoints import requestlog
+from chalicelib.follow import outcomes
+from chalicelib.follow.discovery import cluster_services
+from chalicelib.follow.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
+from chalicelib.follow.status import service_status
+from chalicelib.state.lock import Locks
+from chalicelib.state.records import DeploymentRecord
+from chalicelib.state.table import StateTable
+from chalicelib.triggers import pipeline
+from chalicelib.triggers.push import Pusher, PushResult, delivery_id, follow_push
 
 if load_settings().require_loopback_aws and (problem := unsafe_aws_endpoint()):
     # The local stage must never reach real AWS by accident: refuse to start.

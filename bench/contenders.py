@@ -31,9 +31,9 @@ from ecs_deploy import cli as ecs_deploy_cli
 from ecs_deploy.ecs import DeployAction, EcsClient
 
 from bench.world import CHANGED_CONTAINER, CLUSTER, REPOSITORY, image_with_tag
-from chalicelib import aws
-from chalicelib.images import parse_image
-from chalicelib.update import UpdateRequest, update_image
+from chalicelib.aws import clients as aws
+from chalicelib.core.images import parse_image
+from chalicelib.deploy.update import UpdateRequest, update_image
 from tests.conftest import API_KEY, PROJECT_DIR, REGION
 
 OURS_DIRECT = "ours-direct"

@@ -41,7 +41,7 @@ from bench.world import (
     offline_environment,
     state_table,
 )
-from chalicelib import aws
+from chalicelib.aws import clients as aws
 from scripts.local_aws import LOOPBACK, embedded_aws_environment, free_port, stop, wait_until_listening
 from tests.conftest import API_KEY, PROJECT_DIR, REGION, create_service, create_state_table
 

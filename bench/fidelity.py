@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.audit import Provenance
-from chalicelib.taskdef import PREVIOUS_TASK_DEFINITION_TAG, READ_ONLY_FIELDS, FieldChange, diff
+from chalicelib.access.audit import Provenance
+from chalicelib.core.taskdef import PREVIOUS_TASK_DEFINITION_TAG, READ_ONLY_FIELDS, FieldChange, diff
 
 # Tags this project adds on purpose: where /rollback goes back to, and the audit trail of POST /update.
 BOOKKEEPING_TAGS = {

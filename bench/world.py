@@ -17,7 +17,7 @@ from unittest import mock
 
 from moto import mock_aws
 
-from chalicelib import aws
+from chalicelib.aws import clients as aws
 from tests.conftest import (
     API_KEY,
     ECR,

@@ -17,7 +17,7 @@ import yaml
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib import aws
+from chalicelib.aws import clients as aws
 from tests.faults import VirtualClock
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -279,8 +279,8 @@ def create_state_table(name: str = STATE_TABLE) -> None:
 
 def stage_locks(table: str = STATE_TABLE) -> Any:
     """The locks and records of the dev stage, through the service's own DynamoDB client."""
-    from chalicelib.lock import Locks
-    from chalicelib.state import StateTable
+    from chalicelib.state.lock import Locks
+    from chalicelib.state.table import StateTable
 
     return Locks(StateTable(aws.dynamodb_client(), table))
 
@@ -294,7 +294,7 @@ def state_table(moto_world: None) -> str:
 
 def table_items(kind: str | None = None, table: str = STATE_TABLE) -> list[dict[str, Any]]:
     """Every item of the state table (of one kind: lock, record, pointer), as plain values."""
-    from chalicelib.state import from_item
+    from chalicelib.state.table import from_item
 
     items = aws.session().client("dynamodb", region_name=REGION).scan(TableName=table, ConsistentRead=True)["Items"]
     plain = [from_item(item) for item in items]

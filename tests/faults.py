@@ -14,7 +14,7 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from chalicelib import aws
+from chalicelib.aws import clients as aws
 
 ENDPOINT = "https://ecs.eu-west-1.amazonaws.com/"
 UNSERVED_URL = "https://fault-injection.invalid/"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import aws
+from chalicelib.aws import clients as aws
 from scripts import aws_connection
 from scripts.aws_connection import deployed_rest_api, gather, gather_from_stack, invoke_url, write_env_file
 from tests.conftest import PROJECT_DIR

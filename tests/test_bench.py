@@ -13,7 +13,7 @@ from bench.hooks import operations
 from bench.measurements import OURS_CHANGE_CALLS, OURS_NO_OP_CALLS, QUICK, BenchResults, broken_promises
 from bench.report import render_results_file
 from bench.run import run_benchmark
-from chalicelib.taskdef import PREVIOUS_TASK_DEFINITION_TAG
+from chalicelib.core.taskdef import PREVIOUS_TASK_DEFINITION_TAG
 
 # A couple of timed rounds so every part of the run is exercised; no subprocesses (cold start, chalice package).
 SHORT_RUN = replace(

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib.config import unsafe_aws_endpoint
+from chalicelib.core.config import unsafe_aws_endpoint
 from scripts.local_aws import (
     PROJECT_DIR,
     REGION,

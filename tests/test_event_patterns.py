@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws
+from chalicelib.aws import clients as aws
 from tests.conftest import REGION
 
 

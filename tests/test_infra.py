@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
-from chalicelib import aws, state
+from chalicelib.aws import clients as aws
+from chalicelib.state import table as state
 from tests.conftest import PROJECT_DIR
 
 TEMPLATES = sorted((PROJECT_DIR / "infra").glob("*.yaml"))
@@ -89,7 +90,7 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 
 def test_the_example_pipeline_hands_the_deploy_function_parameters_it_takes() -> None:
-    from chalicelib.pipeline import parse_parameters
+    from chalicelib.triggers.pipeline import parse_parameters
 
     template, matches = decode(str(PROJECT_DIR / "infra" / "pipeline.yaml"))
     assert not matches

@@ -27,7 +27,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from chalicelib import aws
+from chalicelib.aws import clients as aws
 from tests.conftest import API_KEY, PROJECT_DIR, Workload
 
 SPEC_PATH = PROJECT_DIR / "openapi.yaml"

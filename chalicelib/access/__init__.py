@@ -1,0 +1,1 @@
+"""Who may do what: allowlists and the audit provenance of every change."""

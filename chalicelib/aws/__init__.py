@@ -1,0 +1,1 @@
+"""The AWS conversation: clients and time budgets, ECS calls, the raw-JSON fidelity hooks, parallel calls."""

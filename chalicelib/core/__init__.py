@@ -1,0 +1,1 @@
+"""Pure values and rules, no I/O: image references, task definitions, policies, results, errors, settings."""

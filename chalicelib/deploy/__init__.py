@@ -1,0 +1,1 @@
+"""The one update path and what uses it directly: update and fan-out, rollback, descriptions and apply."""

@@ -1,0 +1,95 @@
+"""Go back to an earlier revision: `POST /rollback`.
+
+Without a target, the service goes back to the revision it ran before the last
+`/update`, which that update recorded in the `previous-task-definition` tag of
+the revision it registered. No revision is registered; at most four ECS calls:
+DescribeServices, DescribeTaskDefinition (running, with tags),
+DescribeTaskDefinition (target), UpdateService (and the two DynamoDB calls of
+the lock and its record). Every check happens before the
+one write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.access.audit import Provenance
+from chalicelib.aws import clients as aws
+from chalicelib.aws import ecs
+from chalicelib.core import taskdef
+from chalicelib.core.errors import InvalidRequestError, NothingToRollBackToError, RevisionNotActiveError
+from chalicelib.core.results import ChangeResult, ContainerChange, deployment_running
+from chalicelib.state.lock import NO_LOCKS, Locks
+from chalicelib.state.table import service_key
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    """A validated `/rollback` request; `task_definition` is an ARN or `family:revision`, or None."""
+
+    cluster: str
+    service: str
+    task_definition: str | None = None
+
+
+def roll_back(
+    client: Any,
+    request: RollbackRequest,
+    locks: Locks = NO_LOCKS,
+    allow_image: Callable[[str], None] = lambda _image: None,
+    provenance: Provenance | None = None,
+) -> ChangeResult:
+    """Point the service at the target revision; same result shape as an update.
+
+    The service's lock is held from before the service is read, and its release
+    records the rollback; `allow_image` raises for an image the rollback would
+    change a container to that the allowlists refuse.
+    """
+    key = service_key(request.cluster, request.service)
+    with (
+        aws.time_budget(aws.MAIN_BUDGET_SECONDS),
+        locks.hold([key], provenance or Provenance("rollback")) as held,
+    ):
+        result = _roll_back_under_lock(client, request, allow_image)
+        held.succeeded(key, result)
+        return result
+
+
+def _roll_back_under_lock(client: Any, request: RollbackRequest, allow_image: Callable[[str], None]) -> ChangeResult:
+    service = ecs.describe_service(client, request.cluster, request.service)
+    ecs.check_updatable(service)
+    running, tags = ecs.describe_task_definition(client, service["taskDefinition"])
+    target_name = request.task_definition or taskdef.tag_value(tags, taskdef.PREVIOUS_TASK_DEFINITION_TAG)
+    if target_name is None:
+        raise NothingToRollBackToError(
+            f"revision {taskdef.revision_label(running)} was not registered by /update, so it names no "
+            "previous revision; give 'taskDefinition' to choose one"
+        )
+    target, _target_tags = ecs.describe_task_definition(client, target_name)
+    if target["taskDefinitionArn"] == running["taskDefinitionArn"]:
+        return ChangeResult.of(False, service, running, None, [], None)
+    if target["family"] != running["family"]:
+        raise InvalidRequestError(
+            f"'taskDefinition' {taskdef.revision_label(target)} is not of the service's family '{running['family']}'"
+        )
+    if target.get("status") != "ACTIVE":
+        raise RevisionNotActiveError(
+            f"revision {taskdef.revision_label(target)} is {target.get('status')}, not ACTIVE; "
+            "ECS cannot start new tasks from it"
+        )
+    running_images = taskdef.container_images(running)
+    for name, image in taskdef.container_images(target).items():
+        if running_images.get(name) != image:  # only what the rollback changes
+            allow_image(image)
+    target_images = taskdef.container_images(target)
+    changes = [
+        ContainerChange(name, running_images.get(name, ""), image)
+        for name, image in target_images.items()
+        if running_images.get(name) != image
+    ]
+    updated = ecs.update_service(client, service["clusterArn"], service["serviceArn"], target["taskDefinitionArn"])
+    return ChangeResult.of(
+        True, updated, target, running, changes, deployment_running(updated, target["taskDefinitionArn"])
+    )

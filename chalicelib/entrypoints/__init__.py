@@ -1,0 +1,1 @@
+"""How requests and events enter: the request log line."""

@@ -1,0 +1,83 @@
+"""Notifications: one SNS message per outcome of a recorded deployment (building them is pure).
+
+SNS is the fan-out: mail, AWS Chatbot for Slack or Teams, HTTPS webhooks, SQS.
+Each message is JSON, with a one-line Subject a person can read and message
+attributes `event`, `cluster` and `service` that subscriptions can filter on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.aws import clients as aws
+
+STARTED = "DEPLOYMENT_STARTED"
+COMPLETED = "DEPLOYMENT_COMPLETED"
+FAILED = "DEPLOYMENT_FAILED"
+ROLLED_BACK = "DEPLOYMENT_ROLLED_BACK"
+# The order in which a record's notifications go out.
+IN_ORDER = (STARTED, COMPLETED, FAILED, ROLLED_BACK)
+_VERBS = {STARTED: "started", COMPLETED: "completed", FAILED: "failed", ROLLED_BACK: "rolled back"}
+# SNS subjects: ASCII, no line breaks, under 100 characters.
+MAX_SUBJECT = 99
+_NOT_SUBJECT_TEXT = re.compile(r"[^\x20-\x7e]+")
+_REASON_PREFIX = re.compile(r"^ECS deployment circuit breaker:\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One SNS message."""
+
+    subject: str
+    message: dict[str, Any]
+    attributes: dict[str, str]
+
+
+def notification(event: str, record: Mapping[str, Any], reason: str | None) -> Notification:
+    """The message telling that the deployment of `record` (its JSON shape) reached `event`."""
+    task_definition = record.get("taskDefinition") or {}
+    revision = f"{task_definition.get('family')}:{task_definition.get('revision')}"
+    subject = f"{record.get('service')} on {record.get('cluster')}: deployment {revision} {_VERBS[event]}"
+    if reason and event != STARTED:
+        subject += f" ({_REASON_PREFIX.sub('', reason).rstrip('.')})"
+    message = {
+        "event": event,
+        "cluster": record.get("cluster"),
+        "service": record.get("service"),
+        "deploymentId": record.get("deploymentId"),
+        "taskDefinition": record.get("taskDefinition"),
+        "previousTaskDefinition": record.get("previousTaskDefinition"),
+        "containers": record.get("containers") or [],
+        "requestId": record.get("requestId"),
+        "keyId": record.get("keyId"),
+        "action": record.get("action"),
+        "at": record.get("at"),
+        "reason": reason,
+    }
+    attributes = {"event": event, "cluster": str(record.get("cluster")), "service": str(record.get("service"))}
+    return Notification(_subject_text(subject), message, attributes)
+
+
+def publish(client: Any, topic_arn: str, sent: Notification) -> str:
+    """Publish one notification; returns SNS's message id. AWS failures raise UpdateError."""
+    response = aws.call(
+        client.publish,
+        "Publish",
+        {},
+        TopicArn=topic_arn,
+        Subject=sent.subject,
+        Message=json.dumps(sent.message, sort_keys=True),
+        MessageAttributes={
+            name: {"DataType": "String", "StringValue": value} for name, value in sent.attributes.items()
+        },
+    )
+    return str(response.get("MessageId", ""))
+
+
+def _subject_text(text: str) -> str:
+    text = _NOT_SUBJECT_TEXT.sub(" ", text.replace("\u2026", "...")).strip()
+    return text if len(text) <= MAX_SUBJECT else text[: MAX_SUBJECT - 3].rstrip() + "..."

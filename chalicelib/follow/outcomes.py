@@ -1,0 +1,433 @@
+"""A recorded deployment follows ECS's own events to its true outcome, and subscribers are told.
+
+ECS sends "ECS Deployment State Change" events to EventBridge; the
+`deployment_events` function hands each to `follow`:
+
+| event                                   | record                                          | told          |
+|-----------------------------------------|-------------------------------------------------|---------------|
+| SERVICE_DEPLOYMENT_IN_PROGRESS (first)  | its own: unchanged (IN_PROGRESS)                 | STARTED       |
+| SERVICE_DEPLOYMENT_COMPLETED            | its own: IN_PROGRESS -> COMPLETED                | COMPLETED     |
+| SERVICE_DEPLOYMENT_FAILED               | its own: IN_PROGRESS -> FAILED                   | FAILED        |
+| IN_PROGRESS, reason "rolling back"      | the service's newest recorded deployment before | ROLLED_BACK   |
+|                                         | the event, if IN_PROGRESS or FAILED -> ROLLED_BACK |             |
+
+EventBridge delivers at least once and in no set order, so every change is a
+conditional write: COMPLETED and ROLLED_BACK are final, FAILED may still become
+ROLLED_BACK, nothing goes back to IN_PROGRESS, and a duplicate changes nothing.
+A transition and the notification it owes are written together; each owed
+notification is then claimed (a lease, so two invocations never both send it),
+published, and marked sent. When publishing fails the function fails, Lambda
+retries it, and the retry sends only what is still owed. Events for deployments
+this service did not record are logged and ignored; while the service's lock
+is held (its request may still write the record) such an event fails the
+invocation, so that Lambda delivers it again (see _record_or_none).
+Notifications go out at least once, and normally exactly once: only a sender
+that dies between publishing and marking it sent, for longer than the claim,
+lets the message go out again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.core import circuit_breaker
+from chalicelib.core.errors import UpdateError
+from chalicelib.core.results import as_datetime, iso8601
+from chalicelib.follow import notify
+from chalicelib.state import records
+from chalicelib.state import table as state
+from chalicelib.state.records import DeploymentRecord
+from chalicelib.state.table import StateTable
+
+logger = logging.getLogger(__name__)
+
+IN_PROGRESS_EVENT = "SERVICE_DEPLOYMENT_IN_PROGRESS"
+COMPLETED_EVENT = "SERVICE_DEPLOYMENT_COMPLETED"
+FAILED_EVENT = "SERVICE_DEPLOYMENT_FAILED"
+# How long a claim on a notification keeps others from sending it (a crashed sender's lapses).
+CLAIM_SECONDS = 30
+# An event for an unknown deployment younger than this is delivered again (Lambda retries an event
+# function twice, about one and three minutes later), since its record may not be written yet.
+RECORD_GRACE_SECONDS = 150
+# Records read, newest first, to find the one a circuit-breaker rollback undid.
+ROLLBACK_SEARCH_PAGES = 4
+ROLLBACK_SEARCH_PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class DeploymentEvent:
+    """The fields of an "ECS Deployment State Change" event this service acts on."""
+
+    event_id: str
+    service_arn: str
+    name: str
+    deployment_id: str
+    updated_at: str | None
+    reason: str
+
+    @classmethod
+    def parse(cls, event: Mapping[str, Any]) -> DeploymentEvent:
+        """Read an EventBridge event; ValueError names what is missing."""
+        detail = event.get("detail")
+        resources = event.get("resources")
+        if not isinstance(detail, Mapping):
+            raise ValueError("the event has no detail")
+        if not isinstance(resources, list) or not resources or not isinstance(resources[0], str):
+            raise ValueError("the event names no service in resources")
+        name, deployment_id = detail.get("eventName"), detail.get("deploymentId")
+        if not isinstance(name, str) or not isinstance(deployment_id, str) or not deployment_id:
+            raise ValueError("the event has no eventName or deploymentId")
+        updated_at = detail.get("updatedAt") if isinstance(detail.get("updatedAt"), str) else event.get("time")
+        return cls(
+            event_id=str(event.get("id", "")),
+            service_arn=resources[0],
+            name=name,
+            deployment_id=deployment_id,
+            updated_at=updated_at if isinstance(updated_at, str) else None,
+            reason=detail.get("reason") if isinstance(detail.get("reason"), str) else "",
+        )
+
+    @property
+    def is_rollback(self) -> bool:
+        """True for the circuit breaker's rollback deployment starting."""
+        return self.name == IN_PROGRESS_EVENT and circuit_breaker.says_rolling_back(self.reason)
+
+    @property
+    def rollback_target(self) -> str | None:
+        """The deployment a rollback goes back to, when the reason names it."""
+        return circuit_breaker.rollback_target(self.reason)
+
+    def service_key(self) -> str | None:
+        """`cluster/service` from the service ARN; None for an ARN of the old format (no cluster)."""
+        _, _, resource = self.service_arn.partition(":service/")
+        cluster, _, service = resource.partition("/")
+        return f"{cluster}/{service}" if cluster and service else None
+
+
+@dataclass
+class Followed:
+    """What one event did, for the function's log line."""
+
+    event_id: str
+    event_name: str
+    deployment_id: str
+    applied: list[str]
+    published: list[str]
+    ignored: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape of the log line."""
+        return {
+            "event": self.event_id,
+            "eventName": self.event_name,
+            "deploymentId": self.deployment_id,
+            "applied": self.applied,
+            "published": self.published,
+            "ignored": self.ignored,
+        }
+
+
+def follow(table: StateTable, sns: Any | None, topic_arn: str | None, event: DeploymentEvent) -> Followed:
+    """Apply one event to the records it concerns and publish what they owe; raises if publishing fails."""
+    followed = Followed(event.event_id, event.name, event.deployment_id, [], [])
+    if event.is_rollback:
+        touched = _roll_back(table, event, topic_arn is not None, followed)
+    elif event.name in (IN_PROGRESS_EVENT, COMPLETED_EVENT, FAILED_EVENT):
+        touched = _own_record(table, event, topic_arn is not None, followed)
+    else:
+        followed.ignored = f"event {event.name} is not one this service follows"
+        return followed
+    if touched is None:
+        return followed
+    if sns is not None and topic_arn is not None:
+        _publish_owed(table, sns, topic_arn, touched, followed)
+    return followed
+
+
+def _own_record(
+    table: StateTable, event: DeploymentEvent, notifying: bool, followed: Followed
+) -> dict[str, Any] | None:
+    found = _record_or_none(table, event)
+    if found is None:
+        followed.ignored = f"deployment {event.deployment_id} was not recorded by this service"
+        return None
+    at = event.updated_at or iso8601(_now())
+    if event.name == COMPLETED_EVENT:
+        change = _Transition(records.COMPLETED, (records.IN_PROGRESS,), notify.COMPLETED)
+    elif event.name == FAILED_EVENT:
+        change = _Transition(records.FAILED, (records.IN_PROGRESS,), notify.FAILED)
+    else:
+        return _mark_started(table, found, at, notifying, followed)
+    return _apply(table, found, change, at, event.reason, notifying, followed) or _reread(table, found)
+
+
+@dataclass(frozen=True)
+class _Transition:
+    to: str
+    allowed_from: tuple[str, ...]
+    owes: str
+
+
+def _apply(
+    table: StateTable,
+    item: Mapping[str, Any],
+    change: _Transition,
+    at: str | None,
+    reason: str,
+    notifying: bool,
+    followed: Followed,
+    rolled_back_by: str | None = None,
+) -> dict[str, Any] | None:
+    """Move the record to `change.to` if it is in one of `allowed_from`; None when it was not."""
+    updates = "SET outcome = :to, outcomeAt = :at, outcomeReason = :reason"
+    values: dict[str, Any] = {":to": change.to, ":at": at, ":reason": reason}
+    if rolled_back_by:
+        updates += ", rolledBackBy = :by"
+        values[":by"] = rolled_back_by
+    if notifying:
+        updates += " ADD owed :owes"
+        values[":owes"] = {change.owes}
+    allowed = ", ".join(f":from{i}" for i in range(len(change.allowed_from)))
+    values.update({f":from{i}": outcome for i, outcome in enumerate(change.allowed_from)})
+    updated = _conditional_update(table, item, updates, f"outcome IN ({allowed})", values, {})
+    if updated is not None:
+        followed.applied.append(f"{item['key']}: {item['outcome']} -> {change.to}")
+    return updated
+
+
+def _mark_started(
+    table: StateTable, item: Mapping[str, Any], at: str, notifying: bool, followed: Followed
+) -> dict[str, Any] | None:
+    updates = "SET startedAt = :at" + (" ADD owed :owes" if notifying else "")
+    values: dict[str, Any] = {":at": at, ":running": records.IN_PROGRESS}
+    if notifying:
+        values[":owes"] = {notify.STARTED}
+    updated = _conditional_update(
+        table, item, updates, "outcome = :running AND attribute_not_exists(startedAt)", values, {}
+    )
+    if updated is not None:
+        followed.applied.append(f"{item['key']}: started")
+    return updated or _reread(table, item)
+
+
+def _roll_back(table: StateTable, event: DeploymentEvent, notifying: bool, followed: Followed) -> dict[str, Any] | None:
+    partition = _rolled_back_partition(table, event)
+    if partition is None:
+        followed.ignored = f"the service of {event.service_arn} has no recorded deployment"
+        return None
+    target = _find_rolled_back(table, partition, event)
+    if target is None:
+        followed.ignored = "no recorded deployment of the service was rolled back by this event"
+        return None
+    if target.get("rolledBackBy") == event.deployment_id:
+        return _reread(table, target)  # the same event again: only what it still owes
+    change = _Transition(records.ROLLED_BACK, (records.IN_PROGRESS, records.FAILED), notify.ROLLED_BACK)
+    at = event.updated_at or iso8601(_now())
+    updated = _apply(table, target, change, at, event.reason, notifying, followed, rolled_back_by=event.deployment_id)
+    return updated or _reread(table, target)
+
+
+def _rolled_back_partition(table: StateTable, event: DeploymentEvent) -> str | None:
+    key = event.service_key()
+    if key is not None:
+        return state.service_partition(key)
+    # An old-format service ARN names no cluster: the deployment rolled back to may be recorded.
+    target = event.rollback_target
+    pointer = _pointer(table, target) if target else None
+    return str(pointer["recordPk"]) if pointer else None
+
+
+def _find_rolled_back(table: StateTable, partition: str, event: DeploymentEvent) -> dict[str, Any] | None:
+    """The newest recorded deployment of the service from before the event, if the rollback undid it.
+
+    Records without a deployment (no-ops, errors) are passed over; the rollback's
+    own deployment and the one it goes back to are not it. The newest remaining
+    one is the deployment the circuit breaker stopped, unless it had already
+    completed or been rolled back (then this rollback undid one not recorded here).
+    """
+    event_time = as_datetime(event.updated_at)
+    start: dict[str, Any] | None = None
+    for _ in range(ROLLBACK_SEARCH_PAGES):
+        page = table.records_page(partition, ROLLBACK_SEARCH_PAGE_SIZE, start)
+        for raw in page.get("Items", []):
+            item = _with_key(state.from_item(raw))
+            deployment = item.get("deploymentId")
+            if not deployment or deployment == event.deployment_id:
+                continue
+            recorded_at = as_datetime(item.get("at"))
+            if event_time and recorded_at and recorded_at > event_time:
+                continue  # asked for after the rollback began: not what it undid
+            if deployment == event.rollback_target:
+                return None  # the newest recorded one is the one rolled back to
+            if item.get("rolledBackBy") == event.deployment_id:
+                return item
+            return item if item.get("outcome") in (records.IN_PROGRESS, records.FAILED) else None
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return None
+    return None
+
+
+def _record_of_deployment(table: StateTable, deployment_id: str) -> dict[str, Any] | None:
+    pointer = _pointer(table, deployment_id)
+    if pointer is None:
+        return None
+    return _get(table, str(pointer["recordPk"]), str(pointer["recordSk"]))
+
+
+def record_of_deployment(table: StateTable, deployment_id: str) -> DeploymentRecord | None:
+    """The record of an ECS deployment, or None when this service did not record it."""
+    item = _record_of_deployment(table, deployment_id)
+    return DeploymentRecord.from_item(item) if item else None
+
+
+def _pointer(table: StateTable, deployment_id: str) -> dict[str, Any] | None:
+    return _get(table, state.deployment_partition(deployment_id), state.POINTER_SORT_KEY)
+
+
+def _get(table: StateTable, pk: str, sk: str) -> dict[str, Any] | None:
+    response = table.call("GetItem", TableName=table.name, Key=state.to_item({"pk": pk, "sk": sk}), ConsistentRead=True)
+    item = response.get("Item")
+    return _with_key(state.from_item(item)) if item else None
+
+
+def _reread(table: StateTable, item: Mapping[str, Any]) -> dict[str, Any] | None:
+    return _get(table, str(item["pk"]), str(item["sk"]))
+
+
+def _with_key(item: dict[str, Any]) -> dict[str, Any]:
+    if "cluster" in item and "service" in item:
+        item["key"] = f"{item['cluster']}/{item['service']}"
+    return item
+
+
+def _conditional_update(
+    table: StateTable,
+    item: Mapping[str, Any],
+    updates: str,
+    condition: str,
+    values: Mapping[str, Any],
+    names: Mapping[str, str],
+) -> dict[str, Any] | None:
+    """UpdateItem under `condition`; the item after it, or None when the condition did not hold."""
+    arguments: dict[str, Any] = {
+        "TableName": table.name,
+        "Key": state.to_item({"pk": item["pk"], "sk": item["sk"]}),
+        "UpdateExpression": updates,
+        "ConditionExpression": condition,
+        "ExpressionAttributeValues": state.to_item(values),
+        "ReturnValues": "ALL_NEW",
+    }
+    if names:
+        arguments["ExpressionAttributeNames"] = dict(names)
+    try:
+        response = table.call("UpdateItem", {"ConditionalCheckFailedException": lambda _: _NotNow()}, **arguments)
+    except _NotNow:
+        return None
+    return _with_key(state.from_item(response.get("Attributes", {})))
+
+
+def _publish_owed(table: StateTable, sns: Any, topic_arn: str, item: Mapping[str, Any], followed: Followed) -> None:
+    owed, sent = set(item.get("owed") or []), set(item.get("sent") or [])
+    record = DeploymentRecord.from_item(item).as_dict()
+    for event in notify.IN_ORDER:
+        if event not in owed or event in sent:
+            continue
+        lease = _claim(table, item, event)
+        if lease is None:
+            continue  # another invocation is sending it, or has sent it
+        reason = None if event == notify.STARTED else item.get("outcomeReason")
+        try:
+            notify.publish(sns, topic_arn, notify.notification(event, record, reason))
+        except UpdateError:
+            _unclaim(table, item, event, lease)
+            raise
+        _mark_sent(table, item, event)
+        followed.published.append(event)
+
+
+def _claim(table: StateTable, item: Mapping[str, Any], event: str) -> int | None:
+    """Take the right to send `event` for a while; the lease taken, or None when another holds it or sent it."""
+    now = int(time.time())
+    lease = now + CLAIM_SECONDS
+    claimed = _conditional_update(
+        table,
+        item,
+        "SET sending.#event = :lease",
+        "contains(owed, :event) AND NOT contains(sent, :event) AND "
+        "(attribute_not_exists(sending.#event) OR sending.#event < :now)",
+        {":lease": lease, ":event": event, ":now": now},
+        {"#event": event},
+    )
+    return lease if claimed is not None else None
+
+
+def _unclaim(table: StateTable, item: Mapping[str, Any], event: str, lease: int) -> None:
+    """Give the claim back (only if it is still ours), so a retry need not wait for it to lapse."""
+    try:
+        _conditional_update(
+            table, item, "REMOVE sending.#event", "sending.#event = :lease", {":lease": lease}, {"#event": event}
+        )
+    except UpdateError as failure:
+        logger.warning("claim on %s of %s not released (%s); it lapses by itself", event, item["sk"], failure)
+
+
+def _mark_sent(table: StateTable, item: Mapping[str, Any], event: str) -> None:
+    table.call(
+        "UpdateItem",
+        TableName=table.name,
+        Key=state.to_item({"pk": item["pk"], "sk": item["sk"]}),
+        UpdateExpression="ADD sent :event REMOVE sending.#event",
+        ExpressionAttributeNames={"#event": event},
+        ExpressionAttributeValues=state.to_item({":event": {event}}),
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _record_or_none(table: StateTable, event: DeploymentEvent) -> dict[str, Any] | None:
+    """The record of the event's deployment; None when this service did not make it.
+
+    ECS may tell of a deployment before the request that made it has written its
+    record: the record is written by the transaction that lets the service's lock
+    go. So while the lock is held the event fails (RecordNotYetWrittenError, and
+    Lambda delivers it again); once it is free, the pointer is read once more,
+    since that transaction may have committed in between. An event that names no
+    cluster (an old-format ARN) has no lock to look at: the clock decides.
+    """
+    found = _record_of_deployment(table, event.deployment_id)
+    if found is not None:
+        return found
+    key = event.service_key()
+    may_come = _lock_held(table, key) if key is not None else _recent(event)
+    if may_come:
+        raise RecordNotYetWrittenError(
+            f"deployment {event.deployment_id} has no record yet; it may still be written, so try again"
+        )
+    return _record_of_deployment(table, event.deployment_id) if key is not None else None
+
+
+def _lock_held(table: StateTable, key: str) -> bool:
+    lock = _get(table, state.service_partition(key), state.LOCK_SORT_KEY)
+    return lock is not None and int(lock.get(state.TTL_ATTRIBUTE) or 0) > _now().timestamp()
+
+
+def _recent(event: DeploymentEvent) -> bool:
+    moment = as_datetime(event.updated_at)
+    return moment is not None and (_now() - moment).total_seconds() < RECORD_GRACE_SECONDS
+
+
+class RecordNotYetWrittenError(UpdateError):
+    """An event for a deployment whose record may not be written yet; Lambda should deliver it again."""
+
+
+class _NotNow(UpdateError):
+    def __init__(self) -> None:
+        super().__init__("the condition did not hold")

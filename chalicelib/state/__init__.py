@@ -1,0 +1,1 @@
+"""The state table: locks and deployment records."""

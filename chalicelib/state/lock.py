@@ -1,0 +1,292 @@
+"""One writer per service at a time, and a record of every change: the lock items of the state table.
+
+ECS has no compare-and-swap: two updates that each copy the running revision
+and register their own would lose one of the changes. A request that changes
+services first takes the lock item of each (`SERVICE#cluster/service`, `LOCK`),
+all of them or none, re-reads them under it, and lets go when done:
+
+- taking costs one call: a conditional PutItem for one service, one
+  TransactWriteItems of conditional puts for several (all or none, so two
+  requests can never deadlock on each other's half);
+- letting go costs one call too: a TransactWriteItems that deletes the lock
+  items and writes the request's deployment records (and the pointers from their
+  ECS deployment ids), so recording adds no round trip.
+
+A lock carries its expiry in the TTL attribute, so one whose holder died (a
+Lambda timeout) is taken over once it expires. A request that cannot take its
+locks within LOCK_WAIT_SECONDS gets ServiceBusyError (409) naming the busy
+service, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.access.audit import Provenance
+from chalicelib.aws import clients as aws
+from chalicelib.core.config import DEFAULT_HISTORY_DAYS
+from chalicelib.core.errors import AwsCallError, ServiceBusyError, UpdateError
+from chalicelib.core.results import ChangeResult
+from chalicelib.state import table as state
+from chalicelib.state.records import DeploymentRecord
+from chalicelib.state.table import StateTable
+
+logger = logging.getLogger(__name__)
+
+LOCK_WAIT_SECONDS = 5.0
+# Longer than any one update holds a lock (25 s at most, whichever function runs it), so a held lock
+# never expires early.
+LOCK_TTL_SECONDS = 60
+_CANCELLATION_REASONS = re.compile(r"\[([A-Za-z, ]+)\]\s*$")
+_warned = False
+
+
+class Held:
+    """The locks a request holds, and the records it leaves when it lets them go."""
+
+    def __init__(self, keys: Sequence[str], provenance: Provenance, force_new_deployment: bool) -> None:
+        self.keys = list(keys)
+        self.provenance = provenance
+        self.force_new_deployment = force_new_deployment
+        self.records: dict[str, DeploymentRecord] = {}
+
+    def succeeded(self, key: str, result: ChangeResult) -> DeploymentRecord:
+        """Record what the request did to service `key` (answered with a 200)."""
+        record = DeploymentRecord.of_result(self.provenance, result, self.force_new_deployment)
+        self.records[key] = record
+        return record
+
+    def failed(self, key: str, failure: BaseException) -> DeploymentRecord:
+        """Record that the request failed for service `key`."""
+        record = DeploymentRecord.of_failure(self.provenance, key, failure, self.force_new_deployment)
+        self.records[key] = record
+        return record
+
+
+@dataclass(frozen=True)
+class Locks:
+    """Where a stage keeps its locks and records (no table: neither), and for how long records live."""
+
+    table: StateTable | None = None
+    history_days: int = DEFAULT_HISTORY_DAYS
+
+    def hold(
+        self, keys: Sequence[str], provenance: Provenance, *, force_new_deployment: bool = False
+    ) -> AbstractContextManager[Held]:
+        """Hold the locks of `keys` (see `hold`)."""
+        return hold(
+            self.table, keys, provenance, force_new_deployment=force_new_deployment, history_days=self.history_days
+        )
+
+
+NO_LOCKS = Locks()
+
+
+@contextmanager
+def hold(
+    table: StateTable | None,
+    keys: Sequence[str],
+    provenance: Provenance,
+    *,
+    force_new_deployment: bool = False,
+    history_days: int = DEFAULT_HISTORY_DAYS,
+) -> Iterator[Held]:
+    """Hold the locks of every service in `keys` (`cluster/service`), and record each when done.
+
+    A key left without a record when the block raises gets an ERROR record for
+    that failure. With no table there is no lock and no record (a warning once).
+    """
+    held = Held(keys, provenance, force_new_deployment)
+    if table is None:
+        _warn_once()
+        yield held
+        return
+    owner = uuid.uuid4().hex
+    try:
+        _acquire(table, held.keys, owner)
+    except AwsCallError as failure:
+        if failure.outcome_unknown:
+            _release(table, held.keys, owner, [], history_days)  # the put may have been applied unanswered
+        raise
+    try:
+        yield held
+    except BaseException as failure:
+        for key in held.keys:
+            if key not in held.records:
+                held.failed(key, failure)
+        raise
+    finally:
+        _release(table, held.keys, owner, [held.records[k] for k in held.keys if k in held.records], history_days)
+
+
+def _warn_once() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        logger.warning(
+            "STATE_TABLE is not set: concurrent updates of one service are not serialised, and nothing is recorded"
+        )
+
+
+def _lock_item(key: str, owner: str, now: int) -> dict[str, Any]:
+    return state.to_item(
+        {
+            "pk": state.service_partition(key),
+            "sk": state.LOCK_SORT_KEY,
+            "kind": "lock",
+            "owner": owner,
+            state.TTL_ATTRIBUTE: now + LOCK_TTL_SECONDS,
+        }
+    )
+
+
+# Free, expired, or our own (a retried put whose first attempt was applied unanswered).
+_FREE = "attribute_not_exists(pk) OR #expires < :now OR #owner = :owner"
+
+
+def _acquire(table: StateTable, keys: Sequence[str], owner: str) -> None:
+    give_up_at = aws.clock() + LOCK_WAIT_SECONDS
+    while True:
+        now = int(time.time())
+        names = {"#owner": "owner", "#expires": state.TTL_ATTRIBUTE}
+        values = state.to_item({":now": now, ":owner": owner})
+        try:
+            if len(keys) == 1:
+                table.call(
+                    "PutItem",
+                    {"ConditionalCheckFailedException": lambda _: _Busy(keys)},
+                    TableName=table.name,
+                    Item=_lock_item(keys[0], owner, now),
+                    ConditionExpression=_FREE,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+            else:
+                table.call(
+                    "TransactWriteItems",
+                    {"TransactionCanceledException": lambda message: _Busy(_busy_keys(keys, message))},
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": table.name,
+                                "Item": _lock_item(key, owner, now),
+                                "ConditionExpression": _FREE,
+                                "ExpressionAttributeNames": names,
+                                "ExpressionAttributeValues": values,
+                            }
+                        }
+                        for key in keys
+                    ],
+                )
+            return
+        except _Busy as busy:
+            if aws.clock() >= give_up_at:
+                which = ", ".join(f"'{key}'" for key in busy.keys)
+                raise ServiceBusyError(
+                    f"another request is changing service {which}; nothing was changed, try again in a few seconds"
+                ) from None
+            aws.sleep(random.uniform(0.05, 0.25))  # noqa: S311 - jitter, not security
+
+
+def _reasons(message: str) -> list[str]:
+    """DynamoDB's cancellation reasons, item by item, from a TransactionCanceledException's message."""
+    match = _CANCELLATION_REASONS.search(message or "")
+    return [reason.strip() for reason in match.group(1).split(",")] if match else []
+
+
+def _busy_keys(keys: Sequence[str], message: str) -> list[str]:
+    """The keys whose condition failed (all of them when the reasons cannot be read)."""
+    reasons = _reasons(message)
+    if len(reasons) != len(keys):
+        return list(keys)
+    busy = [key for key, reason in zip(keys, reasons, strict=True) if reason == "ConditionalCheckFailed"]
+    return busy or list(keys)
+
+
+def _release(
+    table: StateTable, keys: Sequence[str], owner: str, records: Sequence[DeploymentRecord], history_days: int
+) -> None:
+    """Delete the lock items that are still ours and write the records, in one transaction.
+
+    On failure the locks expire by their TTL; a record that could not be written
+    is logged in full so that nothing of it is lost.
+    """
+    deletes = [
+        {
+            "Delete": {
+                "TableName": table.name,
+                "Key": state.to_item({"pk": state.service_partition(key), "sk": state.LOCK_SORT_KEY}),
+                "ConditionExpression": "#owner = :owner",
+                "ExpressionAttributeNames": {"#owner": "owner"},
+                "ExpressionAttributeValues": state.to_item({":owner": owner}),
+            }
+        }
+        for key in keys
+    ]
+    puts = [{"Put": {"TableName": table.name, "Item": item}} for r in records for item in r.items(history_days)]
+    with aws.time_budget(aws.RELEASE_BUDGET_SECONDS, within_cap=False):
+        try:
+            _write(table, deletes + puts)
+        except _Cancelled as cancelled:
+            # A lock that is no longer ours (expired and taken) must keep neither the records out nor
+            # the other locks held; a conflict with a concurrent write is simply tried once more.
+            reasons = cancelled.reasons if len(cancelled.reasons) == len(deletes) + len(puts) else []
+            lost = {index for index, reason in enumerate(reasons[: len(deletes)]) if reason == "ConditionalCheckFailed"}
+            if "ConditionalCheckFailed" in cancelled.reasons and not lost:
+                lost = set(range(len(deletes)))  # the reasons could not be read: keep to the records
+            if lost:
+                logger.warning("lock(s) %s no longer ours when released", ", ".join(keys[i] for i in sorted(lost)))
+            kept = [delete for index, delete in enumerate(deletes) if index not in lost]
+            try:
+                _write(table, kept + puts)
+            except UpdateError as failure:
+                _log_unwritten(records, failure)
+        except UpdateError as failure:
+            logger.warning("locks of %s not released (%s); they expire within %s s", keys, failure, LOCK_TTL_SECONDS)
+            _log_unwritten(records, failure)
+
+
+def _write(table: StateTable, items: list[dict[str, Any]]) -> None:
+    if not items:
+        return
+    if len(items) == 1 and "Delete" in items[0]:
+        try:
+            table.call(
+                "DeleteItem",
+                {"ConditionalCheckFailedException": lambda _: _Cancelled(["ConditionalCheckFailed"])},
+                **items[0]["Delete"],
+            )
+        except _Cancelled:
+            logger.warning("lock %s was no longer ours when released", items[0]["Delete"]["Key"])
+        return
+    table.call(
+        "TransactWriteItems",
+        {"TransactionCanceledException": lambda message: _Cancelled(_reasons(message))},
+        TransactItems=items,
+    )
+
+
+def _log_unwritten(records: Sequence[DeploymentRecord], failure: UpdateError) -> None:
+    for record in records:
+        logger.error("deployment record not written (%s): %s", failure.message, json.dumps(record.as_dict()))
+
+
+class _Busy(UpdateError):
+    def __init__(self, keys: Sequence[str]) -> None:
+        super().__init__("the lock is held")
+        self.keys = list(keys)
+
+
+class _Cancelled(UpdateError):
+    def __init__(self, reasons: Sequence[str]) -> None:
+        super().__init__(f"the transaction was cancelled ({', '.join(reasons) or 'no reason given'})")
+        self.reasons = list(reasons)

@@ -1,0 +1,209 @@
+"""Deployment records: who deployed what, when, and how it ended (values and their JSON shape).
+
+Every request that took a service's lock (`/update`, `/rollback`, `/apply`, a
+push, a pipeline job) leaves one record per service (dry runs never do). Its
+`outcome` starts as IN_PROGRESS for a deployment started, NO_CHANGE for a
+no-op or ERROR for a failure, and then follows ECS's own events
+(chalicelib.outcomes) to COMPLETED, FAILED or ROLLED_BACK.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from chalicelib.access.audit import Provenance
+from chalicelib.core.errors import INTERNAL_ERROR_MESSAGE, UpdateError, http_status
+from chalicelib.core.results import ChangeResult, as_datetime, iso8601
+from chalicelib.state import table as state
+
+IN_PROGRESS = "IN_PROGRESS"
+NO_CHANGE = "NO_CHANGE"
+ERROR = "ERROR"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+ROLLED_BACK = "ROLLED_BACK"
+FINAL_OUTCOMES = frozenset({COMPLETED, ROLLED_BACK})
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """One request's change to one service, and the outcome ECS reported for it."""
+
+    cluster: str
+    service: str
+    at: str
+    action: str
+    request_id: str | None
+    key_id: str | None
+    source_ip: str | None
+    changed: bool
+    force_new_deployment: bool
+    task_definition: dict[str, Any] | None
+    previous_task_definition: dict[str, Any] | None
+    containers: list[dict[str, str]]
+    deployment_id: str | None
+    status: int
+    error: dict[str, str] | None
+    outcome: str
+    outcome_at: str | None = None
+    outcome_reason: str | None = None
+    batch_id: str | None = None
+    record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @classmethod
+    def of_result(cls, provenance: Provenance, result: ChangeResult, force_new_deployment: bool) -> DeploymentRecord:
+        """The record of a change that was answered with a 200."""
+        started = result.changed or result.deployment is not None
+        return cls(
+            cluster=result.cluster,
+            service=result.service,
+            at=_at(provenance),
+            action=provenance.action,
+            request_id=provenance.request_id,
+            key_id=provenance.key_id,
+            source_ip=provenance.source_ip,
+            changed=result.changed,
+            force_new_deployment=force_new_deployment,
+            task_definition=result.task_definition.as_reference(),
+            previous_task_definition=(
+                result.previous_task_definition.as_reference() if result.previous_task_definition else None
+            ),
+            containers=[change.as_dict() for change in result.containers],
+            deployment_id=(result.deployment or {}).get("id"),
+            status=200,
+            error=None,
+            outcome=IN_PROGRESS if started else NO_CHANGE,
+            batch_id=provenance.batch_id,
+        )
+
+    @classmethod
+    def of_failure(
+        cls, provenance: Provenance, key: str, failure: BaseException, force_new_deployment: bool
+    ) -> DeploymentRecord:
+        """The record of a request that failed after taking the lock of service `key` (`cluster/service`)."""
+        status, code = http_status(failure)
+        message = failure.message if isinstance(failure, UpdateError) else INTERNAL_ERROR_MESSAGE
+        cluster, _, service = key.partition("/")
+        return cls(
+            cluster=cluster,
+            service=service,
+            at=_at(provenance),
+            action=provenance.action,
+            request_id=provenance.request_id,
+            key_id=provenance.key_id,
+            source_ip=provenance.source_ip,
+            changed=False,
+            force_new_deployment=force_new_deployment,
+            task_definition=None,
+            previous_task_definition=None,
+            containers=[],
+            deployment_id=None,
+            status=status,
+            error={"Code": code, "Message": message},
+            outcome=ERROR,
+            batch_id=provenance.batch_id,
+        )
+
+    @property
+    def key(self) -> str:
+        """`cluster/service`."""
+        return f"{self.cluster}/{self.service}"
+
+    @property
+    def sort_key(self) -> str:
+        """Where the record sits in its service's partition: newest last, by time."""
+        return f"{state.RECORD_PREFIX}{self.at}#{self.record_id}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape, as the history shows it."""
+        return {
+            "at": self.at,
+            "action": self.action,
+            "cluster": self.cluster,
+            "service": self.service,
+            "requestId": self.request_id,
+            "keyId": self.key_id,
+            "sourceIp": self.source_ip,
+            "changed": self.changed,
+            "forceNewDeployment": self.force_new_deployment,
+            "taskDefinition": self.task_definition,
+            "previousTaskDefinition": self.previous_task_definition,
+            "containers": self.containers,
+            "deploymentId": self.deployment_id,
+            "status": self.status,
+            "error": self.error,
+            "outcome": self.outcome,
+            "outcomeAt": self.outcome_at,
+            "outcomeReason": self.outcome_reason,
+            "batchId": self.batch_id,
+        }
+
+    def items(self, history_days: int) -> list[dict[str, Any]]:
+        """The record's DynamoDB item, and the pointer to it from its ECS deployment id if it has one."""
+        expires = _epoch(self.at) + int(timedelta(days=history_days).total_seconds())
+        record = state.to_item(
+            {
+                "pk": state.service_partition(self.key),
+                "sk": self.sort_key,
+                "kind": "record",
+                "recordId": self.record_id,
+                state.TTL_ATTRIBUTE: expires,
+                **self.as_dict(),
+                # Claims (leases) on the notifications being sent, by event name; the ones sent go in `sent`.
+                "sending": {},
+            }
+        )
+        items = [record]
+        if self.deployment_id:
+            items.append(
+                state.to_item(
+                    {
+                        "pk": state.deployment_partition(self.deployment_id),
+                        "sk": state.POINTER_SORT_KEY,
+                        "kind": "pointer",
+                        "recordPk": state.service_partition(self.key),
+                        "recordSk": self.sort_key,
+                        state.TTL_ATTRIBUTE: expires,
+                    }
+                )
+            )
+        return items
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> DeploymentRecord:
+        """A record read back from the table (plain values, see state.from_item)."""
+        return cls(
+            cluster=item["cluster"],
+            service=item["service"],
+            at=item["at"],
+            action=item["action"],
+            request_id=item.get("requestId"),
+            key_id=item.get("keyId"),
+            source_ip=item.get("sourceIp"),
+            changed=bool(item.get("changed")),
+            force_new_deployment=bool(item.get("forceNewDeployment")),
+            task_definition=item.get("taskDefinition"),
+            previous_task_definition=item.get("previousTaskDefinition"),
+            containers=list(item.get("containers") or []),
+            deployment_id=item.get("deploymentId"),
+            status=int(item.get("status", 0)),
+            error=item.get("error"),
+            outcome=item["outcome"],
+            outcome_at=item.get("outcomeAt"),
+            outcome_reason=item.get("outcomeReason"),
+            batch_id=item.get("batchId"),
+            record_id=item.get("recordId", ""),
+        )
+
+
+def _at(provenance: Provenance) -> str:
+    return iso8601(provenance.at) or ""
+
+
+def _epoch(at: str) -> int:
+    moment = as_datetime(at)
+    return int(moment.timestamp()) if moment else 0

@@ -1,0 +1,126 @@
+"""The state table: one DynamoDB table, several item kinds (the usual single-table design).
+
+| item                                  | pk                               | sk                            |
+|---------------------------------------|----------------------------------|-------------------------------|
+| a service's lock                      | `SERVICE#<cluster>/<service>`    | `LOCK`                        |
+| a deployment record                   | `SERVICE#<cluster>/<service>`    | `RECORD#<at>#<id>`            |
+| where a deployment's record is        | `DEPLOYMENT#<ECS deployment id>` | `POINTER`                     |
+| a push claimed for a service          | `EVENT#<event id>`               | `SERVICE#<cluster>/<service>` |
+| a CodePipeline job's deployments      | `JOB#<job id>`                   | `JOB`                         |
+
+A service's lock and its records share a partition, so the history is one
+Query and the lock never shows in it. Every item carries its expiry in the
+table's TTL attribute `expiresAt` (epoch seconds): a minute for a lock,
+HISTORY_DAYS for a record and its pointer, a day for a push claim
+(push.EVENT_CLAIM_SECONDS) and a week for a job (pipeline.JOB_MEMORY_SECONDS).
+`infra/state-table.yaml` creates the table; STATE_TABLE names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from chalicelib.aws import clients as aws
+from chalicelib.core.errors import StateTableMissingError, UpdateError
+
+TTL_ATTRIBUTE = "expiresAt"
+LOCK_SORT_KEY = "LOCK"
+RECORD_PREFIX = "RECORD#"
+POINTER_SORT_KEY = "POINTER"
+TEMPLATE = "infra/state-table.yaml"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def service_key(cluster: str, service: str) -> str:
+    """`cluster/service` by name, whether the caller gave names or ARNs."""
+    return f"{cluster.rsplit('/', 1)[-1]}/{service.rsplit('/', 1)[-1]}"
+
+
+def service_partition(key: str) -> str:
+    """The partition of a service's lock and records."""
+    return f"SERVICE#{key}"
+
+
+def deployment_partition(deployment_id: str) -> str:
+    """The partition of the pointer from an ECS deployment id to its record."""
+    return f"DEPLOYMENT#{deployment_id}"
+
+
+def to_item(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict as a DynamoDB item (None values left out, floats as numbers)."""
+    return {key: _serializer.serialize(_for_dynamodb(item)) for key, item in value.items() if item is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as a plain dict (numbers back to int or float, sets to sorted lists)."""
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+@dataclass(frozen=True)
+class StateTable:
+    """The table and the client that reaches it."""
+
+    client: Any
+    name: str
+
+    def call(
+        self, operation: str, known: Mapping[str, Callable[[str], UpdateError]] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One DynamoDB call on this table; a missing table is StateTableMissingError (502) naming it."""
+        method = getattr(self.client, _snake(operation))
+        return aws.call(method, operation, {"ResourceNotFoundException": self._missing, **(known or {})}, **kwargs)
+
+    def records_page(self, partition: str, limit: int, start: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One Query page of the deployment records in a service's partition, newest first (raw items)."""
+        arguments: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :records)",
+            "ExpressionAttributeValues": to_item({":pk": partition, ":records": RECORD_PREFIX}),
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        if start:
+            arguments["ExclusiveStartKey"] = dict(start)
+        return self.call("Query", **arguments)
+
+    def _missing(self, _message: str) -> UpdateError:
+        return StateTableMissingError(
+            f"the state table '{self.name}' (STATE_TABLE) does not exist in this account and region; "
+            f"deploy {TEMPLATE} to create it"
+        )
+
+
+def _snake(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
+def _for_dynamodb(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {k: _for_dynamodb(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_for_dynamodb(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return sorted(_plain(v) for v in value)
+    return value

@@ -1,0 +1,1 @@
+"""What starts a deployment from outside: registry pushes and the CodePipeline action."""
