@@ -14,7 +14,7 @@ from chalice.app import CloudWatchEvent
 
 from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import clients as aws
+from chalicelib.aws import budget, clients
 from chalicelib.core.config import Settings, load_settings, unsafe_aws_endpoint
 from chalicelib.core.errors import (
     INTERNAL_ERROR_MESSAGE,
@@ -25,6 +25,7 @@ from chalicelib.core.errors import (
     http_status,
 )
 from chalicelib.core.push_policy import Push
+from chalicelib.core.requests import FanOutRequest
 from chalicelib.core.results import ChangeResult
 from chalicelib.core.validation import (
     IMAGE_DEFINITIONS_QUERY,
@@ -41,7 +42,7 @@ from chalicelib.core.validation import (
 )
 from chalicelib.deploy.descriptions import parse_apply_request, service_description
 from chalicelib.deploy.rollback import roll_back
-from chalicelib.deploy.update import FanOutRequest, update_image, update_services
+from chalicelib.deploy.update import update_image, update_services
 from chalicelib.entrypoints import requestlog
 from chalicelib.follow import outcomes
 from chalicelib.follow.discovery import cluster_services
@@ -74,7 +75,7 @@ ECR_PUSHES = {
     "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]},
 }
 # /hooks/push deploys within the request's budget (letting each lock go gets its own attempt on top).
-PUSH_HOOK_SECONDS = aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS
+PUSH_HOOK_SECONDS = budget.MAIN_SECONDS + budget.CLEANUP_SECONDS
 # registry_push stops starting updates this long before its Lambda timeout.
 PUSH_FUNCTION_MARGIN_SECONDS = 30.0
 # pipeline_deploy keeps this long to report to CodePipeline before its Lambda timeout.
@@ -101,13 +102,13 @@ def update() -> Response:
         log.update(audit=provenance.tags())
         if isinstance(request, FanOutRequest):
             policy.check_targets(request.cluster, request.targets)
-            batch = update_services(aws.ecs_client(), request, locks=_locks(), provenance=provenance)
+            batch = update_services(clients.ecs_client(), request, locks=_locks(), provenance=provenance)
             log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
             log.update(changed=batch.changed, dryRun=batch.dry_run)
             return batch.as_dict()
         policy.check_targets(request.cluster, [request])
         log.update(cluster=_loggable(request.cluster), service=_loggable(request.service))
-        result = update_image(aws.ecs_client(), request, locks=_locks(), provenance=provenance)
+        result = update_image(clients.ecs_client(), request, locks=_locks(), provenance=provenance)
         return _logged_change(result, log)
 
     return _respond(handle, reads_body=True, takes_arrays=True)
@@ -122,7 +123,7 @@ def rollback() -> Response:
         policy = _policy()
         policy.check_target(request.cluster, request.service)
         result = roll_back(
-            aws.ecs_client(), request, _locks(), allow_image=policy.check_image, provenance=_provenance("rollback")
+            clients.ecs_client(), request, _locks(), allow_image=policy.check_image, provenance=_provenance("rollback")
         )
         return _logged_change(result, log)
 
@@ -139,7 +140,7 @@ def service(cluster: str, service: str) -> Response:
         wanted = deployment_id(_query(("deployment",)))
         _policy().check_target(cluster_id, service_id)
         lookup = _record_lookup(_state_table(load_settings()))
-        return service_status(aws.ecs_client(), cluster_id, service_id, wanted, lookup)
+        return service_status(clients.ecs_client(), cluster_id, service_id, wanted, lookup)
 
     return _respond(handle, reads_body=False)
 
@@ -170,7 +171,7 @@ def description(cluster: str, service: str) -> Response:
         service_id = path_service(params["service"], cluster_id)
         _query(())
         _policy().check_target(cluster_id, service_id)
-        return service_description(aws.ecs_client(), cluster_id, service_id)
+        return service_description(clients.ecs_client(), cluster_id, service_id)
 
     return _respond(handle, reads_body=False)
 
@@ -186,7 +187,7 @@ def apply() -> Response:
         provenance = _provenance("apply")
         # Only the images that change are checked (once read): an unchanged export applies as a no-op.
         batch = update_services(
-            aws.ecs_client(), request, locks=_locks(), provenance=provenance, allow_image=policy.check_image
+            clients.ecs_client(), request, locks=_locks(), provenance=provenance, allow_image=policy.check_image
         )
         log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
         log.update(changed=batch.changed, dryRun=batch.dry_run, audit=provenance.tags())
@@ -202,8 +203,8 @@ def push_hook() -> Response:
     def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
         pushed = parse_push(body)
         pusher = Pusher(_provenance("push"), _policy(), event_id=delivery_id(pushed))
-        with aws.time_cap(PUSH_HOOK_SECONDS):
-            result = follow_push(aws.ecs_client(), aws.tagging_client(), _locks(), pushed, pusher)
+        with budget.capped(PUSH_HOOK_SECONDS):
+            result = follow_push(clients.ecs_client(), clients.tagging_client(), _locks(), pushed, pusher)
         log.update(push=pushed.as_dict(), decisions=_decision_counts(result))
         return result.as_dict()
 
@@ -219,7 +220,7 @@ def cluster_services_route(cluster: str) -> Response:
         _query(())
         policy = _policy()
         policy.check_cluster(cluster_id)
-        return cluster_services(aws.ecs_client(), cluster_id, include=policy.allows_service)
+        return cluster_services(clients.ecs_client(), cluster_id, include=policy.allows_service)
 
     return _respond(handle, reads_body=False)
 
@@ -239,7 +240,7 @@ def deployment_events(event: CloudWatchEvent) -> None:
         return
     topic = settings.notify_topic_arn
     try:
-        done = outcomes.follow(table, aws.sns_client() if topic else None, topic, followed)
+        done = outcomes.follow(table, clients.sns_client() if topic else None, topic, followed)
     except UpdateError as failure:
         # Failing the invocation makes Lambda deliver the event again; the retry sends only what is owed.
         requestlog.log_event({"function": "deployment_events", "event": followed.event_id, "error": failure.message})
@@ -259,8 +260,8 @@ def registry_push(event: CloudWatchEvent) -> None:
     provenance = Provenance("push", request_id=str(raw.get("id")), key_id="registry-push")
     pusher = Pusher(provenance, _policy(), event_id=str(raw.get("id")))
     left = event.context.get_remaining_time_in_millis() / 1000 if event.context else 300.0
-    with aws.time_cap(max(left - PUSH_FUNCTION_MARGIN_SECONDS, 0.0)):
-        result = follow_push(aws.ecs_client(), aws.tagging_client(), _locks(), pushed, pusher)
+    with budget.capped(max(left - PUSH_FUNCTION_MARGIN_SECONDS, 0.0)):
+        result = follow_push(clients.ecs_client(), clients.tagging_client(), _locks(), pushed, pusher)
     requestlog.log_event({"function": "registry_push", "event": raw.get("id"), **result.as_dict()})
 
 
@@ -268,15 +269,15 @@ def registry_push(event: CloudWatchEvent) -> None:
 def pipeline_deploy(event: dict[str, Any], context: Any) -> None:
     """A CodePipeline Invoke action: deploy the job's artifact, follow the outcome, report to CodePipeline."""
     services = pipeline.Services(
-        ecs=aws.ecs_client(),
-        codepipeline=aws.codepipeline_client(),
+        ecs=clients.ecs_client(),
+        codepipeline=clients.codepipeline_client(),
         locks=_locks(),
         access=_policy(),
-        artifact_client=aws.artifact_client,
+        artifact_client=clients.artifact_client,
         record_of=_record_lookup(_state_table(load_settings())),
     )
     left = context.get_remaining_time_in_millis() / 1000 if context else 60.0
-    with aws.time_cap(max(left - PIPELINE_MARGIN_SECONDS, 1.0)):
+    with budget.capped(max(left - PIPELINE_MARGIN_SECONDS, 1.0)):
         report = pipeline.run_job(event, services)
     job = (event.get("CodePipeline.job") or {}).get("id") if isinstance(event, dict) else None
     requestlog.log_event({"function": "pipeline_deploy", "job": job, **(report.as_dict() if report else {})})
@@ -294,7 +295,7 @@ def _policy() -> AccessPolicy:
 
 
 def _state_table(settings: Settings) -> StateTable | None:
-    return StateTable(aws.dynamodb_client(), settings.state_table) if settings.state_table else None
+    return StateTable(clients.dynamodb_client(), settings.state_table) if settings.state_table else None
 
 
 def _record_lookup(table: StateTable | None) -> Callable[[str], DeploymentRecord | None]:

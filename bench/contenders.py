@@ -31,9 +31,10 @@ from ecs_deploy import cli as ecs_deploy_cli
 from ecs_deploy.ecs import DeployAction, EcsClient
 
 from bench.world import CHANGED_CONTAINER, CLUSTER, REPOSITORY, image_with_tag
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from chalicelib.core.images import parse_image
-from chalicelib.deploy.update import UpdateRequest, update_image
+from chalicelib.core.requests import UpdateRequest
+from chalicelib.deploy.update import update_image
 from tests.conftest import API_KEY, PROJECT_DIR, REGION
 
 OURS_DIRECT = "ours-direct"
@@ -65,8 +66,8 @@ def service_of(key: str) -> str:
 def contenders() -> Iterator[dict[str, Contender]]:
     """Every contender, ready to roll its service; call inside `bench_world`."""
     with ExitStack() as stack:
-        ours_client = aws.ecs_client()
-        lock_client = aws.dynamodb_client()  # the app's lock and record, when the stage sets STATE_TABLE
+        ours_client = clients.ecs_client()
+        lock_client = clients.dynamodb_client()  # the app's lock and record, when the stage sets STATE_TABLE
         http = stack.enter_context(_app_client())
         ecs_deploy_client = EcsClient(region=REGION)
         ecs_deploy_cli_client = EcsClient(region=REGION)

@@ -41,7 +41,7 @@ from bench.world import (
     offline_environment,
     state_table,
 )
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from scripts.local_aws import LOOPBACK, embedded_aws_environment, free_port, stop, wait_until_listening
 from tests.conftest import API_KEY, PROJECT_DIR, REGION, create_service, create_state_table
 
@@ -123,15 +123,15 @@ def server_world() -> Iterator[World]:
     try:
         wait_until_listening(f"{endpoint}/moto-api/", moto)
         with offline_environment(), mock.patch.dict(os.environ, {"AWS_ENDPOINT_URL": endpoint}):
-            aws.reset_clients()
+            clients.reset_clients()
             try:
-                setup_ecs = aws.session().client("ecs", region_name=REGION)
+                setup_ecs = clients.session().client("ecs", region_name=REGION)
                 setup_ecs.create_cluster(clusterName=CLUSTER)
                 if table := state_table():
                     create_state_table(table)
                 yield World(setup_ecs)
             finally:
-                aws.reset_clients()
+                clients.reset_clients()
     finally:
         stop(moto)
 
@@ -177,9 +177,9 @@ def fan_out_contenders(shape: str, server: bool = True) -> Iterator[tuple[dict[s
             if errors:
                 raise errors[0]
 
-        clients = [aws.ecs_client(), aws.dynamodb_client(), sequential_client.boto]
-        clients += [client.boto for client in thread_clients]
-        yield {OURS: ours, SEQUENTIAL: sequential, THREADS: threads}, [world, *clients]
+        made = [clients.ecs_client(), clients.dynamodb_client(), sequential_client.boto]
+        made += [client.boto for client in thread_clients]
+        yield {OURS: ours, SEQUENTIAL: sequential, THREADS: threads}, [world, *made]
 
 
 def _deploy(client: EcsClient, service: str, tag: str) -> None:

@@ -17,7 +17,7 @@ from unittest import mock
 
 from moto import mock_aws
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from tests.conftest import (
     API_KEY,
     ECR,
@@ -72,7 +72,7 @@ class World:
         table = state_table()
         if table is None:
             return
-        dynamodb = aws.session().client("dynamodb", region_name=REGION)
+        dynamodb = clients.session().client("dynamodb", region_name=REGION)
         for item in dynamodb.scan(TableName=table, ProjectionExpression="pk, sk")["Items"]:
             dynamodb.delete_item(TableName=table, Key=item)
 
@@ -111,9 +111,9 @@ def offline_environment() -> Iterator[None]:
 def bench_world(services: Sequence[str]) -> Iterator[World]:
     """An in-process AWS with the cluster, one service per name on its own identical revision, and the state table."""
     with offline_environment(), mock_aws():
-        aws.reset_clients()
+        clients.reset_clients()
         try:
-            setup_ecs = aws.session().client("ecs", region_name=REGION)
+            setup_ecs = clients.session().client("ecs", region_name=REGION)
             setup_ecs.create_cluster(clusterName=CLUSTER)
             if table := state_table():
                 create_state_table(table)
@@ -125,4 +125,4 @@ def bench_world(services: Sequence[str]) -> Iterator[World]:
                 create_service(setup_ecs, CLUSTER, service, register(setup_ecs, containers))
             yield World(setup_ecs)
         finally:
-            aws.reset_clients()
+            clients.reset_clients()

@@ -17,7 +17,7 @@ import yaml
 from chalice.test import Client
 from moto import mock_aws
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import budget, clients
 from tests.faults import VirtualClock
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -45,9 +45,9 @@ def offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def moto_world() -> Iterator[None]:
     """An empty in-process AWS; the service's cached clients are made inside it."""
     with mock_aws():
-        aws.reset_clients()
+        clients.reset_clients()
         yield
-        aws.reset_clients()
+        clients.reset_clients()
 
 
 @pytest.fixture
@@ -89,15 +89,15 @@ def lambda_time(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def ecs(moto_world: None) -> Any:
     """The ECS client the service itself uses (same timeouts, retries and time budget)."""
-    return aws.ecs_client()
+    return clients.ecs_client()
 
 
 @pytest.fixture
 def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
     """Drive the time budget and botocore's retry back-off by a virtual clock."""
     clock = VirtualClock()
-    monkeypatch.setattr(aws, "clock", clock)
-    monkeypatch.setattr(aws, "sleep", clock.sleep)
+    monkeypatch.setattr(budget, "clock", clock)
+    monkeypatch.setattr(budget, "sleep", clock.sleep)
     monkeypatch.setattr("botocore.endpoint.time.sleep", clock.sleep)
     return clock
 
@@ -105,7 +105,7 @@ def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
 @pytest.fixture
 def setup_ecs(moto_world: None) -> Any:
     """A plain client for arranging and inspecting the world, outside the counted calls."""
-    return aws.session().client("ecs", region_name=REGION)
+    return clients.session().client("ecs", region_name=REGION)
 
 
 @pytest.fixture
@@ -199,7 +199,7 @@ def register(setup_ecs: Any, containers: list[dict[str, Any]], **overrides: Any)
 
 def network() -> tuple[str, str]:
     """A subnet and a security group in moto's EC2, made on first use."""
-    ec2 = aws.session().client("ec2", region_name=REGION)
+    ec2 = clients.session().client("ec2", region_name=REGION)
     groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["web"]}])["SecurityGroups"]
     if groups:
         subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [groups[0]["VpcId"]]}])["Subnets"][0]
@@ -267,7 +267,7 @@ def state_table_definition() -> dict[str, Any]:
 def create_state_table(name: str = STATE_TABLE) -> None:
     """The state table, with the keys and TTL of infra/state-table.yaml."""
     definition = state_table_definition()
-    dynamodb = aws.session().client("dynamodb", region_name=REGION)
+    dynamodb = clients.session().client("dynamodb", region_name=REGION)
     dynamodb.create_table(
         TableName=name,
         AttributeDefinitions=definition["AttributeDefinitions"],
@@ -282,7 +282,7 @@ def stage_locks(table: str = STATE_TABLE) -> Any:
     from chalicelib.state.lock import Locks
     from chalicelib.state.table import StateTable
 
-    return Locks(StateTable(aws.dynamodb_client(), table))
+    return Locks(StateTable(clients.dynamodb_client(), table))
 
 
 @pytest.fixture
@@ -296,7 +296,7 @@ def table_items(kind: str | None = None, table: str = STATE_TABLE) -> list[dict[
     """Every item of the state table (of one kind: lock, record, pointer), as plain values."""
     from chalicelib.state.table import from_item
 
-    items = aws.session().client("dynamodb", region_name=REGION).scan(TableName=table, ConsistentRead=True)["Items"]
+    items = clients.session().client("dynamodb", region_name=REGION).scan(TableName=table, ConsistentRead=True)["Items"]
     plain = [from_item(item) for item in items]
     return [item for item in plain if kind is None or item.get("kind") == kind]
 
@@ -408,7 +408,7 @@ class Subscriber:
 
     def received(self) -> list[dict[str, Any]]:
         """Every message delivered since the last call: {"subject", "message", "attributes"}."""
-        sqs = aws.session().client("sqs", region_name=REGION)
+        sqs = clients.session().client("sqs", region_name=REGION)
         found: list[dict[str, Any]] = []
         while True:
             batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
@@ -429,8 +429,8 @@ class Subscriber:
 @pytest.fixture
 def subscriber(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> Subscriber:
     """The notification topic, NOTIFY_TOPIC_ARN set to it, and a queue subscribed to it."""
-    sns = aws.session().client("sns", region_name=REGION)
-    sqs = aws.session().client("sqs", region_name=REGION)
+    sns = clients.session().client("sns", region_name=REGION)
+    sqs = clients.session().client("sqs", region_name=REGION)
     topic = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
     queue = sqs.create_queue(QueueName="subscriber")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import budget
 
 ENDPOINT = "https://ecs.eu-west-1.amazonaws.com/"
 UNSERVED_URL = "https://fault-injection.invalid/"
@@ -89,7 +89,7 @@ class AttemptFaults:
         def outcome(attempt: int) -> None:
             if attempts is None or attempt in attempts:
                 if self._clock is not None:
-                    self._clock.now += aws.ATTEMPT_SECONDS
+                    self._clock.now += budget.ATTEMPT_SECONDS
                 raise ReadTimeoutError(endpoint_url=ENDPOINT)
 
         self.on(operation, outcome)
@@ -157,7 +157,7 @@ class ServiceFaults:
             if then is not None:
                 then()
             if self._clock is not None:
-                self._clock.now += aws.ATTEMPT_SECONDS
+                self._clock.now += budget.ATTEMPT_SECONDS
             raise ReadTimeoutError(endpoint_url=ENDPOINT)
 
         self.on(operation, subject, outcome)

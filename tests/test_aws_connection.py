@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from scripts import aws_connection
 from scripts.aws_connection import deployed_rest_api, gather, gather_from_stack, invoke_url, write_env_file
 from tests.conftest import PROJECT_DIR
@@ -33,7 +33,7 @@ def deployed_state(project_dir: Path, url: str) -> None:
 
 
 def test_gathers_url_key_cluster_and_service(moto_world: None, tmp_path: Path) -> None:
-    session = aws.session()
+    session = clients.session()
     cloudformation = session.client("cloudformation")
     cloudformation.create_stack(
         StackName="workload",
@@ -86,17 +86,17 @@ def service_stack(name: str, outputs: dict[str, str]) -> None:
         "Resources": {"Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": f"{name}-logs"}}},
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},
     }
-    aws.session().client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+    clients.session().client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
 
 
 def api_key() -> str:
     """A key in moto's API Gateway (its CloudFormation ignores AWS::ApiGateway::ApiKey); its id."""
-    return str(aws.session().client("apigateway").create_api_key(name="k", enabled=True, value=KEY_VALUE)["id"])
+    return str(clients.session().client("apigateway").create_api_key(name="k", enabled=True, value=KEY_VALUE)["id"])
 
 
 def workload_stack(name: str) -> None:
     """The test workload of infra/test-workload.yaml."""
-    aws.session().client("cloudformation").create_stack(
+    clients.session().client("cloudformation").create_stack(
         StackName=name,
         TemplateBody=(PROJECT_DIR / "infra" / "test-workload.yaml").read_text(),
         Capabilities=["CAPABILITY_IAM"],
@@ -107,7 +107,7 @@ def test_stack_mode_reads_url_and_key_from_the_one_stack(moto_world: None) -> No
     service_stack("svc", {"EndpointURL": SERVICE_URL, "ApiKeyId": api_key(), "RestAPIId": "abcdefghij"})
     workload_stack("workload")
 
-    values = gather_from_stack(aws.session(), "svc", "workload")
+    values = gather_from_stack(clients.session(), "svc", "workload")
 
     assert values == {
         "API_URL": "https://abcdefghij.execute-api.eu-west-1.amazonaws.com/api",
@@ -119,19 +119,19 @@ def test_stack_mode_reads_url_and_key_from_the_one_stack(moto_world: None) -> No
 
 def test_stack_mode_without_a_workload_stack_leaves_out_cluster_and_service(moto_world: None) -> None:
     service_stack("svc", {"EndpointURL": SERVICE_URL, "ApiKeyId": api_key()})
-    values = gather_from_stack(aws.session(), "svc", "no-such-workload")
+    values = gather_from_stack(clients.session(), "svc", "no-such-workload")
     assert values == {"API_URL": SERVICE_URL.rstrip("/"), "API_KEY": KEY_VALUE}
 
 
 def test_stack_mode_says_to_deploy_when_the_stack_is_missing(moto_world: None) -> None:
     with pytest.raises(SystemExit, match=r"stack svc does not exist: run `make deploy` first"):
-        gather_from_stack(aws.session(), "svc", "workload")
+        gather_from_stack(clients.session(), "svc", "workload")
 
 
 def test_stack_mode_names_the_outputs_a_stack_lacks(moto_world: None) -> None:
     service_stack("access-only", {"ApiKeyId": api_key()})  # api-access.yaml's stack, say
     with pytest.raises(SystemExit, match="has no output EndpointURL"):
-        gather_from_stack(aws.session(), "access-only", "workload")
+        gather_from_stack(clients.session(), "access-only", "workload")
 
 
 def test_main_with_stack_writes_the_private_env_file_and_prints_no_key(

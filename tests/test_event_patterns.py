@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from tests.conftest import REGION
 
 
@@ -26,8 +26,8 @@ def event_pattern(function: str) -> dict[str, Any]:
 @pytest.fixture
 def bus_to_queue(moto_world: None) -> Any:
     """A rule with the function's pattern on the default bus, delivering to a queue; returns a putter."""
-    events = aws.session().client("events", region_name=REGION)
-    sqs = aws.session().client("sqs", region_name=REGION)
+    events = clients.session().client("events", region_name=REGION)
+    sqs = clients.session().client("sqs", region_name=REGION)
 
     def route(function: str) -> Any:
         queue = sqs.create_queue(QueueName=f"{function}-target")["QueueUrl"]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
-from chalicelib.aws import clients as aws
-from chalicelib.state import table as state
+from chalicelib.aws import clients
+from chalicelib.state.table import TTL_ATTRIBUTE
 from tests.conftest import PROJECT_DIR
 
 TEMPLATES = sorted((PROJECT_DIR / "infra").glob("*.yaml"))
@@ -34,7 +34,7 @@ def test_cfn_lint_reports_no_errors_and_no_warnings(template: Path) -> None:
 
 
 def test_workload_stack_deploys_with_its_outputs(moto_world: None) -> None:
-    cloudformation = aws.session().client("cloudformation")
+    cloudformation = clients.session().client("cloudformation")
     cloudformation.create_stack(
         StackName="workload",
         TemplateBody=(PROJECT_DIR / "infra" / "test-workload.yaml").read_text(),
@@ -47,7 +47,7 @@ def test_workload_stack_deploys_with_its_outputs(moto_world: None) -> None:
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     assert outputs["ClusterName"] == "test-cluster"
     assert outputs["ServiceName"] == "shop"
-    ecs: Any = aws.session().client("ecs")
+    ecs: Any = clients.session().client("ecs")
     service = ecs.describe_services(cluster=outputs["ClusterName"], services=[outputs["ServiceName"]])["services"][0]
     assert service["taskDefinition"] == outputs["TaskDefinitionArn"]
     container = ecs.describe_task_definition(taskDefinition=outputs["TaskDefinitionArn"])["taskDefinition"]
@@ -55,12 +55,12 @@ def test_workload_stack_deploys_with_its_outputs(moto_world: None) -> None:
 
 
 def test_state_table_stack_has_the_keys_and_ttl_the_service_uses(moto_world: None) -> None:
-    cloudformation = aws.session().client("cloudformation")
+    cloudformation = clients.session().client("cloudformation")
     template_path = PROJECT_DIR / "infra" / "state-table.yaml"
     cloudformation.create_stack(StackName="state", TemplateBody=template_path.read_text())
     stack = cloudformation.describe_stacks(StackName="state")["Stacks"][0]
     name = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["StateTableName"]
-    dynamodb = aws.session().client("dynamodb")
+    dynamodb = clients.session().client("dynamodb")
     table = dynamodb.describe_table(TableName=name)["Table"]
     config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
     assert name == config["stages"]["dev"]["environment_variables"]["STATE_TABLE"] == "ecs-image-updater-state"
@@ -72,7 +72,7 @@ def test_state_table_stack_has_the_keys_and_ttl_the_service_uses(moto_world: Non
     template, matches = decode(str(template_path))
     assert not matches
     ttl = template["Resources"]["StateTable"]["Properties"]["TimeToLiveSpecification"]
-    assert ttl == {"AttributeName": state.TTL_ATTRIBUTE, "Enabled": True}
+    assert ttl == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
 
 
 def test_every_policy_names_the_state_table_of_the_template() -> None:

@@ -27,7 +27,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from tests.conftest import API_KEY, PROJECT_DIR, Workload
 
 SPEC_PATH = PROJECT_DIR / "openapi.yaml"
@@ -100,7 +100,7 @@ def aws_calls(ecs: Any, state_table: str) -> list[str]:
     """Calls the service's clients make: ECS and the state table (cleared by each example)."""
     made: list[str] = []
     ecs.meta.events.register("before-parameter-build.ecs", lambda model, **_: made.append(model.name))
-    aws.dynamodb_client().meta.events.register(
+    clients.dynamodb_client().meta.events.register(
         "before-parameter-build.dynamodb", lambda model, **_: made.append(model.name)
     )
     return made

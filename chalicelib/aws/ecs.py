@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chalicelib.aws import clients as aws
-from chalicelib.aws import fidelity
+from chalicelib.aws import clients, fidelity
 from chalicelib.core.errors import (
     AwsCallError,
     ClusterNotFoundError,
@@ -26,7 +25,7 @@ DESCRIBE_SERVICES_BATCH = 10
 
 def describe_service(client: Any, cluster: str, service: str) -> dict[str, Any]:
     """The service as ECS describes it; 404-class errors for a missing cluster or service."""
-    response = aws.call(
+    response = clients.call(
         client.describe_services,
         "DescribeServices",
         {
@@ -55,7 +54,7 @@ def list_service_arns(client: Any, cluster: str) -> list[str]:
         arguments: dict[str, Any] = {"cluster": cluster, "maxResults": 100}
         if token:
             arguments["nextToken"] = token
-        page = aws.call(
+        page = clients.call(
             client.list_services,
             "ListServices",
             {"ClusterNotFoundException": lambda _: ClusterNotFoundError(f"cluster '{cluster}' was not found")},
@@ -71,7 +70,7 @@ def describe_services(client: Any, cluster: str, services: list[str]) -> list[di
     """Describe up to 10 services in one call (services that vanished meanwhile are skipped)."""
     if len(services) > DESCRIBE_SERVICES_BATCH:
         raise ValueError(f"DescribeServices takes at most {DESCRIBE_SERVICES_BATCH} services")
-    response = aws.call(
+    response = clients.call(
         client.describe_services,
         "DescribeServices",
         {
@@ -128,7 +127,7 @@ def describe_task_definition(client: Any, task_definition: str) -> tuple[dict[st
     The copy is taken from this, never from botocore's parsed answer, which holds
     only the fields the installed SDK knows (see chalicelib.fidelity).
     """
-    response = aws.call(
+    response = clients.call(
         client.describe_task_definition,
         "DescribeTaskDefinition",
         {
@@ -152,7 +151,7 @@ def register_task_definition(client: Any, registration: Mapping[str, Any]) -> di
     """Register a new revision with every field of `registration`; returns it as ECS describes it."""
     fidelity.check_carried(client, "RegisterTaskDefinition", registration)
     try:
-        response = aws.call(client.register_task_definition, "RegisterTaskDefinition", {}, **registration)
+        response = clients.call(client.register_task_definition, "RegisterTaskDefinition", {}, **registration)
     except AwsCallError as failure:
         if not failure.outcome_unknown:
             raise
@@ -180,7 +179,7 @@ def update_service(
         arguments["taskDefinition"] = task_definition
     if force_new_deployment:
         arguments["forceNewDeployment"] = True
-    response = aws.call(
+    response = clients.call(
         client.update_service,
         "UpdateService",
         {
@@ -199,4 +198,4 @@ def update_service(
 
 def deregister_task_definition(client: Any, task_definition: str) -> None:
     """Deregister a revision (it becomes INACTIVE)."""
-    aws.call(client.deregister_task_definition, "DeregisterTaskDefinition", {}, taskDefinition=task_definition)
+    clients.call(client.deregister_task_definition, "DeregisterTaskDefinition", {}, taskDefinition=task_definition)

@@ -113,6 +113,31 @@ class ChangeResult:
         return body
 
 
+@dataclass(frozen=True)
+class FanOutResult:
+    """What a request for several services did (or, for a dry run, would do)."""
+
+    cluster: str
+    services: list[ChangeResult]
+    dry_run: bool = False
+    batch_id: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """True when any service changed."""
+        return any(result.changed for result in self.services)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape of the 200 response: each service's /update body, in request order."""
+        return {
+            "changed": self.changed,
+            "cluster": self.cluster,
+            "dryRun": self.dry_run,
+            "batchId": self.batch_id,
+            "services": [result.as_dict() for result in self.services],
+        }
+
+
 def cluster_name_of(service: Mapping[str, Any]) -> str:
     """The cluster name of a described service."""
     return str(service["clusterArn"]).rsplit("/", 1)[-1]

@@ -10,8 +10,7 @@ from typing import Any
 from chalicelib.core.errors import InvalidRequestError, echo_input
 from chalicelib.core.images import DIGEST_PATTERN, TAG_PATTERN, ImageReference, InvalidImageError, parse_image
 from chalicelib.core.push_policy import Push
-from chalicelib.deploy.rollback import RollbackRequest
-from chalicelib.deploy.update import FanOutRequest, ImageChange, Target, UpdateRequest
+from chalicelib.core.requests import FanOutRequest, ImageChange, RollbackRequest, Target, UpdateRequest
 
 MAX_NAME_LENGTH = 255
 MAX_IMAGE_LENGTH = 512

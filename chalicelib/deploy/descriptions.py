@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.aws import clients as aws
-from chalicelib.aws import ecs
+from chalicelib.aws import budget, ecs
 from chalicelib.core import taskdef
 from chalicelib.core.errors import InvalidRequestError, echo_input
 from chalicelib.core.images import ImageReference, InvalidImageError, parse_image
+from chalicelib.core.requests import FanOutRequest, ImageChange, Target
 from chalicelib.core.results import cluster_name_of
 from chalicelib.core.validation import (
     MAX_CONTAINERS,
@@ -38,7 +38,6 @@ from chalicelib.core.validation import (
     refuse_unknown_fields,
     service_identifier,
 )
-from chalicelib.deploy.update import FanOutRequest, ImageChange, Target
 
 DESCRIPTION_FIELDS = ("cluster", "service", "containers")
 APPLY_FIELDS = ("descriptions", "dryRun")
@@ -47,7 +46,7 @@ _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 
 def service_description(client: Any, cluster: str, service: str) -> dict[str, Any]:
     """What the service runs now, as a description: {"cluster", "service", "containers": {name: image}}."""
-    with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
+    with budget.within(budget.MAIN_SECONDS):
         described = ecs.describe_service(client, cluster, service)
         ecs.check_updatable(described)  # an EXTERNAL or CODE_DEPLOY service could not be applied to
         task_definition, _tags = ecs.describe_task_definition(client, described["taskDefinition"])

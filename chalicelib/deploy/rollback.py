@@ -12,26 +12,16 @@ one write.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import clients as aws
-from chalicelib.aws import ecs
+from chalicelib.aws import budget, ecs
 from chalicelib.core import taskdef
 from chalicelib.core.errors import InvalidRequestError, NothingToRollBackToError, RevisionNotActiveError
+from chalicelib.core.requests import RollbackRequest
 from chalicelib.core.results import ChangeResult, ContainerChange, deployment_running
 from chalicelib.state.lock import NO_LOCKS, Locks
 from chalicelib.state.table import service_key
-
-
-@dataclass(frozen=True)
-class RollbackRequest:
-    """A validated `/rollback` request; `task_definition` is an ARN or `family:revision`, or None."""
-
-    cluster: str
-    service: str
-    task_definition: str | None = None
 
 
 def roll_back(
@@ -49,7 +39,7 @@ def roll_back(
     """
     key = service_key(request.cluster, request.service)
     with (
-        aws.time_budget(aws.MAIN_BUDGET_SECONDS),
+        budget.within(budget.MAIN_SECONDS),
         locks.hold([key], provenance or Provenance("rollback")) as held,
     ):
         result = _roll_back_under_lock(client, request, allow_image)

@@ -33,8 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import clients as aws
-from chalicelib.aws import ecs, parallel
+from chalicelib.aws import budget, ecs, parallel
 from chalicelib.core import taskdef
 from chalicelib.core.errors import (
     AwsCallError,
@@ -45,9 +44,11 @@ from chalicelib.core.errors import (
     echo_input,
 )
 from chalicelib.core.images import ImageReference
+from chalicelib.core.requests import FanOutRequest, ImageChange, Target, UpdateRequest
 from chalicelib.core.results import (
     ChangeResult,
     ContainerChange,
+    FanOutResult,
     TaskDefinitionSummary,
     cluster_name_of,
     deployment_running,
@@ -57,96 +58,6 @@ from chalicelib.state.lock import NO_LOCKS, Locks
 from chalicelib.state.table import service_key
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ImageChange:
-    """What to change in a service: `image` (with an optional `container`), or `images` by container name.
-
-    `as_running` names containers that must already run exactly the given image
-    (an image without a tag or digest can only be taken back as it runs), and
-    are left alone. `expect_running` guards a change decided on an earlier read:
-    under the lock, each named container must still run that image, or nothing
-    is done (ServiceChangedError). `revision_tags` go on the new revision too.
-    """
-
-    image: ImageReference | None = None
-    container: str | None = None
-    images: Mapping[str, ImageReference] | None = None
-    as_running: Mapping[str, str] | None = None
-    revision_tags: Mapping[str, str] | None = None
-    expect_running: Mapping[str, str] | None = None
-
-    def requested_images(self) -> list[ImageReference]:
-        """Every image the change would deploy."""
-        return [self.image] if self.image is not None else list((self.images or {}).values())
-
-
-@dataclass(frozen=True)
-class UpdateRequest:
-    """A validated `/update` request for one service.
-
-    Either `image` (with an optional `container`) or `images`, a map of container
-    name to image, says what to change.
-    """
-
-    cluster: str
-    service: str
-    image: ImageReference | None = None
-    container: str | None = None
-    images: Mapping[str, ImageReference] | None = None
-    force_new_deployment: bool = False
-    dry_run: bool = False
-
-    @property
-    def change(self) -> ImageChange:
-        """What to change, apart from which service."""
-        return ImageChange(self.image, self.container, self.images)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One service of a request, and what to change in it."""
-
-    service: str
-    change: ImageChange
-
-
-@dataclass(frozen=True)
-class FanOutRequest:
-    """Several services of one cluster, moved together or not at all."""
-
-    cluster: str
-    targets: tuple[Target, ...]
-    force_new_deployment: bool = False
-    dry_run: bool = False
-    # Errors name the service even when there is only one (an apply of one description file).
-    name_services: bool = False
-
-
-@dataclass(frozen=True)
-class FanOutResult:
-    """What a request for several services did (or, for a dry run, would do)."""
-
-    cluster: str
-    services: list[ChangeResult]
-    dry_run: bool = False
-    batch_id: str | None = None
-
-    @property
-    def changed(self) -> bool:
-        """True when any service changed."""
-        return any(result.changed for result in self.services)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON shape of the 200 response: each service's /update body, in request order."""
-        return {
-            "changed": self.changed,
-            "cluster": self.cluster,
-            "dryRun": self.dry_run,
-            "batchId": self.batch_id,
-            "services": [result.as_dict() for result in self.services],
-        }
 
 
 def update_image(
@@ -214,7 +125,7 @@ def _update(
     """
     audit_tags = provenance.tags() if provenance else {}
     who = provenance or Provenance("update", batch_id=batch_id)
-    with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
+    with budget.within(budget.MAIN_SECONDS):
         if request.dry_run:
             return _Rollout(client, request, audit_tags, allow_image).run()
         keys = [service_key(request.cluster, target.service) for target in request.targets]
@@ -387,7 +298,7 @@ class _Rollout:
             return registered
         first = failed[0].error
         assert first is not None
-        with aws.time_budget(aws.CLEANUP_BUDGET_SECONDS):
+        with budget.within(budget.CLEANUP_SECONDS):
             notes = self._deregister(list(registered.values()))
         if not isinstance(first, UpdateError):
             raise first
@@ -443,7 +354,7 @@ class _Rollout:
         the new revisions no service is left on are deregistered. A service that
         cannot be read is assumed to run its new revision, which is then kept.
         """
-        with aws.time_budget(aws.CLEANUP_BUDGET_SECONDS):
+        with budget.within(budget.CLEANUP_SECONDS):
             states, unreadable = self._read_again([outcome.item for outcome in failed])
             took_effect = {
                 id(o.item): states[id(o.item)]

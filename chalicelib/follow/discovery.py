@@ -10,20 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.aws import clients as aws
-from chalicelib.aws import ecs, parallel
+from chalicelib.aws import budget, ecs, parallel
 from chalicelib.core.validation import cluster_name
 from chalicelib.follow.status import containers_of, task_definition_reference
 
 # DescribeTaskDefinition takes one revision per call: a few run at once.
 PARALLEL_DESCRIBES = 8
 # Discovery may describe many services and task definitions; it gets the whole budget.
-DISCOVERY_BUDGET_SECONDS = aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS
+DISCOVERY_BUDGET_SECONDS = budget.MAIN_SECONDS + budget.CLEANUP_SECONDS
 
 
 def cluster_services(client: Any, cluster: str, include: Callable[[str], bool] = lambda _name: True) -> dict[str, Any]:
     """The discovery body: services sorted by name (case-sensitive); `include` filters by name."""
-    with aws.time_budget(DISCOVERY_BUDGET_SECONDS):
+    with budget.within(DISCOVERY_BUDGET_SECONDS):
         arns = ecs.list_service_arns(client, cluster)
         wanted = [arn for arn in arns if include(arn.rsplit("/", 1)[-1])]
         batches = parallel.values(lambda batch: ecs.describe_services(client, cluster, batch), ecs.in_batches(wanted))

@@ -14,9 +14,8 @@ from typing import Any
 
 from chalicelib.core.errors import InvalidRequestError
 from chalicelib.core.validation import cluster_name
-from chalicelib.state import table as state
 from chalicelib.state.records import DeploymentRecord
-from chalicelib.state.table import StateTable
+from chalicelib.state.table import RECORD_PREFIX, StateTable, from_item, service_key, service_partition, to_item
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -25,12 +24,12 @@ MAX_TOKEN_LENGTH = 1024
 
 def service_history(table: StateTable, cluster: str, service: str, limit: int, token: str | None) -> dict[str, Any]:
     """One page of the service's deployment records, newest first."""
-    key = state.service_key(cluster, service)
-    partition = state.service_partition(key)
-    start = state.to_item({"pk": partition, "sk": decode_token(token, key)}) if token is not None else None
+    key = service_key(cluster, service)
+    partition = service_partition(key)
+    start = to_item({"pk": partition, "sk": decode_token(token, key)}) if token is not None else None
     # One more than asked for tells, in the same call, whether a next page exists.
     items = table.records_page(partition, limit + 1, start).get("Items", [])
-    page = [DeploymentRecord.from_item(state.from_item(item)) for item in items[:limit]]
+    page = [DeploymentRecord.from_item(from_item(item)) for item in items[:limit]]
     more = len(items) > limit
     return {
         "cluster": cluster_name(cluster),
@@ -57,6 +56,6 @@ def decode_token(token: str, key: str) -> str:
     if not isinstance(decoded, dict) or decoded.get("of") != key:
         raise problem
     after = decoded.get("after")
-    if not isinstance(after, str) or not after.startswith(state.RECORD_PREFIX) or len(after) > 300:
+    if not isinstance(after, str) or not after.startswith(RECORD_PREFIX) or len(after) > 300:
         raise problem
     return after

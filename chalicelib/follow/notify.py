@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 
 STARTED = "DEPLOYMENT_STARTED"
 COMPLETED = "DEPLOYMENT_COMPLETED"
@@ -64,7 +64,7 @@ def notification(event: str, record: Mapping[str, Any], reason: str | None) -> N
 
 def publish(client: Any, topic_arn: str, sent: Notification) -> str:
     """Publish one notification; returns SNS's message id. AWS failures raise UpdateError."""
-    response = aws.call(
+    response = clients.call(
         client.publish,
         "Publish",
         {},

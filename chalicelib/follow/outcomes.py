@@ -40,9 +40,17 @@ from chalicelib.core.errors import UpdateError
 from chalicelib.core.results import as_datetime, iso8601
 from chalicelib.follow import notify
 from chalicelib.state import records
-from chalicelib.state import table as state
 from chalicelib.state.records import DeploymentRecord
-from chalicelib.state.table import StateTable
+from chalicelib.state.table import (
+    LOCK_SORT_KEY,
+    POINTER_SORT_KEY,
+    TTL_ATTRIBUTE,
+    StateTable,
+    deployment_partition,
+    from_item,
+    service_partition,
+    to_item,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +243,7 @@ def _roll_back(table: StateTable, event: DeploymentEvent, notifying: bool, follo
 def _rolled_back_partition(table: StateTable, event: DeploymentEvent) -> str | None:
     key = event.service_key()
     if key is not None:
-        return state.service_partition(key)
+        return service_partition(key)
     # An old-format service ARN names no cluster: the deployment rolled back to may be recorded.
     target = event.rollback_target
     pointer = _pointer(table, target) if target else None
@@ -255,7 +263,7 @@ def _find_rolled_back(table: StateTable, partition: str, event: DeploymentEvent)
     for _ in range(ROLLBACK_SEARCH_PAGES):
         page = table.records_page(partition, ROLLBACK_SEARCH_PAGE_SIZE, start)
         for raw in page.get("Items", []):
-            item = _with_key(state.from_item(raw))
+            item = _with_key(from_item(raw))
             deployment = item.get("deploymentId")
             if not deployment or deployment == event.deployment_id:
                 continue
@@ -287,13 +295,13 @@ def record_of_deployment(table: StateTable, deployment_id: str) -> DeploymentRec
 
 
 def _pointer(table: StateTable, deployment_id: str) -> dict[str, Any] | None:
-    return _get(table, state.deployment_partition(deployment_id), state.POINTER_SORT_KEY)
+    return _get(table, deployment_partition(deployment_id), POINTER_SORT_KEY)
 
 
 def _get(table: StateTable, pk: str, sk: str) -> dict[str, Any] | None:
-    response = table.call("GetItem", TableName=table.name, Key=state.to_item({"pk": pk, "sk": sk}), ConsistentRead=True)
+    response = table.call("GetItem", TableName=table.name, Key=to_item({"pk": pk, "sk": sk}), ConsistentRead=True)
     item = response.get("Item")
-    return _with_key(state.from_item(item)) if item else None
+    return _with_key(from_item(item)) if item else None
 
 
 def _reread(table: StateTable, item: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -317,10 +325,10 @@ def _conditional_update(
     """UpdateItem under `condition`; the item after it, or None when the condition did not hold."""
     arguments: dict[str, Any] = {
         "TableName": table.name,
-        "Key": state.to_item({"pk": item["pk"], "sk": item["sk"]}),
+        "Key": to_item({"pk": item["pk"], "sk": item["sk"]}),
         "UpdateExpression": updates,
         "ConditionExpression": condition,
-        "ExpressionAttributeValues": state.to_item(values),
+        "ExpressionAttributeValues": to_item(values),
         "ReturnValues": "ALL_NEW",
     }
     if names:
@@ -329,7 +337,7 @@ def _conditional_update(
         response = table.call("UpdateItem", {"ConditionalCheckFailedException": lambda _: _NotNow()}, **arguments)
     except _NotNow:
         return None
-    return _with_key(state.from_item(response.get("Attributes", {})))
+    return _with_key(from_item(response.get("Attributes", {})))
 
 
 def _publish_owed(table: StateTable, sns: Any, topic_arn: str, item: Mapping[str, Any], followed: Followed) -> None:
@@ -381,10 +389,10 @@ def _mark_sent(table: StateTable, item: Mapping[str, Any], event: str) -> None:
     table.call(
         "UpdateItem",
         TableName=table.name,
-        Key=state.to_item({"pk": item["pk"], "sk": item["sk"]}),
+        Key=to_item({"pk": item["pk"], "sk": item["sk"]}),
         UpdateExpression="ADD sent :event REMOVE sending.#event",
         ExpressionAttributeNames={"#event": event},
-        ExpressionAttributeValues=state.to_item({":event": {event}}),
+        ExpressionAttributeValues=to_item({":event": {event}}),
     )
 
 
@@ -415,8 +423,8 @@ def _record_or_none(table: StateTable, event: DeploymentEvent) -> dict[str, Any]
 
 
 def _lock_held(table: StateTable, key: str) -> bool:
-    lock = _get(table, state.service_partition(key), state.LOCK_SORT_KEY)
-    return lock is not None and int(lock.get(state.TTL_ATTRIBUTE) or 0) > _now().timestamp()
+    lock = _get(table, service_partition(key), LOCK_SORT_KEY)
+    return lock is not None and int(lock.get(TTL_ATTRIBUTE) or 0) > _now().timestamp()
 
 
 def _recent(event: DeploymentEvent) -> bool:

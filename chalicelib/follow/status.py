@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chalicelib.aws import clients as aws
-from chalicelib.aws import ecs
+from chalicelib.aws import budget, ecs
 from chalicelib.core import circuit_breaker, taskdef
 from chalicelib.core.results import cluster_name_of, iso8601, revision_of, sortable_time
 from chalicelib.follow import deployment_status
@@ -37,7 +36,7 @@ def service_status(
     record_of: RecordLookup = lambda _id: None,
 ) -> dict[str, Any]:
     """The status body for one service; with `deployment_id`, also the verdict on that deployment."""
-    with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
+    with budget.within(budget.MAIN_SECONDS):
         described = ecs.describe_service(client, cluster, service)
         running = described.get("taskDefinition")  # absent for EXTERNAL-controlled services
         task_definition = ecs.describe_task_definition(client, running)[0] if running else {}

@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import clients as aws
+from chalicelib.aws import budget
 from chalicelib.core.config import DEFAULT_HISTORY_DAYS
 from chalicelib.core.errors import AwsCallError, ServiceBusyError, UpdateError
 from chalicelib.core.results import ChangeResult
-from chalicelib.state import table as state
 from chalicelib.state.records import DeploymentRecord
-from chalicelib.state.table import StateTable
+from chalicelib.state.table import LOCK_SORT_KEY, TTL_ATTRIBUTE, StateTable, service_partition, to_item
 
 logger = logging.getLogger(__name__)
 
@@ -138,13 +137,13 @@ def _warn_once() -> None:
 
 
 def _lock_item(key: str, owner: str, now: int) -> dict[str, Any]:
-    return state.to_item(
+    return to_item(
         {
-            "pk": state.service_partition(key),
-            "sk": state.LOCK_SORT_KEY,
+            "pk": service_partition(key),
+            "sk": LOCK_SORT_KEY,
             "kind": "lock",
             "owner": owner,
-            state.TTL_ATTRIBUTE: now + LOCK_TTL_SECONDS,
+            TTL_ATTRIBUTE: now + LOCK_TTL_SECONDS,
         }
     )
 
@@ -154,11 +153,11 @@ _FREE = "attribute_not_exists(pk) OR #expires < :now OR #owner = :owner"
 
 
 def _acquire(table: StateTable, keys: Sequence[str], owner: str) -> None:
-    give_up_at = aws.clock() + LOCK_WAIT_SECONDS
+    give_up_at = budget.clock() + LOCK_WAIT_SECONDS
     while True:
         now = int(time.time())
-        names = {"#owner": "owner", "#expires": state.TTL_ATTRIBUTE}
-        values = state.to_item({":now": now, ":owner": owner})
+        names = {"#owner": "owner", "#expires": TTL_ATTRIBUTE}
+        values = to_item({":now": now, ":owner": owner})
         try:
             if len(keys) == 1:
                 table.call(
@@ -189,12 +188,12 @@ def _acquire(table: StateTable, keys: Sequence[str], owner: str) -> None:
                 )
             return
         except _Busy as busy:
-            if aws.clock() >= give_up_at:
+            if budget.clock() >= give_up_at:
                 which = ", ".join(f"'{key}'" for key in busy.keys)
                 raise ServiceBusyError(
                     f"another request is changing service {which}; nothing was changed, try again in a few seconds"
                 ) from None
-            aws.sleep(random.uniform(0.05, 0.25))  # noqa: S311 - jitter, not security
+            budget.sleep(random.uniform(0.05, 0.25))  # noqa: S311 - jitter, not security
 
 
 def _reasons(message: str) -> list[str]:
@@ -224,16 +223,16 @@ def _release(
         {
             "Delete": {
                 "TableName": table.name,
-                "Key": state.to_item({"pk": state.service_partition(key), "sk": state.LOCK_SORT_KEY}),
+                "Key": to_item({"pk": service_partition(key), "sk": LOCK_SORT_KEY}),
                 "ConditionExpression": "#owner = :owner",
                 "ExpressionAttributeNames": {"#owner": "owner"},
-                "ExpressionAttributeValues": state.to_item({":owner": owner}),
+                "ExpressionAttributeValues": to_item({":owner": owner}),
             }
         }
         for key in keys
     ]
     puts = [{"Put": {"TableName": table.name, "Item": item}} for r in records for item in r.items(history_days)]
-    with aws.time_budget(aws.RELEASE_BUDGET_SECONDS, within_cap=False):
+    with budget.within(budget.RELEASE_SECONDS, beyond_cap=True):
         try:
             _write(table, deletes + puts)
         except _Cancelled as cancelled:

@@ -18,7 +18,14 @@ from typing import Any
 from chalicelib.access.audit import Provenance
 from chalicelib.core.errors import INTERNAL_ERROR_MESSAGE, UpdateError, http_status
 from chalicelib.core.results import ChangeResult, as_datetime, iso8601
-from chalicelib.state import table as state
+from chalicelib.state.table import (
+    POINTER_SORT_KEY,
+    RECORD_PREFIX,
+    TTL_ATTRIBUTE,
+    deployment_partition,
+    service_partition,
+    to_item,
+)
 
 IN_PROGRESS = "IN_PROGRESS"
 NO_CHANGE = "NO_CHANGE"
@@ -116,7 +123,7 @@ class DeploymentRecord:
     @property
     def sort_key(self) -> str:
         """Where the record sits in its service's partition: newest last, by time."""
-        return f"{state.RECORD_PREFIX}{self.at}#{self.record_id}"
+        return f"{RECORD_PREFIX}{self.at}#{self.record_id}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON shape, as the history shows it."""
@@ -145,13 +152,13 @@ class DeploymentRecord:
     def items(self, history_days: int) -> list[dict[str, Any]]:
         """The record's DynamoDB item, and the pointer to it from its ECS deployment id if it has one."""
         expires = _epoch(self.at) + int(timedelta(days=history_days).total_seconds())
-        record = state.to_item(
+        record = to_item(
             {
-                "pk": state.service_partition(self.key),
+                "pk": service_partition(self.key),
                 "sk": self.sort_key,
                 "kind": "record",
                 "recordId": self.record_id,
-                state.TTL_ATTRIBUTE: expires,
+                TTL_ATTRIBUTE: expires,
                 **self.as_dict(),
                 # Claims (leases) on the notifications being sent, by event name; the ones sent go in `sent`.
                 "sending": {},
@@ -160,14 +167,14 @@ class DeploymentRecord:
         items = [record]
         if self.deployment_id:
             items.append(
-                state.to_item(
+                to_item(
                     {
-                        "pk": state.deployment_partition(self.deployment_id),
-                        "sk": state.POINTER_SORT_KEY,
+                        "pk": deployment_partition(self.deployment_id),
+                        "sk": POINTER_SORT_KEY,
                         "kind": "pointer",
-                        "recordPk": state.service_partition(self.key),
+                        "recordPk": service_partition(self.key),
                         "recordSk": self.sort_key,
-                        state.TTL_ATTRIBUTE: expires,
+                        TTL_ATTRIBUTE: expires,
                     }
                 )
             )
@@ -175,7 +182,7 @@ class DeploymentRecord:
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> DeploymentRecord:
-        """A record read back from the table (plain values, see state.from_item)."""
+        """A record read back from the table (plain values, see from_item)."""
         return cls(
             cluster=item["cluster"],
             service=item["service"],

@@ -25,7 +25,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from chalicelib.core.errors import StateTableMissingError, UpdateError
 
 TTL_ATTRIBUTE = "expiresAt"
@@ -75,7 +75,7 @@ class StateTable:
     ) -> dict[str, Any]:
         """One DynamoDB call on this table; a missing table is StateTableMissingError (502) naming it."""
         method = getattr(self.client, _snake(operation))
-        return aws.call(method, operation, {"ResourceNotFoundException": self._missing, **(known or {})}, **kwargs)
+        return clients.call(method, operation, {"ResourceNotFoundException": self._missing, **(known or {})}, **kwargs)
 
     def records_page(self, partition: str, limit: int, start: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """One Query page of the deployment records in a service's partition, newest first (raw items)."""

@@ -33,10 +33,11 @@ from typing import Any
 
 from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import clients as aws
-from chalicelib.aws import ecs, parallel
+from chalicelib.aws import budget, clients, ecs, parallel
 from chalicelib.core.errors import InvalidRequestError, NotAllowedError, UpdateError
 from chalicelib.core.images import InvalidImageError, parse_image
+from chalicelib.core.requests import FanOutRequest, ImageChange, Target
+from chalicelib.core.results import FanOutResult
 from chalicelib.core.validation import (
     cluster_identifier,
     image_definitions,
@@ -46,11 +47,11 @@ from chalicelib.core.validation import (
     service_identifier,
     service_list,
 )
-from chalicelib.deploy.update import FanOutRequest, FanOutResult, ImageChange, Target, update_services
+from chalicelib.deploy.update import update_services
 from chalicelib.follow import deployment_status
-from chalicelib.state import table as state
 from chalicelib.state.lock import Locks
 from chalicelib.state.records import DeploymentRecord
+from chalicelib.state.table import TTL_ATTRIBUTE, from_item, to_item
 
 logger = logging.getLogger(__name__)
 
@@ -195,13 +196,13 @@ def _saved(services: Services, job_id: str) -> dict[str, Any] | None:
         item = table.call(
             "GetItem",
             TableName=table.name,
-            Key=state.to_item({"pk": f"JOB#{job_id}", "sk": "JOB"}),
+            Key=to_item({"pk": f"JOB#{job_id}", "sk": "JOB"}),
             ConsistentRead=True,
         ).get("Item")
     except UpdateError as failure:
         logger.warning("could not read what job %s did before (%s); starting it", job_id, failure.message)
         return None
-    return state.from_item(item) if item else None
+    return from_item(item) if item else None
 
 
 def _save(services: Services, job_id: str, report: Report) -> None:
@@ -210,7 +211,7 @@ def _save(services: Services, job_id: str, report: Report) -> None:
     if table is None:
         return
     kept: dict[str, Any] = {"pk": f"JOB#{job_id}", "sk": "JOB", "kind": "job"}
-    kept[state.TTL_ATTRIBUTE] = int(services.now()) + JOB_MEMORY_SECONDS
+    kept[TTL_ATTRIBUTE] = int(services.now()) + JOB_MEMORY_SECONDS
     if report.continuation:
         kept["token"] = report.continuation
     else:
@@ -222,7 +223,7 @@ def _save(services: Services, job_id: str, report: Report) -> None:
             "percent": report.percent,
         }
     try:
-        table.call("PutItem", TableName=table.name, Item=state.to_item(kept))
+        table.call("PutItem", TableName=table.name, Item=to_item(kept))
     except UpdateError as failure:
         logger.warning("could not keep what job %s did (%s)", job_id, failure.message)
 
@@ -353,7 +354,7 @@ def _judge(
 
 
 def _described(services: Services, cluster: str, wanted: Sequence[str]) -> dict[str, dict[str, Any]]:
-    with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
+    with budget.within(budget.MAIN_SECONDS):
         batches = parallel.values(lambda b: ecs.describe_services(services.ecs, cluster, b), ecs.in_batches(wanted))
     found = ecs.by_identifier(wanted, [service for batch in batches for service in batch])
     for service in wanted:
@@ -420,8 +421,8 @@ def _artifact_files(job: Job, services: Services) -> dict[str, bytes]:
     if not bucket or not key:
         raise JobRefused("the input artifact has no S3 location")
     client = services.artifact_client(job.credentials)
-    with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
-        response = aws.call(
+    with budget.within(budget.MAIN_SECONDS):
+        response = clients.call(
             client.get_object,
             "GetObject",
             {
@@ -462,7 +463,7 @@ def _json_file(content: bytes, name: str) -> Any:
 
 def _tell(client: Any, job_id: str, report: Report) -> None:
     """Report to CodePipeline; raises UpdateError when it cannot be told (Lambda then invokes again)."""
-    with aws.time_budget(aws.RELEASE_BUDGET_SECONDS * 2, within_cap=False):
+    with budget.within(budget.RELEASE_SECONDS * 2, beyond_cap=True):
         if report.succeeded:
             details: dict[str, Any] = {"summary": report.message[:MAX_SUMMARY]}
             if report.percent is not None:
@@ -472,9 +473,9 @@ def _tell(client: Any, job_id: str, report: Report) -> None:
                 arguments["continuationToken"] = report.continuation
             if report.output_variables:
                 arguments["outputVariables"] = report.output_variables
-            aws.call(client.put_job_success_result, "PutJobSuccessResult", {}, **arguments)
+            clients.call(client.put_job_success_result, "PutJobSuccessResult", {}, **arguments)
         else:
-            aws.call(
+            clients.call(
                 client.put_job_failure_result,
                 "PutJobFailureResult",
                 {},

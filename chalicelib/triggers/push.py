@@ -30,15 +30,15 @@ from typing import Any
 
 from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import clients as aws
-from chalicelib.aws import ecs, parallel
+from chalicelib.aws import budget, clients, ecs, parallel
 from chalicelib.core import taskdef
 from chalicelib.core.errors import NotAllowedError, UpdateError
 from chalicelib.core.images import parse_image
 from chalicelib.core.push_policy import POLICY_TAG, PUSHED_TAG_TAG, Following, Push, Verdict, follows_repository, judge
-from chalicelib.deploy.update import ImageChange, Target, update_target
-from chalicelib.state import table as state
+from chalicelib.core.requests import ImageChange, Target
+from chalicelib.deploy.update import update_target
 from chalicelib.state.lock import Locks
+from chalicelib.state.table import TTL_ATTRIBUTE, service_partition, to_item
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class _Candidate:
 
 def follow_push(ecs_client: Any, tagging_client: Any, locks: Locks, push: Push, pusher: Pusher) -> PushResult:
     """Decide for every service that follows the pushed repository, and update the ones to deploy."""
-    with aws.time_budget(aws.MAIN_BUDGET_SECONDS):
+    with budget.within(budget.MAIN_SECONDS):
         opted_in = _opted_in(tagging_client)
         candidates, failures = _read(ecs_client, opted_in, push)
     decisions = list(failures)
@@ -152,7 +152,7 @@ def _opted_in(tagging_client: Any) -> dict[str, dict[str, str]]:
         }
         if token:
             arguments["PaginationToken"] = token
-        page = aws.call(tagging_client.get_resources, "GetResources", {}, **arguments)
+        page = clients.call(tagging_client.get_resources, "GetResources", {}, **arguments)
         for resource in page.get("ResourceTagMappingList", []):
             services[resource["ResourceARN"]] = {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
         token = page.get("PaginationToken") or ""
@@ -255,7 +255,7 @@ class _Updater:
         self.pusher = pusher
 
     def one(self, candidate: _Candidate) -> Decision:
-        left = aws.seconds_left()
+        left = budget.seconds_left()
         if left is not None and left < MIN_SECONDS_TO_START:
             return Decision(
                 candidate.cluster,
@@ -318,24 +318,24 @@ class _Updater:
         if self.pusher.event_id is None or table is None:
             return True
         now = int(time.time())
-        lease = now + int(aws.seconds_left() or aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS) + 1
+        lease = now + int(budget.seconds_left() or budget.MAIN_SECONDS + budget.CLEANUP_SECONDS) + 1
         try:
-            with aws.time_budget(aws.RELEASE_BUDGET_SECONDS):
+            with budget.within(budget.RELEASE_SECONDS):
                 table.call(
                     "PutItem",
                     {"ConditionalCheckFailedException": lambda _: _Claimed()},
                     TableName=table.name,
-                    Item=state.to_item(
+                    Item=to_item(
                         {
                             **self._claim_key(candidate),
                             "kind": "event",
                             "handled": False,
                             "leaseUntil": lease,
-                            state.TTL_ATTRIBUTE: now + EVENT_CLAIM_SECONDS,
+                            TTL_ATTRIBUTE: now + EVENT_CLAIM_SECONDS,
                         }
                     ),
                     ConditionExpression="attribute_not_exists(pk) OR (handled = :no AND leaseUntil < :now)",
-                    ExpressionAttributeValues=state.to_item({":no": False, ":now": now}),
+                    ExpressionAttributeValues=to_item({":no": False, ":now": now}),
                 )
         except _Claimed:
             return False
@@ -360,20 +360,20 @@ class _Updater:
         if self.pusher.event_id is None or table is None:
             return
         try:
-            with aws.time_budget(aws.RELEASE_BUDGET_SECONDS, within_cap=False):
+            with budget.within(budget.RELEASE_SECONDS, beyond_cap=True):
                 table.call(
                     operation,
                     {"ConditionalCheckFailedException": lambda _: _Claimed()},
                     TableName=table.name,
-                    Key=state.to_item(self._claim_key(candidate)),
-                    ExpressionAttributeValues=state.to_item(values),
+                    Key=to_item(self._claim_key(candidate)),
+                    ExpressionAttributeValues=to_item(values),
                     **expression,
                 )
         except UpdateError as failure:
             logger.warning("claim of push %s for %s not settled (%s)", self.pusher.event_id, candidate.key, failure)
 
     def _claim_key(self, candidate: _Candidate) -> dict[str, Any]:
-        return {"pk": f"EVENT#{self.pusher.event_id}", "sk": state.service_partition(candidate.key)}
+        return {"pk": f"EVENT#{self.pusher.event_id}", "sk": service_partition(candidate.key)}
 
 
 def _cluster_of(service_arn: str) -> str | None:

@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 
-from chalicelib.access import allowlists as access
+from chalicelib.access import allowlists
 from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
 from chalicelib.core.config import load_settings
 from chalicelib.core.errors import NotAllowedError
 from chalicelib.core.images import parse_image
-from chalicelib.deploy.rollback import RollbackRequest, roll_back
-from chalicelib.deploy.update import UpdateRequest, update_image
+from chalicelib.core.requests import RollbackRequest, UpdateRequest
+from chalicelib.deploy.rollback import roll_back
+from chalicelib.deploy.update import update_image
 from tests.conftest import ECR, Workload, active_revisions, post, running_task_definition
 
 DIGEST = "sha256:" + "ab" * 32
@@ -67,7 +68,7 @@ def test_require_digest_refuses_tags() -> None:
 
 
 def test_unset_lists_allow_everything_and_warn_once(caplog: pytest.LogCaptureFixture) -> None:
-    access._warned.clear()
+    allowlists._warned.clear()
     with caplog.at_level(logging.WARNING, logger="chalicelib.access.allowlists"):
         AccessPolicy.from_settings(load_settings({}))
         AccessPolicy.from_settings(load_settings({}))

@@ -18,12 +18,13 @@ import botocore
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from chalicelib.aws import ecs as ecs_calls
 from chalicelib.aws import fidelity
+from chalicelib.aws.ecs import describe_task_definition, register_task_definition
 from chalicelib.core import taskdef
 from chalicelib.core.errors import UncopyableTaskDefinitionError
 from chalicelib.core.images import parse_image
-from chalicelib.deploy.update import UpdateRequest, update_image
+from chalicelib.core.requests import UpdateRequest
+from chalicelib.deploy.update import update_image
 from tests.conftest import ECR, RICH_TAGS, Workload, active_revisions, post, running_task_definition
 from tests.faults import UNSERVED_URL, error_answer, json_answer, operation_of
 
@@ -179,7 +180,7 @@ def test_a_client_that_would_drop_fields_is_refused_before_any_write(setup_ecs: 
     registration = expected_registration(ecs_json(setup_ecs, workload.running_arn), {})
 
     with pytest.raises(UncopyableTaskDefinitionError) as refused:
-        ecs_calls.register_task_definition(plain, registration)
+        register_task_definition(plain, registration)
 
     assert "futureTopLevelSetting" in refused.value.message
     assert "containerDefinitions[0].futureContainerSetting" in refused.value.message
@@ -190,7 +191,7 @@ def test_a_client_that_would_drop_fields_is_refused_before_any_write(setup_ecs: 
 def test_an_answer_not_read_in_full_is_refused(setup_ecs: Any, workload: Workload) -> None:
     plain = boto3.session.Session(region_name="eu-west-1").client("ecs")
     with pytest.raises(UncopyableTaskDefinitionError, match="could not be read in full"):
-        ecs_calls.describe_task_definition(plain, workload.running_arn)
+        describe_task_definition(plain, workload.running_arn)
 
 
 def test_http_update_with_a_client_that_would_drop_fields_is_a_502_naming_them(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import budget, clients
 from tests.conftest import (
     ECR,
     EcsDeployments,
@@ -51,7 +51,7 @@ def fleet(setup_ecs: Any, workload: Workload, ecs_deployments: EcsDeployments) -
 @pytest.fixture
 def dynamodb_calls(http: Any) -> list[str]:
     made: list[str] = []
-    aws.dynamodb_client().meta.events.register(
+    clients.dynamodb_client().meta.events.register(
         "before-parameter-build.dynamodb", lambda model, **_: made.append(model.name)
     )
     return made
@@ -336,12 +336,12 @@ def test_the_whole_failed_request_stays_inside_25_seconds(
         faults.on("UpdateService", service, lambda _n: (_slow(virtual_clock), error_answer("ThrottlingException"))[1])
     response = fan_out(http)
     assert response.status_code in (429, 504)
-    assert virtual_clock.now <= 25 < aws.API_GATEWAY_TIMEOUT_SECONDS
+    assert virtual_clock.now <= 25 < budget.API_GATEWAY_TIMEOUT_SECONDS
     assert running(setup_ecs) == fleet
 
 
 def _slow(clock: VirtualClock) -> None:
-    clock.now += aws.ATTEMPT_SECONDS - 0.01
+    clock.now += budget.ATTEMPT_SECONDS - 0.01
 
 
 def test_the_threads_keep_the_request_time_budget(ecs: Any, http: Any, fleet: dict[str, str]) -> None:
@@ -350,7 +350,7 @@ def test_the_threads_keep_the_request_time_budget(ecs: Any, http: Any, fleet: di
     seen: list[tuple[bool, float | None]] = []
 
     def note(**_: Any) -> None:
-        seen.append((threading.current_thread() is threading.main_thread(), aws._deadline.get()))
+        seen.append((threading.current_thread() is threading.main_thread(), budget._deadline.get()))
 
     ecs.meta.events.register("before-send.ecs", note)
     fan_out(http)
@@ -493,9 +493,7 @@ def test_more_than_ten_failed_updates_are_read_again_in_batches_and_all_undone(
 def test_a_lock_lost_meanwhile_keeps_neither_the_records_out_nor_the_other_locks_held(
     http: Any, ecs: Any, fleet: dict[str, str]
 ) -> None:
-    from chalicelib.aws import clients as aws_module
-
-    dynamodb = aws_module.session().client("dynamodb")
+    dynamodb = clients.session().client("dynamodb")
     taken = {"done": False}
 
     def take_one_lock(**_: Any) -> None:

@@ -18,7 +18,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import budget
 from tests.conftest import (
     API_KEY,
     ECR,
@@ -52,7 +52,7 @@ def server_error(_clock: VirtualClock) -> Callable[[int], AWSResponse]:
 
 def timed_out(clock: VirtualClock) -> Callable[[int], None]:
     def outcome(_attempt: int) -> None:
-        clock.now += aws.ATTEMPT_SECONDS
+        clock.now += budget.ATTEMPT_SECONDS
         raise ReadTimeoutError(endpoint_url=ENDPOINT)
 
     return outcome
@@ -90,7 +90,7 @@ def test_fault_at_each_step(
     assert running_task_definition(setup_ecs, workload)["taskDefinitionArn"] == workload.running_arn
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
     assert lock_items() == []
-    assert virtual_clock.now < aws.API_GATEWAY_TIMEOUT_SECONDS
+    assert virtual_clock.now < budget.API_GATEWAY_TIMEOUT_SECONDS
     if step == "UpdateService":
         assert "was deregistered, so none is left behind" in message
 

@@ -14,8 +14,9 @@ from chalicelib.core.errors import (
     TaskDefinitionNotFoundError,
 )
 from chalicelib.core.images import parse_image
-from chalicelib.deploy.rollback import RollbackRequest, roll_back
-from chalicelib.deploy.update import UpdateRequest, update_image
+from chalicelib.core.requests import RollbackRequest, UpdateRequest
+from chalicelib.deploy.rollback import roll_back
+from chalicelib.deploy.update import update_image
 from tests.conftest import (
     ECR,
     Workload,

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
-from chalicelib.aws import clients as aws
-from chalicelib.aws import ecs as ecs_module
+from chalicelib.aws import budget, clients
+from chalicelib.aws.ecs import check_updatable
 from chalicelib.core import taskdef
 from chalicelib.core.errors import (
     AmbiguousContainerError,
@@ -21,7 +21,8 @@ from chalicelib.core.errors import (
     ServiceNotUpdatableError,
 )
 from chalicelib.core.images import parse_image
-from chalicelib.deploy.update import UpdateRequest, update_image
+from chalicelib.core.requests import UpdateRequest
+from chalicelib.deploy.update import update_image
 from tests.conftest import (
     ECR,
     RICH_TAGS,
@@ -235,12 +236,12 @@ def test_code_deploy_service_is_refused_before_any_write(
 )
 def test_services_that_cannot_take_a_new_revision(service: dict[str, Any], reason: str) -> None:
     with pytest.raises(ServiceNotUpdatableError, match=reason):
-        ecs_module.check_updatable(service)
+        check_updatable(service)
 
 
 def test_active_ecs_controlled_service_can_be_updated() -> None:
-    ecs_module.check_updatable({"serviceName": "web", "status": "ACTIVE", "deploymentController": {"type": "ECS"}})
-    ecs_module.check_updatable({"serviceName": "web", "status": "ACTIVE"})
+    check_updatable({"serviceName": "web", "status": "ACTIVE", "deploymentController": {"type": "ECS"}})
+    check_updatable({"serviceName": "web", "status": "ACTIVE"})
 
 
 def test_failed_update_service_deregisters_the_new_revision(
@@ -316,7 +317,7 @@ def test_throttling_is_retried_then_reported(
         update_image(ecs, request_for(workload, f"{ECR}/web:1.1"))
 
     assert caught.value.step == "RegisterTaskDefinition"
-    assert faults.attempts.count("RegisterTaskDefinition") == aws.TOTAL_MAX_ATTEMPTS
+    assert faults.attempts.count("RegisterTaskDefinition") == clients.TOTAL_MAX_ATTEMPTS
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
 
 
@@ -330,7 +331,7 @@ def test_timeouts_on_every_attempt_end_in_a_504_naming_the_call(
         update_image(ecs, request_for(workload, f"{ECR}/web:1.1"))
 
     assert caught.value.step == "DescribeServices"
-    assert faults.attempts == ["DescribeServices"] * aws.TOTAL_MAX_ATTEMPTS
+    assert faults.attempts == ["DescribeServices"] * clients.TOTAL_MAX_ATTEMPTS
 
 
 def test_timed_out_update_service_is_not_retried_past_the_budget_and_leaves_no_orphan(
@@ -347,7 +348,7 @@ def test_timed_out_update_service_is_not_retried_past_the_budget_and_leaves_no_o
     assert faults.attempts.count("UpdateService") == 1
     assert "web:2 was deregistered" in caught.value.message
     assert "still on web:1 when checked" in caught.value.message
-    assert virtual_clock.now <= aws.MAIN_BUDGET_SECONDS
+    assert virtual_clock.now <= budget.MAIN_SECONDS
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
 
 
@@ -365,7 +366,7 @@ def test_budget_refuses_an_attempt_that_could_not_finish(
 
     assert caught.value.step == "DescribeTaskDefinition"
     assert faults.attempts.count("DescribeTaskDefinition") == 1
-    assert virtual_clock.now <= aws.MAIN_BUDGET_SECONDS
+    assert virtual_clock.now <= budget.MAIN_SECONDS
 
 
 def test_register_is_not_retried_when_it_may_have_been_applied(
@@ -398,7 +399,7 @@ def test_slow_throttling_everywhere_stays_within_25_seconds_and_reports_429(
     ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
     faults = AttemptFaults(ecs, virtual_clock)
-    almost_a_timeout = aws.ATTEMPT_SECONDS - 0.01
+    almost_a_timeout = budget.ATTEMPT_SECONDS - 0.01
     faults.throttle("UpdateService", almost_a_timeout)
     faults.throttle("DeregisterTaskDefinition", almost_a_timeout)
 
@@ -407,7 +408,7 @@ def test_slow_throttling_everywhere_stays_within_25_seconds_and_reports_429(
 
     assert caught.value.step == "UpdateService"
     assert "web:2 could not be deregistered" in caught.value.message
-    assert virtual_clock.now <= aws.MAIN_BUDGET_SECONDS + aws.CLEANUP_BUDGET_SECONDS <= 25
+    assert virtual_clock.now <= budget.MAIN_SECONDS + budget.CLEANUP_SECONDS <= 25
 
 
 @pytest.mark.parametrize("operation", CHANGE_CALLS)
@@ -415,7 +416,7 @@ def test_slow_failures_on_every_attempt_never_outlast_25_seconds(
     ecs: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock, operation: str
 ) -> None:
     faults = AttemptFaults(ecs, virtual_clock)
-    slow = aws.ATTEMPT_SECONDS - 0.01
+    slow = budget.ATTEMPT_SECONDS - 0.01
     for earlier in CHANGE_CALLS[: CHANGE_CALLS.index(operation)]:
         faults.throttle(earlier, 2.0, attempts={1})  # each earlier call loses time to a slow throttle
     faults.throttle(operation, slow)
@@ -424,18 +425,21 @@ def test_slow_failures_on_every_attempt_never_outlast_25_seconds(
         update_image(ecs, request_for(workload, f"{ECR}/web:1.1"))
 
     assert caught.value.step == operation
-    assert virtual_clock.now <= 25 < aws.API_GATEWAY_TIMEOUT_SECONDS
+    assert virtual_clock.now <= 25 < budget.API_GATEWAY_TIMEOUT_SECONDS
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
 
 
 def test_client_has_bounded_retries_and_short_timeouts(ecs: Any) -> None:
     config = ecs.meta.config
-    assert config.retries == {"mode": "standard", "total_max_attempts": aws.TOTAL_MAX_ATTEMPTS}
-    assert (config.connect_timeout, config.read_timeout) == (aws.CONNECT_TIMEOUT_SECONDS, aws.READ_TIMEOUT_SECONDS)
+    assert config.retries == {"mode": "standard", "total_max_attempts": clients.TOTAL_MAX_ATTEMPTS}
+    assert (config.connect_timeout, config.read_timeout) == (
+        budget.CONNECT_TIMEOUT_SECONDS,
+        budget.READ_TIMEOUT_SECONDS,
+    )
 
 
 def test_client_is_created_once_and_reused(moto_world: None) -> None:
-    assert aws.ecs_client() is aws.ecs_client()
+    assert clients.ecs_client() is clients.ecs_client()
 
 
 def test_dry_run_writes_nothing_and_shows_the_image_diff(

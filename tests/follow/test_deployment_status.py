@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from chalicelib.core.errors import DeploymentNotFoundError
 from chalicelib.follow.deployment_status import judge
 from chalicelib.state.records import DeploymentRecord
@@ -203,7 +203,7 @@ def test_the_route_uses_the_record_once_ecs_no_longer_lists_it(
 
 def test_the_route_costs_two_ecs_and_two_dynamodb_calls(http: Any, deployed: str, calls: list[str]) -> None:
     dynamodb: list[str] = []
-    aws.dynamodb_client().meta.events.register(
+    clients.dynamodb_client().meta.events.register(
         "before-parameter-build.dynamodb", lambda model, **_: dynamodb.append(model.name)
     )
     calls.clear()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from chalicelib.follow import history
 from tests.conftest import API_KEY, ECR, PROJECT_DIR, STATE_TABLE, Workload, post
 
@@ -33,7 +33,7 @@ def five_updates(http: Any, workload: Workload) -> list[str]:
 @pytest.fixture
 def queries(http: Any) -> list[str]:
     made: list[str] = []
-    aws.dynamodb_client().meta.events.register(
+    clients.dynamodb_client().meta.events.register(
         "before-parameter-build.dynamodb.Query", lambda model, **_: made.append(model.name)
     )
     return made
@@ -137,7 +137,7 @@ def test_a_stage_without_state_table_keeps_no_history(workload: Workload, ecs: A
 
 
 def test_a_missing_table_is_a_502_naming_it(http: Any, workload: Workload) -> None:
-    aws.session().client("dynamodb").delete_table(TableName=STATE_TABLE)
+    clients.session().client("dynamodb").delete_table(TableName=STATE_TABLE)
     response = get(http, HISTORY)
     assert response.status_code == 502
     assert "deploy infra/state-table.yaml" in response.json_body["Message"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from chalicelib.follow import outcomes
 from chalicelib.state import lock
 from chalicelib.state.table import StateTable
@@ -280,7 +280,7 @@ def test_a_failed_publish_fails_the_invocation_and_the_retry_tells_once(
 ) -> None:
     deployment = deploy("1.1")
     event = deployment_event("SERVICE_DEPLOYMENT_COMPLETED", deployment)
-    sns = aws.sns_client()
+    sns = clients.sns_client()
     failures = {"left": 1}
 
     def unavailable(**_: Any) -> None:
@@ -304,14 +304,14 @@ def test_a_failed_publish_fails_the_invocation_and_the_retry_tells_once(
 def test_concurrent_deliveries_of_one_event_tell_once(deploy: Any, subscriber: Subscriber, atomic_aws: None) -> None:
     deployment = deploy("1.1")
     event = outcomes.DeploymentEvent.parse(deployment_event("SERVICE_DEPLOYMENT_COMPLETED", deployment))
-    table = StateTable(aws.dynamodb_client(), STATE_TABLE)
+    table = StateTable(clients.dynamodb_client(), STATE_TABLE)
     start = threading.Barrier(8)
     errors: list[BaseException] = []
 
     def deliver() -> None:
         start.wait()
         try:
-            outcomes.follow(table, aws.sns_client(), subscriber.topic_arn, event)
+            outcomes.follow(table, clients.sns_client(), subscriber.topic_arn, event)
         except BaseException as error:
             errors.append(error)
 
@@ -331,7 +331,7 @@ def test_a_crashed_senders_claim_lapses_and_the_message_goes_out(
     deployment = deploy("1.1")
     event = deployment_event("SERVICE_DEPLOYMENT_COMPLETED", deployment)
     monkeypatch.setattr(outcomes, "_unclaim", lambda *_args: None)  # the sender died holding its claim
-    sns = aws.sns_client()
+    sns = clients.sns_client()
     calls = {"n": 0}
 
     def crash_once(**_: Any) -> None:

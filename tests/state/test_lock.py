@@ -11,11 +11,12 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import clients as aws
+from chalicelib.aws import budget, clients
 from chalicelib.core import taskdef
 from chalicelib.core.errors import AwsTimeoutError, ServiceBusyError, StateTableMissingError
 from chalicelib.core.images import parse_image
-from chalicelib.deploy.update import UpdateRequest, update_image
+from chalicelib.core.requests import UpdateRequest
+from chalicelib.deploy.update import update_image
 from chalicelib.state import lock
 from chalicelib.state.lock import Locks
 from chalicelib.state.table import StateTable, service_key
@@ -140,7 +141,7 @@ def test_lock_is_held_while_the_service_is_read_and_written(
 def test_expired_lock_of_a_dead_holder_is_taken_over(
     ecs: Any, setup_ecs: Any, state_table: str, workload: Workload
 ) -> None:
-    dynamodb = aws.session().client("dynamodb")
+    dynamodb = clients.session().client("dynamodb")
     dynamodb.put_item(
         TableName=state_table,
         Item={
@@ -187,7 +188,7 @@ def test_without_a_table_there_is_no_lock_and_one_warning(
 def test_missing_state_table_is_a_502_naming_it_and_its_template(ecs: Any, workload: Workload) -> None:
     # No table at all: DynamoDB answers ResourceNotFoundException.
     request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
-    locks = Locks(StateTable(aws.dynamodb_client(), "missing-table"))
+    locks = Locks(StateTable(clients.dynamodb_client(), "missing-table"))
     with pytest.raises(StateTableMissingError) as missing:
         update_image(ecs, request, locks=locks)
     assert "'missing-table' (STATE_TABLE) does not exist" in missing.value.message
@@ -197,7 +198,7 @@ def test_missing_state_table_is_a_502_naming_it_and_its_template(ecs: Any, workl
 def test_missing_state_table_over_http_is_a_502_and_changes_nothing(
     http: Any, setup_ecs: Any, workload: Workload
 ) -> None:
-    aws.session().client("dynamodb").delete_table(TableName=STATE_TABLE)  # the stage names a table never deployed
+    clients.session().client("dynamodb").delete_table(TableName=STATE_TABLE)  # the stage names a table never deployed
     response = post(
         http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y", "tag": "1", "container": "app"}
     )
@@ -212,8 +213,8 @@ def test_missing_state_table_over_http_is_a_502_and_changes_nothing(
 def test_lock_put_applied_but_unanswered_is_taken_on_the_retry(
     ecs: Any, setup_ecs: Any, state_table: str, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
-    dynamodb = aws.dynamodb_client()
-    setup_dynamodb = aws.session().client("dynamodb")
+    dynamodb = clients.dynamodb_client()
+    setup_dynamodb = clients.session().client("dynamodb")
     faults = AttemptFaults(dynamodb, virtual_clock, service="dynamodb")
 
     def applied_then_lost(attempt: int) -> None:
@@ -235,14 +236,14 @@ def test_lock_put_applied_but_unanswered_is_taken_on_the_retry(
 def test_lock_is_released_when_taking_it_fails_after_it_may_have_been_applied(
     ecs: Any, state_table: str, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
-    dynamodb = aws.dynamodb_client()
-    setup_dynamodb = aws.session().client("dynamodb")
+    dynamodb = clients.dynamodb_client()
+    setup_dynamodb = clients.session().client("dynamodb")
     faults = AttemptFaults(dynamodb, virtual_clock, service="dynamodb")
 
     def applied_then_lost(_attempt: int) -> None:
         sent = json.loads(faults.last_body)
         setup_dynamodb.put_item(TableName=sent["TableName"], Item=sent["Item"])
-        virtual_clock.now += aws.ATTEMPT_SECONDS
+        virtual_clock.now += budget.ATTEMPT_SECONDS
         raise ReadTimeoutError(endpoint_url=ENDPOINT)
 
     faults.on("PutItem", applied_then_lost)

@@ -11,7 +11,7 @@ import pytest
 from chalice.local import LambdaEventConverter
 from chalice.test import Client
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from chalicelib.core.results import as_datetime
 from tests.conftest import (
     API_KEY,
@@ -35,7 +35,7 @@ CONTEXT = {"requestId": "req-123", "identity": {"apiKeyId": "key-abc", "sourceIp
 def dynamodb_calls(http: Any) -> list[str]:
     """DynamoDB operations the service's own client makes."""
     made: list[str] = []
-    aws.dynamodb_client().meta.events.register(
+    clients.dynamodb_client().meta.events.register(
         "before-parameter-build.dynamodb", lambda model, **_: made.append(model.name)
     )
     return made
@@ -206,7 +206,7 @@ def test_a_noop_costs_two_ecs_and_two_dynamodb_calls(
 
 
 def test_a_lock_lost_meanwhile_still_leaves_the_record(http: Any, ecs: Any, workload: Workload) -> None:
-    setup_dynamodb = aws.session().client("dynamodb")
+    setup_dynamodb = clients.session().client("dynamodb")
 
     def take_the_lock_away(**_: Any) -> None:
         # As if the lock had expired and another request had taken it.
@@ -228,7 +228,7 @@ def test_a_record_that_cannot_be_written_is_logged_in_full_and_the_answer_stands
     def refuse(**_: Any) -> None:
         raise client_error("TransactWriteItems", "AccessDeniedException", "denied")
 
-    aws.dynamodb_client().meta.events.register("before-call.dynamodb.TransactWriteItems", refuse)
+    clients.dynamodb_client().meta.events.register("before-call.dynamodb.TransactWriteItems", refuse)
     with caplog.at_level(logging.ERROR, logger="chalicelib.state.lock"):
         response = post(http, "/update", UPDATE)
     assert response.status_code == 200

@@ -19,7 +19,7 @@ import botocore.session
 import pytest
 from botocore.stub import ANY, Stubber
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from chalicelib.triggers import pipeline
 from tests.conftest import (
     ECR,
@@ -73,14 +73,14 @@ def codepipeline(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     )
     with Stubber(client) as stubber:
         stubbed = CodePipeline(client, stubber)
-        monkeypatch.setattr(aws, "codepipeline_client", lambda: client)
+        monkeypatch.setattr(clients, "codepipeline_client", lambda: client)
         yield stubbed
         stubber.assert_no_pending_responses()
 
 
 def artifact(files: dict[str, Any], key: str | None = None) -> str:
     """Put a CodePipeline artifact (a zip) in the bucket; returns its key."""
-    s3 = aws.session().client("s3", region_name=REGION)
+    s3 = clients.session().client("s3", region_name=REGION)
     if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     buffer = io.BytesIO()
@@ -173,7 +173,7 @@ def test_waiting_continues_while_in_progress_and_succeeds_when_completed(
 
     # Still in progress: ECS lists the deployment as the PRIMARY one, rolling out.
     service = setup_ecs.describe_services(cluster="test-cluster", services=["web"])["services"][0]
-    serve_recorded(aws.ecs_client(), {**service, "deployments": [ecs_deployments.made[-1]]})
+    serve_recorded(clients.ecs_client(), {**service, "deployments": [ecs_deployments.made[-1]]})
     codepipeline.expect_success(job, continues=True)
     run(job_event(job, parameters, definitions, continuation=token))
     assert codepipeline.last()["continuationToken"] == token
@@ -263,7 +263,7 @@ def test_a_deployment_replaced_meanwhile_fails_the_job_as_superseded(
     token = codepipeline.last()["continuationToken"]
     service = setup_ecs.describe_services(cluster="test-cluster", services=["web"])["services"][0]
     someone_elses = {**ecs_deployments.made[-1], "id": "ecs-svc/someone-else"}
-    serve_recorded(aws.ecs_client(), {**service, "deployments": [someone_elses]})
+    serve_recorded(clients.ecs_client(), {**service, "deployments": [someone_elses]})
 
     codepipeline.expect_failure(job)
     run(job_event(job, parameters, definitions, continuation=token))
@@ -288,7 +288,7 @@ def test_waiting_past_the_timeout_fails_the_job(
     run(job_event(job, parameters, definitions))
     token = codepipeline.last()["continuationToken"]
     service = setup_ecs.describe_services(cluster="test-cluster", services=["web"])["services"][0]
-    serve_recorded(aws.ecs_client(), {**service, "deployments": [ecs_deployments.made[-1]]})
+    serve_recorded(clients.ecs_client(), {**service, "deployments": [ecs_deployments.made[-1]]})
     started = pipeline._read_token(token, 1)[0]
     monkeypatch.setattr(pipeline.time, "time", lambda: started + 5 * 60 + 1)
 
@@ -394,7 +394,7 @@ def test_a_missing_or_unreadable_artifact_fails_the_job(
         codepipeline.expect_failure(job)
         run(job_event(job, {"cluster": "test-cluster", "service": "web"}, key))
         assert message in codepipeline.last()["failureDetails"]["message"]
-    s3 = aws.session().client("s3", region_name=REGION)
+    s3 = clients.session().client("s3", region_name=REGION)
     s3.put_object(Bucket=BUCKET, Key="not-a-zip", Body=b"plain text")
     job = new_job()
     codepipeline.expect_failure(job)
@@ -464,7 +464,7 @@ def test_when_codepipeline_cannot_be_told_the_retry_tells_what_was_done_without_
     deployment = ecs_deployments.last_id
     updates = calls.count("UpdateService")
     service = setup_ecs.describe_services(cluster="test-cluster", services=["web"])["services"][0]
-    serve_recorded(aws.ecs_client(), {**service, "deployments": [ecs_deployments.made[-1]]})  # still rolling out
+    serve_recorded(clients.ecs_client(), {**service, "deployments": [ecs_deployments.made[-1]]})  # still rolling out
 
     codepipeline.expect_success(job, continues=True)
     run(job_event(job, parameters, definitions))  # the same event again, no continuation token

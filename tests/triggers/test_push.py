@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.aws import clients as aws
+from chalicelib.aws import clients
 from chalicelib.triggers import push
 from tests.conftest import (
     ACCOUNT,
@@ -189,10 +189,10 @@ def test_a_duplicate_event_deploys_nothing_the_second_time(
 def test_a_retry_after_a_crash_does_what_was_left_and_a_duplicate_meanwhile_waits(
     app_client: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
 ) -> None:
-    from chalicelib.aws import clients as aws
+    from chalicelib.aws import clients
 
     event = ecr_event()
-    dynamodb = aws.session().client("dynamodb", region_name=REGION)
+    dynamodb = clients.session().client("dynamodb", region_name=REGION)
 
     def claim(service: str, handled: bool, lease: int) -> None:
         dynamodb.put_item(
@@ -342,14 +342,14 @@ def test_calls_per_push_for_opted_in_services(
     request_log: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from chalicelib.aws import clients as aws
+    from chalicelib.aws import clients
 
     monkeypatch.setattr(push, "TAGGING_PAGE_SIZE", 2)  # three services, two pages
     for number in range(3):
         arn = register(setup_ecs, [rich_container("app", f"{WEB}:1.0.0")], family=f"f{number}")
         create_service(setup_ecs, "test-cluster", f"s{number}", arn, tags=tags(policy="semver:minor"))
     made: list[str] = []
-    for client in (aws.ecs_client(), aws.dynamodb_client(), aws.tagging_client()):
+    for client in (clients.ecs_client(), clients.dynamodb_client(), clients.tagging_client()):
         client.meta.events.register("before-parameter-build", lambda model, **_: made.append(model.name))
 
     decisions = pushed(app_client, ecr_event(tag="1.1.0"), request_log)
@@ -464,7 +464,7 @@ def test_every_state_table_call_of_a_push_is_granted_to_its_function(
     policy_file: str,
 ) -> None:
     made: list[tuple[str, dict[str, Any]]] = []
-    aws.dynamodb_client().meta.events.register(
+    clients.dynamodb_client().meta.events.register(
         "provide-client-params.dynamodb", lambda params, model, **_: made.append((model.name, dict(params)))
     )
     if trigger == "ecr":
