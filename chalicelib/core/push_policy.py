@@ -32,7 +32,14 @@ from typing import Any
 import semver
 
 from chalicelib.core import taskdef
-from chalicelib.core.images import DIGEST_PATTERN, TAG_PATTERN, ImageReference, InvalidImageError, parse_image
+from chalicelib.core.images import (
+    DIGEST_PATTERN,
+    TAG_PATTERN,
+    ImageReference,
+    InvalidImageError,
+    canonical_repository,
+    parse_image,
+)
 
 POLICY_TAG = "image-updater:policy"
 CONTAINER_TAG = "image-updater:container"
@@ -51,7 +58,7 @@ class Push:
 
     def canonical_repository(self) -> str:
         """The repository as a registry sees it (`nginx` is `docker.io/library/nginx`)."""
-        return ImageReference(self.repository).canonical_repository()
+        return canonical_repository(self.repository)
 
     def as_dict(self) -> dict[str, str | None]:
         """JSON shape."""
@@ -108,7 +115,7 @@ class Verdict:
 
     action: str  # "deploy", "redeploy" or "skip"
     reason: str
-    image: str | None = None
+    image: ImageReference | None = None
 
     @classmethod
     def skip(cls, reason: str) -> Verdict:
@@ -132,22 +139,18 @@ class Following:
         return cls(Policy.parse(service_tags.get(POLICY_TAG, "")), container, pin)
 
 
-def follows_repository(image: str, push: Push) -> bool:
+def follows_repository(running: ImageReference, push: Push) -> bool:
     """True when a container's image comes from the pushed repository (compared the way `/update` compares)."""
-    try:
-        return parse_image(image).canonical_repository() == push.canonical_repository()
-    except InvalidImageError:
-        return False
+    return running.canonical_repository() == push.canonical_repository()
 
 
-def judge(following: Following, running_image: str, running_tag: str | None, push: Push) -> Verdict:
-    """What a container that runs `running_image` (whose version tag is `running_tag`) does about `push`.
+def judge(following: Following, reference: ImageReference, running_tag: str | None, push: Push) -> Verdict:
+    """What a container that runs `reference` (whose version tag is `running_tag`) does about `push`.
 
     `running_tag` is the tag the revision says was pushed (`image-updater:pushed-tag`),
     or else the image's own tag.
     """
     policy = following.policy
-    reference = parse_image(running_image)
     if policy.kind == "unknown":
         return Verdict.skip(f"unknown policy '{policy.text}'")
     if following.pin_digest and push.digest is None:
@@ -170,15 +173,15 @@ def judge(following: Following, running_image: str, running_tag: str | None, pus
     return Verdict("deploy", f"{push.tag} follows policy '{policy.text}'", target)
 
 
-def _image_for(reference: ImageReference, push: Push, pin_digest: bool) -> str:
+def _image_for(reference: ImageReference, push: Push, pin_digest: bool) -> ImageReference:
     """The image to deploy, in the repository's spelling the service already uses."""
     if pin_digest:
-        return str(ImageReference(reference.repository, digest=push.digest))
-    return str(ImageReference(reference.repository, tag=push.tag))
+        return ImageReference(reference.repository, digest=push.digest)
+    return ImageReference(reference.repository, tag=push.tag)
 
 
-def _already(reference: ImageReference, target: str) -> bool:
-    return reference.same_image_as(parse_image(target))
+def _already(reference: ImageReference, target: ImageReference) -> bool:
+    return reference.same_image_as(target)
 
 
 def _same_tag(
@@ -186,7 +189,7 @@ def _same_tag(
     running_tag: str | None,
     pushed_tag: str,
     pushed_digest: str | None,
-    target: str,
+    target: ImageReference,
     pin_digest: bool,
 ) -> Verdict:
     if running_tag is None:

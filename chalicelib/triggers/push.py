@@ -33,7 +33,7 @@ from chalicelib.access.audit import Provenance
 from chalicelib.aws import budget, clients, ecs, parallel
 from chalicelib.core import taskdef
 from chalicelib.core.errors import NotAllowedError, UpdateError
-from chalicelib.core.images import parse_image
+from chalicelib.core.images import ImageReference, InvalidImageError, parse_image
 from chalicelib.core.push_policy import POLICY_TAG, PUSHED_TAG_TAG, Following, Push, Verdict, follows_repository, judge
 from chalicelib.core.requests import ImageChange, Target
 from chalicelib.deploy.update import update_target
@@ -111,6 +111,7 @@ class _Candidate:
     following: Following
     running: dict[str, Any]
     revision_tags: list[dict[str, str]]
+    followed: dict[str, ImageReference] = field(default_factory=dict)  # the containers that follow, parsed once
     verdicts: dict[str, Verdict] = field(default_factory=dict)
 
     @property
@@ -193,19 +194,25 @@ def _read(
             continue
         running, tags = outcome.value  # type: ignore[misc]
         following = Following.of(opted_in.get(service["serviceArn"], {}))
-        candidate = _Candidate(cluster, service, following, running, tags)
-        if _followed_containers(candidate, push):
-            candidates.append(candidate)
+        followed = _followed_containers(following, running, push)
+        if followed:
+            candidates.append(_Candidate(cluster, service, following, running, tags, followed))
     return candidates, failures
 
 
-def _followed_containers(candidate: _Candidate, push: Push) -> dict[str, str]:
-    """The containers of the service that follow the push: the one named, or those from its repository."""
-    images = taskdef.container_images(candidate.running)
-    named = candidate.following.container
-    if named is not None:
-        return {named: images[named]} if named in images and follows_repository(images[named], push) else {}
-    return {name: image for name, image in images.items() if follows_repository(image, push)}
+def _followed_containers(following: Following, running: Mapping[str, Any], push: Push) -> dict[str, ImageReference]:
+    """The containers that follow the push (the one named, or those from its repository), their images parsed.
+
+    A container whose image is not a reference follows nothing.
+    """
+    images: dict[str, ImageReference] = {}
+    for name, image in taskdef.container_images(running).items():
+        if following.container in (None, name):
+            try:
+                images[name] = parse_image(image)
+            except InvalidImageError:
+                continue
+    return {name: reference for name, reference in images.items() if follows_repository(reference, push)}
 
 
 def _decide(candidate: _Candidate, push: Push, access: AccessPolicy) -> Decision | None:
@@ -223,19 +230,17 @@ def _decide(candidate: _Candidate, push: Push, access: AccessPolicy) -> Decision
         )
     pushed_tag = taskdef.tag_value(candidate.revision_tags, PUSHED_TAG_TAG)
     verdicts: dict[str, Verdict] = {}
-    for name, image in _followed_containers(candidate, push).items():
-        reference = parse_image(image)
+    for name, reference in candidate.followed.items():
         running_tag = pushed_tag if (candidate.following.pin_digest and pushed_tag) else reference.tag
-        verdicts[name] = judge(candidate.following, image, running_tag, push)
+        verdicts[name] = judge(candidate.following, reference, running_tag, push)
     acting = {name: verdict for name, verdict in verdicts.items() if verdict.action != "skip"}
     if not acting:
         reasons = "; ".join(dict.fromkeys(verdict.reason for verdict in verdicts.values()))
         return Decision(candidate.cluster, candidate.name, SKIPPED, reasons)
-    running = taskdef.container_images(candidate.running)
     for name, verdict in acting.items():
         try:
             # A redeploy starts the running image again: it too must be one the allowlists take.
-            access.check_image(verdict.image if verdict.image is not None else running[name])
+            access.check_image(verdict.image if verdict.image is not None else candidate.followed[name])
         except NotAllowedError as refused:
             return Decision(candidate.cluster, candidate.name, SKIPPED, refused.message)
     candidate.verdicts = acting
@@ -284,11 +289,7 @@ class _Updater:
         return Decision(candidate.cluster, candidate.name, DEPLOYED, reasons, result)
 
     def _update(self, candidate: _Candidate) -> dict[str, Any]:
-        images = {
-            name: parse_image(verdict.image)
-            for name, verdict in candidate.verdicts.items()
-            if verdict.image is not None
-        }
+        images = {name: verdict.image for name, verdict in candidate.verdicts.items() if verdict.image is not None}
         running = taskdef.container_images(candidate.running)
         change = ImageChange(
             images=images,

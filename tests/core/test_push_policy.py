@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.core.push_policy import Following, Policy, Push, judge
+from chalicelib.core.images import parse_image
+from chalicelib.core.push_policy import Following, Policy, Push, Verdict
+from chalicelib.core.push_policy import judge as judge_reference
 
 REPO = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/web"
 DIGEST = "sha256:" + "ab" * 32
 OTHER_DIGEST = "sha256:" + "cd" * 32
+
+
+def judge(following: Following, running: str, running_tag: str | None, push: Push) -> Verdict:
+    """The policy's verdict for a container running the image `running` (parsed as the push path parses it)."""
+    return judge_reference(following, parse_image(running), running_tag, push)
 
 
 def following(policy: str, pin_digest: bool = False) -> Following:
@@ -51,7 +58,7 @@ def test_semver_policies(policy: str, running: str, pushed: str, action: str, re
     assert verdict.action == action, verdict.reason
     assert reason in verdict.reason
     if action == "deploy":
-        assert verdict.image == f"{REPO}:{pushed}"  # the deployed tag keeps its spelling, v included
+        assert str(verdict.image) == f"{REPO}:{pushed}"  # the deployed tag keeps its spelling, v included
 
 
 @pytest.mark.parametrize(
@@ -85,7 +92,7 @@ def test_a_push_without_a_tag_is_skipped_by_every_policy() -> None:
 def test_pinned_digests_deploy_the_digest_and_compare_the_pushed_tag() -> None:
     running = f"{REPO}@{OTHER_DIGEST}"
     verdict = judge(following("semver:minor", pin_digest=True), running, "1.4.2", Push(REPO, "1.4.3", DIGEST))
-    assert (verdict.action, verdict.image) == ("deploy", f"{REPO}@{DIGEST}")
+    assert (verdict.action, str(verdict.image)) == ("deploy", f"{REPO}@{DIGEST}")
 
 
 def test_pinned_digests_need_the_pushed_digest() -> None:
@@ -97,7 +104,7 @@ def test_pinned_digests_need_the_pushed_digest() -> None:
 def test_the_tag_policy_with_pinned_digests_moves_to_the_new_digest_once() -> None:
     pinned = following("tag", pin_digest=True)
     moved = judge(pinned, f"{REPO}@{OTHER_DIGEST}", "latest", Push(REPO, "latest", DIGEST))
-    assert (moved.action, moved.image) == ("deploy", f"{REPO}@{DIGEST}")
+    assert (moved.action, str(moved.image)) == ("deploy", f"{REPO}@{DIGEST}")
     again = judge(pinned, f"{REPO}@{DIGEST}", "latest", Push(REPO, "latest", DIGEST))
     assert again.action == "skip"
     assert "already runs" in again.reason
@@ -105,7 +112,7 @@ def test_the_tag_policy_with_pinned_digests_moves_to_the_new_digest_once() -> No
 
 def test_the_repository_keeps_the_spelling_the_service_uses() -> None:
     verdict = judge(following("semver:minor"), "nginx:1.27.0", "1.27.0", Push("docker.io/library/nginx", "1.28.0"))
-    assert verdict.image == "nginx:1.28.0"
+    assert str(verdict.image) == "nginx:1.28.0"
 
 
 @pytest.mark.parametrize(
