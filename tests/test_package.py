@@ -63,7 +63,7 @@ def test_each_function_has_its_own_role_with_its_policy_file(
 
 def test_deployment_events_is_triggered_by_ecs_deployment_state_changes(template: dict[str, Any]) -> None:
     function = template["Resources"]["DeploymentEvents"]["Properties"]
-    assert function["Handler"] == "app.deployment_events"
+    assert function["Handler"] == "chalicelib.entrypoints.functions.deployment_events"
     [trigger] = function["Events"].values()
     assert trigger == {
         "Type": "CloudWatchEvent",
@@ -115,7 +115,7 @@ def test_functions_that_move_services_get_a_full_vcpu(template: dict[str, Any], 
 
 def test_registry_push_runs_for_minutes_on_successful_ecr_pushes(template: dict[str, Any]) -> None:
     function = template["Resources"]["RegistryPush"]["Properties"]
-    assert function["Handler"] == "app.registry_push"
+    assert function["Handler"] == "chalicelib.entrypoints.functions.registry_push"
     assert function["Timeout"] == 300  # minutes, not API Gateway's 29 s
     [trigger] = function["Events"].values()
     assert trigger["Properties"]["Pattern"] == {
@@ -140,9 +140,41 @@ def test_pipeline_deploy_may_report_job_results_and_reads_artifacts_with_the_job
     template: dict[str, Any],
 ) -> None:
     function = template["Resources"]["PipelineDeploy"]["Properties"]
-    assert function["Handler"] == "app.pipeline_deploy"
+    assert function["Handler"] == "chalicelib.entrypoints.functions.pipeline_deploy"
     assert function["Timeout"] == 60
     statements = json.loads((PROJECT_DIR / ".chalice" / "policy-dev-pipeline-deploy.json").read_text())["Statement"]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert {"codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult"} <= actions
     assert not any(action.startswith("s3:") for action in actions)  # the job's artifact credentials read S3
+
+
+def test_each_event_function_runs_from_its_own_handler_module_without_app_py(template: dict[str, Any]) -> None:
+    # Lambda imports the handler's module alone (app.py is never imported for an event function): it must
+    # set up its own log line. An unreadable event is logged and ignored without touching AWS.
+    handlers = {
+        name: resource["Properties"]["Handler"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function" and name != "APIHandler"
+    }
+    assert set(handlers) == {"DeploymentEvents", "RegistryPush", "PipelineDeploy"}
+    unreadable = {
+        "version": "0",
+        "id": "e1",
+        "detail-type": "x",
+        "source": "x",
+        "account": "123456789012",
+        "time": "2026-12-06T10:00:00Z",
+        "region": "eu-west-1",
+        "resources": [],
+        "detail": {},
+    }
+    for handler in handlers.values():
+        module, _, function = handler.rpartition(".")
+        script = f"import {module} as m; m.{function}({unreadable!r}, None)"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"AWS_DEFAULT_REGION": "eu-west-1"}
+        ran = subprocess.run(  # noqa: S603 - fixed command line
+            [sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, check=True
+        )
+        logged = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
+        assert logged, f"{handler} wrote no log line: {ran.stdout!r} {ran.stderr!r}"
+        assert logged[-1]["function"] == function

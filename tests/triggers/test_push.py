@@ -314,9 +314,9 @@ def test_bad_hook_bodies_are_a_400(http: Any, followers: dict[str, str], body: d
 def test_the_hook_starts_no_update_it_cannot_finish_in_time(
     http: Any, setup_ecs: Any, followers: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app as app_module
+    from chalicelib.entrypoints import routes
 
-    monkeypatch.setattr(app_module, "PUSH_HOOK_SECONDS", push.MIN_SECONDS_TO_START - 1)
+    monkeypatch.setattr(routes, "PUSH_HOOK_SECONDS", push.MIN_SECONDS_TO_START - 1)
     response = post(http, "/hooks/push", {"repository": WEB, "tag": "1.4.3"})
     assert response.status_code == 200
     failed = [d for d in response.json_body["decisions"] if d["action"] == "failed"]
