@@ -3,7 +3,7 @@
 Each contender has its own service in the same cluster and changes the image of
 its `app` container, without waiting for the rollout:
 
-- this project's domain call, `chalicelib.update.update_image`;
+- this project's domain call, `chalicelib.deploy.update.update_image`;
 - the whole app, `POST /update` through Chalice's test client (key check, JSON,
   validation, the per-service lock and the deployment record when the stage sets STATE_TABLE, audit tags,
   request log and all);

@@ -298,7 +298,7 @@ def render_fan_out(runs: Sequence[FanOutFindings]) -> list[str]:
         f"would give {_round_trip_ratio(own):.2f} ({waits_in_a_row(own.calls[OURS], OURS)} waits in a row against "
         f"{waits_in_a_row(own.calls[SEQUENTIAL], SEQUENTIAL)}), and against ECS's real latencies (often 100 ms "
         "and more per call) the ratio only falls. The same CPU is why the API function is given 1769 MB, one "
-        "full vCPU in Lambda's terms (see the README).",
+        "full vCPU in Lambda's terms (see docs/configuration.md).",
         "- Ten threads of ecs-deploy wait as few round trips in a row, but lock nothing, record nothing, and a "
         "failure midway leaves the services on mixed revisions; ours puts every service back (or says which are "
         "left where) and registers one revision per distinct revision, not one per service.",

@@ -78,10 +78,11 @@ METHOD = [
     "identical revision of the test suite's rich Fargate task definition (`tests/conftest.py`): two containers, "
     "environment, secrets, tags, port mappings, health checks, volumes, proxy configuration and more. Every "
     "contender changes the image of the `app` container and does not wait for the rollout.",
-    "`ours: update_image` calls `chalicelib.update.update_image` with the service's own ECS client (its timeouts, "
-    "retries and time budget). `ours: POST /update` goes through the whole app with `chalice.test.Client` "
-    "on the dev stage (key check, JSON parsing, validation, allowlists, the per-service DynamoDB lock and the "
-    "deployment record when the stage sets STATE_TABLE, audit tags, response, request log line written to /dev/null).",
+    "`ours: update_image` calls `chalicelib.deploy.update.update_image` with the service's own ECS client "
+    "(its timeouts, retries and time budget). `ours: POST /update` goes through the whole app with "
+    "`chalice.test.Client` on the dev stage (key check, JSON parsing, validation, allowlists, the per-service "
+    "DynamoDB lock and the deployment record when the stage sets STATE_TABLE, audit tags, response, request log "
+    "line written to /dev/null).",
     "`ecs-deploy: DeployAction` is ecs-deploy's Python API doing what its `deploy` command does up to UpdateService: "
     "`DeployAction(EcsClient(...))`, `get_current_task_definition`, `set_images`, `update_task_definition`, "
     "`deploy`. `ecs-deploy: deploy --timeout -1` is the command itself, in process (click's `CliRunner`), "
@@ -96,9 +97,9 @@ METHOD = [
     "untimed, the deployment records POST /update wrote are deleted: moto's TransactWriteItems copies the whole "
     "table to be able to undo it, so in moto its cost grows with every record kept (DynamoDB's does not).",
     "Fidelity compares DescribeTaskDefinition (with tags) of the revision the service ran before the first change "
-    "with the one it runs after, minus the fields ECS sets itself, with `chalicelib.taskdef.diff`. The tags ours "
+    "with the one it runs after, minus the fields ECS sets itself, with `chalicelib.core.taskdef.diff`. The tags ours "
     "adds on purpose are reported as bookkeeping, not as changes: `previous-task-definition` (for `/rollback`) "
-    "and, through POST /update, the audit tags of `chalicelib.audit`.",
+    "and, through POST /update, the audit tags of `chalicelib.access.audit`.",
     "Cold start: wall time of `python -c '<statement>'` in fresh processes (one unmeasured run first, so bytecode "
     "is cached), taking turns. The zip is `deployment.zip` from `chalice package --stage dev`.",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -241,7 +242,7 @@ def curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
         {"cluster": run.cluster, "service": run.service, "image": "public.ecr.aws/nginx/nginx", "tag": tag}
     )
     return (
-        f"curl -sS -X POST {run.api_url}/update \\\n"
+        f"curl -sS --fail-with-body -X POST {run.api_url}/update \\\n"
         f"  -H 'x-api-key: {run.api_key}' \\\n"
         f"  -H 'Content-Type: application/json' \\\n"
         f"  -d '{body}'"
@@ -252,7 +253,7 @@ def push_curl_command(run: LocalRun, tag: str = "1.28.0") -> str:
     """A ready-to-paste curl that tells the service an image was pushed (the workload follows semver:minor)."""
     body = json.dumps({"repository": "public.ecr.aws/nginx/nginx", "tag": tag})
     return (
-        f"curl -sS -X POST {run.api_url}/hooks/push \\\n"
+        f"curl -sS --fail-with-body -X POST {run.api_url}/hooks/push \\\n"
         f"  -H 'x-api-key: {run.api_key}' \\\n"
         f"  -H 'Content-Type: application/json' \\\n"
         f"  -d '{body}'"
@@ -261,7 +262,43 @@ def push_curl_command(run: LocalRun, tag: str = "1.28.0") -> str:
 
 def history_curl_command(run: LocalRun) -> str:
     """A ready-to-paste curl that shows the workload's deployment history."""
-    return f"curl -sS {run.api_url}/services/{run.cluster}/{run.service}/history \\\n  -H 'x-api-key: {run.api_key}'"
+    url = f"{run.api_url}/services/{run.cluster}/{run.service}/history"
+    return f"curl -sS --fail-with-body {url} \\\n  -H 'x-api-key: {run.api_key}'"
+
+
+def client_executable() -> str:
+    """The client as installed in this checkout's virtual environment (a new terminal has it on no PATH)."""
+    return str(Path(sys.executable).with_name("ecs-image-updater"))
+
+
+def instructions(run: LocalRun) -> str:
+    """What `make dev` prints: every command works as pasted into a new terminal, in order."""
+    client = shlex.quote(client_executable())
+    return "\n".join(
+        [
+            f"# Embedded AWS (moto) at {run.aws_endpoint}; service at {run.api_url}",
+            f"# Workload: cluster '{run.cluster}', service '{run.service}'.",
+            "",
+            "# Update it:",
+            curl_command(run),
+            "",
+            "# Tell it an image was pushed: the service follows semver:minor (its image-updater:policy tag):",
+            push_curl_command(run),
+            "",
+            "# See who deployed what, and how it went:",
+            history_curl_command(run),
+            "",
+            "# Or use the command-line client (installed in this checkout's .venv):",
+            f"export ECS_IMAGE_UPDATER_URL={run.api_url} ECS_IMAGE_UPDATER_API_KEY={run.api_key}",
+            f"{client} export {run.cluster} {run.service} -o web.yaml",
+            "cp web.yaml web-before.yaml   # edit the tag in web.yaml, then:",
+            f"{client} apply web.yaml --wait",
+            f"{client} apply web-before.yaml --wait   # and back",
+            "",
+            f"# Inspect it with the AWS CLI, if you have one: AWS_ENDPOINT_URL={run.aws_endpoint} "
+            f"aws ecs describe-services --region {REGION} --cluster {run.cluster} --services {run.service}",
+        ]
+    )
 
 
 def main() -> int:
@@ -278,25 +315,7 @@ def main() -> int:
         signal.signal(stop_signal, interrupted)
     try:
         with local_run(args.moto_port, args.api_port) as run:
-            print(f"\nEmbedded AWS (moto) at {run.aws_endpoint}; service at {run.api_url}")
-            print(f"Workload: cluster '{run.cluster}', service '{run.service}'. Update it with:\n")
-            print(curl_command(run))
-            print(
-                "\nOr tell it an image was pushed: the service follows semver:minor (its image-updater:policy tag):\n"
-            )
-            print(push_curl_command(run))
-            print("\nSee who deployed what, and how it went:\n")
-            print(history_curl_command(run))
-            print("\nOr use the command-line client (pip install ./cli):\n")
-            print(f"export ECS_IMAGE_UPDATER_URL={run.api_url} ECS_IMAGE_UPDATER_API_KEY={run.api_key}")
-            print(f"ecs-image-updater export {run.cluster} {run.service} -o web.yaml")
-            print("cp web.yaml web-before.yaml   # edit the tag in web.yaml, then:")
-            print("ecs-image-updater apply web.yaml --wait")
-            print("ecs-image-updater apply web-before.yaml --wait   # and back")
-            print(
-                f"\nInspect it with: AWS_ENDPOINT_URL={run.aws_endpoint} aws ecs describe-services "
-                f"--region {REGION} --cluster {run.cluster} --services {run.service}"
-            )
+            print("\n" + instructions(run))
             print("\nPress Ctrl-C to stop both servers.", flush=True)
             while run.all_running():
                 time.sleep(0.5)

@@ -25,6 +25,7 @@ from scripts.local_aws import (
     embedded_aws_environment,
     free_port,
     history_curl_command,
+    instructions,
     local_run,
     push_curl_command,
 )
@@ -94,7 +95,7 @@ def test_the_printed_history_curl_shows_who_deployed_what(running: LocalRun) -> 
     )
     assert status == 200, answer
     command = history_curl_command(running)
-    url = command.split()[2]
+    url = command.split()[3]
     assert url == f"{running.api_url}/services/{running.cluster}/{running.service}/history"
     status, history = get(url, {"x-api-key": running.api_key})
     assert status == 200, history
@@ -132,7 +133,7 @@ def test_the_printed_push_curl_rolls_the_service_within_its_policy(running: Loca
     assert post(f"{running.api_url}/update", start, headers)[0] == 200
     command = push_curl_command(running, tag="1.28.0")
     body = json.loads(command.split("-d '", 1)[1].rstrip("'"))
-    assert command.split()[4] == f"{running.api_url}/hooks/push"
+    assert command.split()[5] == f"{running.api_url}/hooks/push"
 
     status, answer = post(f"{running.api_url}/hooks/push", body, headers)
 
@@ -234,3 +235,23 @@ def test_embedded_environment_drops_real_credentials_and_profiles() -> None:
     assert "AWS_SESSION_TOKEN" not in env
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert env["PATH"] == os.defpath
+
+
+def test_what_make_dev_prints_runs_as_pasted_into_a_new_terminal(running: LocalRun, tmp_path: Any) -> None:
+    # A new terminal: nothing of this checkout on PATH, no virtual environment active, another directory.
+    printed = instructions(running)
+    terminal = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    ran = subprocess.run(  # noqa: S603 - the script is what make dev prints
+        ["bash", "-euo", "pipefail", "-c", printed],  # noqa: S607 - bash from PATH
+        cwd=tmp_path,
+        env=terminal,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert (tmp_path / "web.yaml").read_text().startswith("cluster: test-cluster")
+    assert '"records"' in ran.stdout  # the history curl answered
+    assert "ecs-image-updater" in printed
+    assert "pip install" not in printed
