@@ -14,7 +14,7 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from chalicelib.aws import budget
+from chalicelib.aws import budget, clients
 
 ENDPOINT = "https://ecs.eu-west-1.amazonaws.com/"
 UNSERVED_URL = "https://fault-injection.invalid/"
@@ -77,6 +77,7 @@ class AttemptFaults:
         self.last_body: bytes | str | None = None
         self._clock = clock
         self._rules: list[tuple[str, Callable[[int], Any]]] = []
+        self._attempt_seconds = clients.attempt_seconds(service)
         client.meta.events.register(f"before-send.{service}", self._before_send)
 
     def on(self, operation: str, outcome: Callable[[int], Any]) -> None:
@@ -89,8 +90,24 @@ class AttemptFaults:
         def outcome(attempt: int) -> None:
             if attempts is None or attempt in attempts:
                 if self._clock is not None:
-                    self._clock.now += budget.ATTEMPT_SECONDS
+                    self._clock.now += self._attempt_seconds
                 raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+        self.on(operation, outcome)
+
+    def conflict(self, operation: str, attempts: set[int] | None = None) -> None:
+        """Each chosen attempt of a DynamoDB write meets another request's transaction on the same item."""
+
+        def outcome(attempt: int) -> AWSResponse | None:
+            if attempts is not None and attempt not in attempts:
+                return None
+            if operation == "TransactWriteItems":
+                return error_answer(
+                    "TransactionCanceledException",
+                    "Transaction cancelled, please refer cancellation reasons for specific reasons "
+                    "[TransactionConflict]",
+                )
+            return error_answer("TransactionConflictException", "Transaction is ongoing for the item")
 
         self.on(operation, outcome)
 

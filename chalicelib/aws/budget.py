@@ -14,10 +14,12 @@ client keep every wait inside the budget:
 No sleep and no attempt can therefore cross a deadline:
 
     one attempt       <= CONNECT_TIMEOUT + READ_TIMEOUT             = 3.5 s
+    one state table attempt (DynamoDB answers in milliseconds)      = 2 s
     main phase        <= MAIN (lock wait included)                  = 14 s
-    cleanup phase     <= CLEANUP                                    = 7 s
-    lock release      <= RELEASE (one attempt)                      = 4 s
-    whole request     <= MAIN + CLEANUP + RELEASE                   = 25 s  (< 29 s)
+    cleanup phase     <= CLEANUP                                    = 6 s
+    lock release      <= RELEASE: a failed or timed-out attempt,    = 7 s
+                         a second one, then the records on their own
+    whole request     <= MAIN + CLEANUP + RELEASE                   = 27 s  (< 29 s)
 
 RegisterTaskDefinition is not idempotent: an attempt that may have reached ECS
 (a read timeout, a dropped connection, a 5xx answer) is not retried, since a
@@ -26,6 +28,7 @@ retry could register a second revision.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,13 +40,22 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 CONNECT_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 2.5
 ATTEMPT_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
+# The state table (DynamoDB) answers in milliseconds: shorter attempts, so its calls can be retried in
+# the time one ECS attempt takes.
+STATE_CONNECT_TIMEOUT_SECONDS = 0.5
+STATE_READ_TIMEOUT_SECONDS = 1.5
+STATE_ATTEMPT_SECONDS = STATE_CONNECT_TIMEOUT_SECONDS + STATE_READ_TIMEOUT_SECONDS
 # Taking the lock, then describe, describe, register, update: the calls of an update.
 MAIN_SECONDS = 14.0
 # After a failed UpdateService: read the failed services again, put back the moved ones, deregister
 # the new revisions (one attempt each when AWS is slow; what does not fit is named in the error).
-CLEANUP_SECONDS = 7.0
-# Releasing the service lock: room for exactly one attempt.
-RELEASE_SECONDS = ATTEMPT_SECONDS + 0.5
+CLEANUP_SECONDS = 6.0
+# Room for exactly one attempt of one call (claiming a push, settling it).
+ONE_CALL_SECONDS = ATTEMPT_SECONDS + 0.5
+# Letting the locks go and writing the records, a budget of its own (chalicelib.state.lock): the
+# transaction survives one failed or timed-out attempt (2 s, a 1 s back-off, a second attempt of
+# 2 s), and one state table attempt is kept to write the records on their own if it still cannot run.
+RELEASE_SECONDS = 3 * STATE_ATTEMPT_SECONDS + 1.0
 API_GATEWAY_TIMEOUT_SECONDS = 29.0
 # botocore's standard back-off before retry n is at most min(2 ** (n - 1), 20) s
 # (1 s base for throttling, less otherwise), plus up to 5 s when AWS sends
@@ -97,11 +109,21 @@ def seconds_left() -> float | None:
     return None if cap is None else cap - clock()
 
 
-def install(client: Any) -> None:
-    """Give a client the two hooks that keep its attempts and retries inside the budget."""
+def time_left() -> float | None:
+    """Seconds until the deadline of the innermost `within`, or None outside one."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - clock()
+
+
+def install(client: Any, attempt_seconds: float = ATTEMPT_SECONDS) -> None:
+    """Give a client the two hooks that keep its attempts (each up to `attempt_seconds`) inside the budget."""
     event_id = client.meta.service_model.service_id.hyphenize()  # "resource-groups-tagging-api", not the name
-    client.meta.events.register_first(f"before-send.{event_id}", _refuse_attempt_past_deadline)
-    client.meta.events.register_first(f"needs-retry.{event_id}", _stop_retry_that_cannot_help)
+    client.meta.events.register_first(
+        f"before-send.{event_id}", functools.partial(_refuse_attempt_past_deadline, attempt_seconds)
+    )
+    client.meta.events.register_first(
+        f"needs-retry.{event_id}", functools.partial(_stop_retry_that_cannot_help, attempt_seconds)
+    )
 
 
 def outcome_unknown(response: Any = None, caught_exception: Exception | None = None) -> bool:
@@ -111,14 +133,19 @@ def outcome_unknown(response: Any = None, caught_exception: Exception | None = N
     return response is not None and response[0].status_code >= 500
 
 
-def _refuse_attempt_past_deadline(**_: Any) -> None:
+def _refuse_attempt_past_deadline(attempt_seconds: float, **_: Any) -> None:
     deadline = _deadline.get()
-    if deadline is not None and clock() + ATTEMPT_SECONDS > deadline:
-        raise TimeBudgetExceeded(f"not enough of the time budget left for another attempt ({ATTEMPT_SECONDS:g} s)")
+    if deadline is not None and clock() + attempt_seconds > deadline:
+        raise TimeBudgetExceeded(f"not enough of the time budget left for another attempt ({attempt_seconds:g} s)")
 
 
 def _stop_retry_that_cannot_help(
-    attempts: int, operation: Any, response: Any = None, caught_exception: Exception | None = None, **_: Any
+    attempt_seconds: float,
+    attempts: int,
+    operation: Any,
+    response: Any = None,
+    caught_exception: Exception | None = None,
+    **_: Any,
 ) -> None:
     """Stop the retries when a retry would be unsafe or outlast the budget, by raising the last error.
 
@@ -136,7 +163,7 @@ def _stop_retry_that_cannot_help(
     longest_sleep = min(2.0 ** min(attempts - 1, 10), 20.0)
     if response is not None and "x-amz-retry-after" in response[0].headers:
         longest_sleep += _RETRY_AFTER_EXTRA_SECONDS
-    if clock() + longest_sleep + ATTEMPT_SECONDS > deadline:
+    if clock() + longest_sleep + attempt_seconds > deadline:
         _raise_last_error(operation, response, caught_exception)
 
 

@@ -48,13 +48,19 @@ _session_lock = threading.Lock()
 ErrorFactory = Callable[[str], UpdateError]
 
 
-def client_config() -> Config:
-    """Timeouts and retries shared by every client of this service."""
+def client_config(service: str = "") -> Config:
+    """Timeouts and retries of this service's clients (the state table's attempts are shorter)."""
+    state = service == "dynamodb"
     return Config(
-        connect_timeout=budget.CONNECT_TIMEOUT_SECONDS,
-        read_timeout=budget.READ_TIMEOUT_SECONDS,
+        connect_timeout=budget.STATE_CONNECT_TIMEOUT_SECONDS if state else budget.CONNECT_TIMEOUT_SECONDS,
+        read_timeout=budget.STATE_READ_TIMEOUT_SECONDS if state else budget.READ_TIMEOUT_SECONDS,
         retries={"mode": "standard", "total_max_attempts": TOTAL_MAX_ATTEMPTS},
     )
+
+
+def attempt_seconds(service: str) -> float:
+    """The longest one attempt of a call to `service` can take."""
+    return budget.STATE_ATTEMPT_SECONDS if service == "dynamodb" else budget.ATTEMPT_SECONDS
 
 
 def session() -> boto3.session.Session:
@@ -69,8 +75,8 @@ def session() -> boto3.session.Session:
 def new_client(service: str) -> Any:
     """A new client with this service's timeouts, retries and time budget."""
     with _clients_lock:
-        client = session().client(service, config=client_config())
-    budget.install(client)
+        client = session().client(service, config=client_config(service))
+    budget.install(client, attempt_seconds(service))
     if service == "ecs":
         fidelity.install(client)  # task definitions are copied from ECS's own JSON, every field kept
     return client

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import budget
+from chalicelib.aws import budget, parallel
 from chalicelib.core.config import DEFAULT_HISTORY_DAYS
 from chalicelib.core.errors import AwsCallError, ServiceBusyError, UpdateError
 from chalicelib.core.results import ChangeResult
@@ -45,6 +45,8 @@ LOCK_WAIT_SECONDS = 5.0
 # Longer than any one update holds a lock (25 s at most, whichever function runs it), so a held lock
 # never expires early.
 LOCK_TTL_SECONDS = 60
+# Of the release's own budget: the transaction's attempts; the rest writes the records on their own.
+TRANSACTION_SECONDS = budget.RELEASE_SECONDS - budget.STATE_ATTEMPT_SECONDS
 _CANCELLATION_REASONS = re.compile(r"\[([A-Za-z, ]+)\]\s*$")
 _warned = False
 
@@ -162,7 +164,11 @@ def _acquire(table: StateTable, keys: Sequence[str], owner: str) -> None:
             if len(keys) == 1:
                 table.call(
                     "PutItem",
-                    {"ConditionalCheckFailedException": lambda _: _Busy(keys)},
+                    {
+                        "ConditionalCheckFailedException": lambda _: _Busy(keys),
+                        # The item is inside another request's transaction (its release): busy for a moment.
+                        "TransactionConflictException": lambda _: _Busy(keys),
+                    },
                     TableName=table.name,
                     Item=_lock_item(keys[0], owner, now),
                     ConditionExpression=_FREE,
@@ -216,8 +222,13 @@ def _release(
 ) -> None:
     """Delete the lock items that are still ours and write the records, in one transaction.
 
-    On failure the locks expire by their TTL; a record that could not be written
-    is logged in full so that nothing of it is lost.
+    The release has a budget of its own (budget.RELEASE_SECONDS), separate from
+    the request's: the transaction is tried again after a failed or slow attempt
+    (botocore retries throttling and 5xx answers; a conflict with another
+    transaction is tried again here) for up to TRANSACTION_SECONDS. If it still
+    cannot run, the records are written on their own, item by item, in what is
+    left (the locks then expire by their TTL); only a record that cannot be
+    written even so is logged in full, so that nothing of it is lost.
     """
     deletes = [
         {
@@ -234,34 +245,90 @@ def _release(
     puts = [{"Put": {"TableName": table.name, "Item": item}} for r in records for item in r.items(history_days)]
     with budget.within(budget.RELEASE_SECONDS, beyond_cap=True):
         try:
-            _write(table, deletes + puts)
-        except _Cancelled as cancelled:
-            # A lock that is no longer ours (expired and taken) must keep neither the records out nor
-            # the other locks held; a conflict with a concurrent write is simply tried once more.
-            reasons = cancelled.reasons if len(cancelled.reasons) == len(deletes) + len(puts) else []
-            lost = {index for index, reason in enumerate(reasons[: len(deletes)]) if reason == "ConditionalCheckFailed"}
-            if "ConditionalCheckFailed" in cancelled.reasons and not lost:
-                lost = set(range(len(deletes)))  # the reasons could not be read: keep to the records
-            if lost:
-                logger.warning("lock(s) %s no longer ours when released", ", ".join(keys[i] for i in sorted(lost)))
-            kept = [delete for index, delete in enumerate(deletes) if index not in lost]
-            try:
-                _write(table, kept + puts)
-            except UpdateError as failure:
-                _log_unwritten(records, failure)
+            with budget.within(TRANSACTION_SECONDS, beyond_cap=True):
+                _transact(table, keys, deletes, puts)
+            return
         except UpdateError as failure:
-            logger.warning("locks of %s not released (%s); they expire within %s s", keys, failure, LOCK_TTL_SECONDS)
-            _log_unwritten(records, failure)
+            logger.warning("release of %s failed (%s); writing the records on their own", keys, failure.message)
+        _write_apart(table, keys, records, deletes, puts)
+
+
+def _transact(
+    table: StateTable, keys: Sequence[str], deletes: list[dict[str, Any]], puts: list[dict[str, Any]]
+) -> None:
+    """The release transaction, tried again while a conflict passes and the budget allows another attempt.
+
+    A lock that is no longer ours (expired and taken) must keep neither the
+    records out nor the other locks held: its delete is dropped and the rest
+    tried again.
+    """
+    pending = list(deletes)
+    while True:
+        try:
+            _write(table, pending + puts)
+            return
+        except _Cancelled as cancelled:
+            reasons = cancelled.reasons if len(cancelled.reasons) == len(pending) + len(puts) else []
+            lost = {index for index, reason in enumerate(reasons[: len(pending)]) if reason == "ConditionalCheckFailed"}
+            if "ConditionalCheckFailed" in cancelled.reasons and not lost:
+                lost = set(range(len(pending)))  # the reasons could not be read: keep to the records
+            if lost:
+                gone = [pending[index]["Delete"]["Key"]["pk"]["S"].removeprefix("SERVICE#") for index in sorted(lost)]
+                logger.warning("lock(s) %s no longer ours when released", ", ".join(gone))
+            pending = [delete for index, delete in enumerate(pending) if index not in lost]
+            if not lost and not _time_for_another_attempt():
+                raise
+        except _Conflict:
+            if not _time_for_another_attempt():
+                raise
+        budget.sleep(random.uniform(0.05, 0.25))  # noqa: S311 - jitter, not security
+
+
+def _write_apart(
+    table: StateTable,
+    keys: Sequence[str],
+    records: Sequence[DeploymentRecord],
+    deletes: list[dict[str, Any]],
+    puts: list[dict[str, Any]],
+) -> None:
+    """Write each record item with a PutItem of its own, and let go of each lock that is still ours."""
+    calls = [("PutItem", put["Put"]) for put in puts] + [("DeleteItem", delete["Delete"]) for delete in deletes]
+    outcomes = parallel.each(lambda item: _write_one(table, *item), calls)
+    failed = [o for o in outcomes if o.error is not None and o.item[0] == "PutItem"]
+    if any(o.error is not None for o in outcomes if o.item[0] == "DeleteItem"):
+        logger.warning("locks of %s not released; they expire within %s s", keys, LOCK_TTL_SECONDS)
+    if failed:
+        first = failed[0].error
+        _log_unwritten(records, first if isinstance(first, UpdateError) else UpdateError(str(first)))
+
+
+def _write_one(table: StateTable, operation: str, arguments: dict[str, Any]) -> None:
+    try:
+        table.call(
+            operation,
+            {"ConditionalCheckFailedException": lambda _: _Cancelled(["ConditionalCheckFailed"])},
+            **arguments,
+        )
+    except _Cancelled:
+        if operation == "PutItem":
+            raise
+        logger.warning("lock %s was no longer ours when released", arguments["Key"])
+
+
+def _time_for_another_attempt() -> bool:
+    left = budget.time_left()
+    return left is None or left > budget.STATE_ATTEMPT_SECONDS
 
 
 def _write(table: StateTable, items: list[dict[str, Any]]) -> None:
     if not items:
         return
+    conflict = {"TransactionConflictException": lambda _: _Conflict()}
     if len(items) == 1 and "Delete" in items[0]:
         try:
             table.call(
                 "DeleteItem",
-                {"ConditionalCheckFailedException": lambda _: _Cancelled(["ConditionalCheckFailed"])},
+                {"ConditionalCheckFailedException": lambda _: _Cancelled(["ConditionalCheckFailed"]), **conflict},
                 **items[0]["Delete"],
             )
         except _Cancelled:
@@ -269,7 +336,7 @@ def _write(table: StateTable, items: list[dict[str, Any]]) -> None:
         return
     table.call(
         "TransactWriteItems",
-        {"TransactionCanceledException": lambda message: _Cancelled(_reasons(message))},
+        {"TransactionCanceledException": lambda message: _Cancelled(_reasons(message)), **conflict},
         TransactItems=items,
     )
 
@@ -283,6 +350,11 @@ class _Busy(UpdateError):
     def __init__(self, keys: Sequence[str]) -> None:
         super().__init__("the lock is held")
         self.keys = list(keys)
+
+
+class _Conflict(UpdateError):
+    def __init__(self) -> None:
+        super().__init__("the item is part of another transaction in progress")
 
 
 class _Cancelled(UpdateError):

@@ -463,7 +463,7 @@ def _json_file(content: bytes, name: str) -> Any:
 
 def _tell(client: Any, job_id: str, report: Report) -> None:
     """Report to CodePipeline; raises UpdateError when it cannot be told (Lambda then invokes again)."""
-    with budget.within(budget.RELEASE_SECONDS * 2, beyond_cap=True):
+    with budget.within(budget.ONE_CALL_SECONDS * 2, beyond_cap=True):
         if report.succeeded:
             details: dict[str, Any] = {"summary": report.message[:MAX_SUMMARY]}
             if report.percent is not None:

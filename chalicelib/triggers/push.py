@@ -321,7 +321,7 @@ class _Updater:
         now = int(time.time())
         lease = now + int(budget.seconds_left() or budget.MAIN_SECONDS + budget.CLEANUP_SECONDS) + 1
         try:
-            with budget.within(budget.RELEASE_SECONDS):
+            with budget.within(budget.ONE_CALL_SECONDS):
                 table.call(
                     "PutItem",
                     {"ConditionalCheckFailedException": lambda _: _Claimed()},
@@ -361,7 +361,7 @@ class _Updater:
         if self.pusher.event_id is None or table is None:
             return
         try:
-            with budget.within(budget.RELEASE_SECONDS, beyond_cap=True):
+            with budget.within(budget.ONE_CALL_SECONDS, beyond_cap=True):
                 table.call(
                     operation,
                     {"ConditionalCheckFailedException": lambda _: _Claimed()},

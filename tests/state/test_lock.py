@@ -26,12 +26,13 @@ from tests.conftest import (
     create_service,
     lock_items,
     post,
+    records_of,
     register,
     rich_container,
     running_task_definition,
     stage_locks,
 )
-from tests.faults import ENDPOINT, AttemptFaults, VirtualClock, client_error, fail_call
+from tests.faults import ENDPOINT, AttemptFaults, VirtualClock, client_error, error_answer, fail_call
 
 
 def held_elsewhere(cluster: str, service: str) -> Any:
@@ -253,3 +254,155 @@ def test_lock_is_released_when_taking_it_fails_after_it_may_have_been_applied(
         update_image(ecs, request, locks=stage_locks())
 
     assert lock_items() == []
+
+
+def test_a_lock_put_meeting_a_release_transaction_is_busy_for_a_moment_and_taken_on_a_retry(
+    ecs: Any, state_table: str, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
+    faults.conflict("PutItem", attempts={1})
+    request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
+
+    result = update_image(ecs, request, locks=stage_locks())
+
+    assert result.changed is True
+    assert faults.attempts.count("PutItem") == 2  # botocore does not retry the conflict: the lock's wait does
+    assert virtual_clock.now < lock.LOCK_WAIT_SECONDS
+    assert lock_items() == []
+
+
+def test_a_lock_put_in_conflict_for_the_whole_wait_is_a_409_naming_the_service(
+    http: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
+    faults.conflict("PutItem")
+    response = post(
+        http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y:1", "container": "app"}
+    )
+    assert response.status_code == 409
+    assert "another request is changing service 'test-cluster/web'" in response.json_body["Message"]
+    assert response.headers["Retry-After"] == "5"
+    assert lock.LOCK_WAIT_SECONDS <= virtual_clock.now < lock.LOCK_WAIT_SECONDS + 1
+    assert running_task_definition(setup_ecs, workload)["taskDefinitionArn"] == workload.running_arn
+
+
+@pytest.fixture
+def second_service(setup_ecs: Any, workload: Workload) -> str:
+    """Service `web-b` in the workload's cluster, on the workload's revision."""
+    create_service(setup_ecs, workload.cluster, "web-b", workload.running_arn)
+    return "web-b"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "lock_call"),
+    [
+        ("/update", {"cluster": "test-cluster", "service": "web", "image": "x/y:1", "container": "app"}, "PutItem"),
+        (
+            "/update",
+            {"cluster": "test-cluster", "services": ["web", "web-b"], "image": "x/y:1", "container": "app"},
+            "TransactWriteItems",
+        ),
+        (
+            "/apply",
+            {"descriptions": [{"cluster": "test-cluster", "service": "web", "containers": {"app": "x/y:1"}}]},
+            "PutItem",
+        ),
+        ("/rollback", {"cluster": "test-cluster", "service": "web", "taskDefinition": "web:1"}, "PutItem"),
+    ],
+    ids=["update", "fan-out", "apply", "rollback"],
+)
+def test_every_route_that_takes_a_lock_waits_out_a_conflicting_transaction(
+    http: Any,
+    setup_ecs: Any,
+    workload: Workload,
+    second_service: str,
+    virtual_clock: VirtualClock,
+    path: str,
+    body: dict[str, Any],
+    lock_call: str,
+) -> None:
+    if path == "/rollback":  # something to roll back from
+        update = {"cluster": "test-cluster", "service": "web", "image": "x/y:0", "container": "app"}
+        assert post(http, "/update", update).status_code == 200
+    faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
+    faults.conflict(lock_call, attempts={1})
+
+    response = post(http, path, body)
+
+    assert response.status_code == 200, response.json_body
+    assert faults.attempts[:2] == [lock_call, lock_call]
+    assert lock_items() == []
+
+
+def test_the_release_survives_a_failed_first_attempt_after_a_stall(
+    http: Any, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
+
+    def stall_then_fail(attempt: int) -> Any:
+        if attempt == 1:
+            virtual_clock.now += 0.6
+            return error_answer("InternalServerError", "Internal server error", status=500)
+        return None
+
+    faults.on("TransactWriteItems", stall_then_fail)
+    response = post(
+        http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y:1", "container": "app"}
+    )
+
+    assert response.status_code == 200
+    assert faults.attempts.count("TransactWriteItems") == 2
+    [record] = records_of("test-cluster", "web")
+    assert record["taskDefinition"]["arn"] == response.json_body["taskDefinition"]["arn"]
+    assert lock_items() == []
+
+
+def test_the_release_survives_a_first_attempt_that_times_out(
+    http: Any, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
+
+    def slow_timeout(attempt: int) -> None:
+        if attempt == 1:
+            virtual_clock.now += budget.STATE_ATTEMPT_SECONDS
+            raise ReadTimeoutError(endpoint_url=ENDPOINT)
+
+    faults.on("TransactWriteItems", slow_timeout)
+    response = post(
+        http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y:1", "container": "app"}
+    )
+
+    assert response.status_code == 200
+    assert len(records_of("test-cluster", "web")) == 1
+    assert lock_items() == []
+
+
+def test_the_release_waits_out_a_conflict_with_another_transaction(
+    http: Any, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
+    faults.conflict("TransactWriteItems", attempts={1})
+    response = post(
+        http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y:1", "container": "app"}
+    )
+    assert response.status_code == 200
+    assert faults.attempts.count("TransactWriteItems") == 2
+    assert len(records_of("test-cluster", "web")) == 1
+    assert lock_items() == []
+
+
+def test_a_release_that_keeps_failing_writes_the_record_on_its_own_within_the_budget(
+    http: Any, workload: Workload, virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
+    faults.time_out("TransactWriteItems")  # every attempt: 2 s each
+
+    started = virtual_clock.now
+    response = post(
+        http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y:1", "container": "app"}
+    )
+
+    assert response.status_code == 200
+    assert len(records_of("test-cluster", "web")) == 1  # written with a PutItem of its own
+    assert lock_items() == []  # and the lock let go of with a DeleteItem of its own
+    assert virtual_clock.now - started <= budget.MAIN_SECONDS + budget.RELEASE_SECONDS

@@ -222,13 +222,37 @@ def test_a_lock_lost_meanwhile_still_leaves_the_record(http: Any, ecs: Any, work
     assert lock["owner"] == "someone-else"  # not ours to delete
 
 
-def test_a_record_that_cannot_be_written_is_logged_in_full_and_the_answer_stands(
-    http: Any, workload: Workload, caplog: pytest.LogCaptureFixture
+def test_a_release_transaction_that_cannot_run_leaves_the_record_written_on_its_own(
+    http: Any, workload: Workload, dynamodb_calls: list[str], ecs_deployments: EcsDeployments
 ) -> None:
     def refuse(**_: Any) -> None:
-        raise client_error("TransactWriteItems", "AccessDeniedException", "denied")
+        raise client_error("TransactWriteItems", "ValidationException", "refused")
 
     clients.dynamodb_client().meta.events.register("before-call.dynamodb.TransactWriteItems", refuse)
+    response = post(http, "/update", UPDATE)
+    assert response.status_code == 200
+    [record] = records_of("test-cluster", "web")
+    assert record["taskDefinition"]["arn"] == response.json_body["taskDefinition"]["arn"]
+    assert len(table_items("pointer")) == 1
+    assert lock_items() == []  # let go of on its own too
+    assert dynamodb_calls[:2] == ["PutItem", "TransactWriteItems"]
+    assert sorted(dynamodb_calls[2:]) == ["DeleteItem", "PutItem", "PutItem"]
+
+
+def test_a_record_that_cannot_be_written_at_all_is_logged_in_full_and_the_answer_stands(
+    http: Any, workload: Workload, caplog: pytest.LogCaptureFixture
+) -> None:
+    dynamodb = clients.dynamodb_client()
+    lock_taken = {"done": False}
+
+    def refuse(model: Any, **_: Any) -> None:
+        if model.name == "PutItem" and not lock_taken["done"]:
+            lock_taken["done"] = True  # the lock itself is taken
+            return
+        if model.name in ("TransactWriteItems", "PutItem"):
+            raise client_error(model.name, "AccessDeniedException", "denied")
+
+    dynamodb.meta.events.register("before-call.dynamodb", refuse)
     with caplog.at_level(logging.ERROR, logger="chalicelib.state.lock"):
         response = post(http, "/update", UPDATE)
     assert response.status_code == 200

@@ -32,7 +32,7 @@ from tests.conftest import (
     running_task_definition,
 )
 from tests.ecs_answers import serve_recorded
-from tests.faults import ServiceFaults, fail_call
+from tests.faults import AttemptFaults, ServiceFaults, VirtualClock, fail_call
 from tests.follow.test_outcomes import ROLLBACK_REASON, deployment_event
 
 BUCKET = "pipeline-artifacts"
@@ -493,3 +493,20 @@ def test_a_failure_codepipeline_was_not_told_of_is_told_again_as_it_was(
 def test_an_event_that_is_not_a_job_reports_nothing(app_client: Any, codepipeline: CodePipeline) -> None:
     app_client.lambda_.invoke("pipeline_deploy", {"not": "a job"})
     assert codepipeline.sent == []
+
+
+def test_a_lock_meeting_another_transaction_waits_and_the_job_still_deploys(
+    run: Any,
+    codepipeline: CodePipeline,
+    setup_ecs: Any,
+    workload: Workload,
+    definitions: str,
+    virtual_clock: VirtualClock,
+) -> None:
+    faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
+    faults.conflict("PutItem", attempts={1})
+    job = new_job()
+    codepipeline.expect_success(job, variables=True)
+    run(job_event(job, {"cluster": "test-cluster", "service": "web", "wait": False}, definitions))
+    assert web_image(setup_ecs, workload) == NEW
+    assert faults.attempts[:3] == ["GetItem", "PutItem", "PutItem"]  # what the job did before; the lock, twice

@@ -29,7 +29,7 @@ from tests.conftest import (
     rich_container,
     running_task_definition,
 )
-from tests.faults import ServiceFaults, error_answer
+from tests.faults import AttemptFaults, ServiceFaults, VirtualClock, error_answer
 
 WEB = f"{ECR}/web"
 DIGEST = "sha256:" + "ab" * 32
@@ -474,3 +474,15 @@ def test_every_state_table_call_of_a_push_is_granted_to_its_function(
     needed = dynamodb_actions_of(made)
     assert "dynamodb:UpdateItem" in needed  # the claim marked handled
     assert needed <= granted_dynamodb_actions(policy_file)
+
+
+def test_a_lock_meeting_another_transaction_waits_and_the_push_still_deploys(
+    http: Any, setup_ecs: Any, followers: dict[str, str], virtual_clock: VirtualClock
+) -> None:
+    faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
+    faults.conflict("PutItem", attempts={1})
+    response = post(http, "/hooks/push", {"repository": WEB, "tag": "1.4.3"})
+    assert response.status_code == 200
+    assert {d["service"]: d["action"] for d in response.json_body["decisions"]}["shop"] == "deployed"
+    assert all(d["action"] != "failed" for d in response.json_body["decisions"])
+    assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.3"
