@@ -3,7 +3,8 @@
 A leaked API key must not mean "run anything anywhere". Operators limit the
 clusters and services (glob patterns, case-sensitive like ECS names) and the
 image repositories (prefixes) this service will touch, and can insist on
-immutable `sha256:` digests. An unset list allows everything; the service then
+immutable `sha256:` digests. Prefixes and patterns match at boundaries only
+(chalicelib.core.patterns). An unset list allows everything; the service then
 logs a warning once per process.
 """
 
@@ -12,12 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Protocol
 
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import NotAllowedError
 from chalicelib.core.images import ImageReference, InvalidImageError, parse_image
+from chalicelib.core.patterns import name_or_arn_matches, prefix_allows
 
 logger = logging.getLogger(__name__)
 _warned: set[str] = set()
@@ -64,14 +65,12 @@ class AccessPolicy:
 
     def check_cluster(self, cluster: str) -> None:
         """Refuse a cluster (name or ARN) outside ALLOWED_CLUSTERS."""
-        name = _name_of(cluster)
-        if self.clusters is not None and not any(fnmatchcase(name, pattern) for pattern in self.clusters):
-            raise NotAllowedError(f"cluster '{name}' is not allowed by ALLOWED_CLUSTERS")
+        if self.clusters is not None and not any(name_or_arn_matches(p, cluster) for p in self.clusters):
+            raise NotAllowedError(f"cluster '{_name_of(cluster)}' is not allowed by ALLOWED_CLUSTERS")
 
     def allows_service(self, service: str) -> bool:
         """True when a service (name or ARN) matches ALLOWED_SERVICES."""
-        name = _name_of(service)
-        return self.services is None or any(fnmatchcase(name, pattern) for pattern in self.services)
+        return self.services is None or any(name_or_arn_matches(p, service) for p in self.services)
 
     def check_service(self, service: str) -> None:
         """Refuse a service (name or ARN) outside ALLOWED_SERVICES."""
@@ -88,7 +87,7 @@ class AccessPolicy:
         if self.image_prefixes is None:
             return
         candidates = (reference.repository, reference.canonical_repository())
-        if not any(c.startswith(prefix) for c in candidates for prefix in self.image_prefixes):
+        if not any(prefix_allows(prefix, c) for c in candidates for prefix in self.image_prefixes):
             raise NotAllowedError(f"image repository '{reference.repository}' is not allowed by ALLOWED_IMAGE_PREFIXES")
 
     def check_target(self, cluster: str, service: str) -> None:
