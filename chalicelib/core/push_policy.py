@@ -67,9 +67,16 @@ class Push:
     @classmethod
     def of_ecr_event(cls, event: Mapping[str, Any]) -> Push:
         """The push an "ECR Image Action" event tells of; ValueError names what is wrong with it."""
+        if not isinstance(event, Mapping):
+            raise ValueError("the payload is not an EventBridge event (not a JSON object)")
         detail = event.get("detail")
         if not isinstance(detail, Mapping):
             raise ValueError("the event has no detail")
+        # The rule asks for successful pushes only; a changed or bypassed rule must not deploy a delete.
+        if detail.get("action-type") != "PUSH":
+            raise ValueError(f"the event's action-type is {detail.get('action-type')!r}, not 'PUSH'")
+        if detail.get("result") != "SUCCESS":
+            raise ValueError(f"the event's result is {detail.get('result')!r}, not 'SUCCESS'")
         name, account, region = detail.get("repository-name"), event.get("account"), event.get("region")
         if not all(isinstance(value, str) and value for value in (name, account, region)):
             raise ValueError("the event names no repository, account or region")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from chalice import Blueprint
@@ -18,6 +19,29 @@ from chalicelib.triggers import pipeline
 from chalicelib.triggers.push import Pusher, follow_push
 
 functions = Blueprint(__name__)
+
+
+class ReceivedEvent(CloudWatchEvent):
+    """An EventBridge event as delivered, or any other payload: the handler reads it and ignores what is not one.
+
+    Chalice's own CloudWatchEvent raises on a payload without EventBridge's
+    fields, before the handler runs, so a payload sent to the function directly
+    would end in a stack trace instead of a logged refusal.
+    """
+
+    def _extract_attributes(self, event_dict: Any) -> None:
+        fields = event_dict if isinstance(event_dict, Mapping) else {}
+        self.version = fields.get("version")
+        self.account = fields.get("account")
+        self.region = fields.get("region")
+        self.detail = fields.get("detail")
+        self.detail_type = fields.get("detail-type")
+        self.source = fields.get("source")
+        self.time = fields.get("time")
+        self.event_id = fields.get("id")
+        self.resources = fields.get("resources")
+
+
 # Lambda imports this module itself for these functions (their handler is chalicelib.entrypoints.functions.*),
 # not app.py: the log lines must be set up here too.
 requestlog.configure()
@@ -59,21 +83,26 @@ def deployment_events(event: CloudWatchEvent) -> None:
     requestlog.log_event({"function": "deployment_events", **done.as_dict()})
 
 
+deployment_events.event_class = ReceivedEvent
+
+
 @functions.on_cw_event(ECR_PUSHES, name="registry_push")
 def registry_push(event: CloudWatchEvent) -> None:
     """An image was pushed to ECR: roll every service that follows the repository within its policy."""
-    raw = event.to_dict()
     try:
-        pushed = Push.of_ecr_event(raw)
+        pushed = Push.of_ecr_event(event.to_dict())
     except ValueError as unreadable:
-        requestlog.log_event({"function": "registry_push", "event": raw.get("id"), "ignored": str(unreadable)})
+        requestlog.log_event({"function": "registry_push", "event": event.event_id, "ignored": str(unreadable)})
         return
-    provenance = Provenance("push", request_id=str(raw.get("id")), key_id="registry-push")
-    pusher = Pusher(provenance, wiring.policy(), event_id=str(raw.get("id")))
+    provenance = Provenance("push", request_id=str(event.event_id), key_id="registry-push")
+    pusher = Pusher(provenance, wiring.policy(), event_id=str(event.event_id))
     left = event.context.get_remaining_time_in_millis() / 1000 if event.context else 300.0
     with budget.capped(max(left - PUSH_FUNCTION_MARGIN_SECONDS, 0.0)):
         result = follow_push(clients.ecs_client(), clients.tagging_client(), wiring.locks(), pushed, pusher)
-    requestlog.log_event({"function": "registry_push", "event": raw.get("id"), **result.as_dict()})
+    requestlog.log_event({"function": "registry_push", "event": event.event_id, **result.as_dict()})
+
+
+registry_push.event_class = ReceivedEvent
 
 
 @functions.lambda_function(name="pipeline_deploy")

@@ -81,6 +81,8 @@ class DeploymentEvent:
     @classmethod
     def parse(cls, event: Mapping[str, Any]) -> DeploymentEvent:
         """Read an EventBridge event; ValueError names what is missing."""
+        if not isinstance(event, Mapping):
+            raise ValueError("the payload is not an EventBridge event (not a JSON object)")
         detail = event.get("detail")
         resources = event.get("resources")
         if not isinstance(detail, Mapping):

@@ -143,14 +143,21 @@ def test_following_is_read_from_the_service_tags(tags: dict[str, str], container
     ],
 )
 def test_unreadable_ecr_events_say_why(event: dict[str, object], problem: str) -> None:
+    detail = {"action-type": "PUSH", "result": "SUCCESS", **event["detail"]}  # type: ignore[dict-item]
     with pytest.raises(ValueError, match=problem):
-        Push.of_ecr_event(event)
+        Push.of_ecr_event({**event, "detail": detail})
 
 
 def test_an_ecr_event_names_the_pushed_image() -> None:
     event = {
         "account": "123456789012",
         "region": "eu-west-1",
-        "detail": {"repository-name": "team/web", "image-tag": "1.4.3", "image-digest": DIGEST},
+        "detail": {
+            "action-type": "PUSH",
+            "result": "SUCCESS",
+            "repository-name": "team/web",
+            "image-tag": "1.4.3",
+            "image-digest": DIGEST,
+        },
     }
     assert Push.of_ecr_event(event) == Push("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/web", "1.4.3", DIGEST)

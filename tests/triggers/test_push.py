@@ -486,3 +486,41 @@ def test_a_lock_meeting_another_transaction_waits_and_the_push_still_deploys(
     assert {d["service"]: d["action"] for d in response.json_body["decisions"]}["shop"] == "deployed"
     assert all(d["action"] != "failed" for d in response.json_body["decisions"])
     assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.3"
+
+
+@pytest.mark.parametrize(
+    ("detail", "ignored"),
+    [
+        ({"action-type": "DELETE"}, "the event's action-type is 'DELETE', not 'PUSH'"),
+        ({"result": "FAILURE"}, "the event's result is 'FAILURE', not 'SUCCESS'"),
+        ({"action-type": None}, "the event's action-type is None, not 'PUSH'"),
+    ],
+)
+def test_registry_push_itself_ignores_a_delete_or_a_failed_push(
+    app_client: Any,
+    setup_ecs: Any,
+    followers: dict[str, str],
+    request_log: list[dict[str, Any]],
+    detail: dict[str, Any],
+    ignored: str,
+) -> None:
+    # The EventBridge rule asks for successful pushes only; a changed or bypassed rule must not deploy.
+    event = ecr_event()
+    event["detail"] = {**event["detail"], **detail}
+    app_client.lambda_.invoke("registry_push", event)
+    [line] = [line for line in request_log if line.get("function") == "registry_push"]
+    assert line["ignored"] == ignored
+    assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.2"
+
+
+@pytest.mark.parametrize("function", ["registry_push", "deployment_events"])
+@pytest.mark.parametrize(
+    "payload", [{}, "a string", ["a", "list"], 7, None, {"detail": "not an object"}, {"version": "0", "detail": {}}]
+)
+def test_a_payload_that_is_not_an_eventbridge_event_is_logged_and_ignored(
+    app_client: Any, request_log: list[dict[str, Any]], function: str, payload: Any
+) -> None:
+    response = app_client.lambda_.invoke(function, payload)
+    assert response.payload is None  # returned normally: no stack trace, nothing for Lambda to retry
+    [line] = [line for line in request_log if line.get("function") == function]
+    assert line["ignored"]
