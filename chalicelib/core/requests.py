@@ -71,6 +71,9 @@ class FanOutRequest:
     dry_run: bool = False
     # Errors name the service even when there is only one (an apply of one description file).
     name_services: bool = False
+    # A service the request leaves as it is gets a NO_CHANGE record; an apply (a reconcile loop may run it
+    # every minute) records only what it changed, so no-ops never push real deployments out of the history.
+    record_no_change: bool = True
 
 
 @dataclass(frozen=True)

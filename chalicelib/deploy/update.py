@@ -117,7 +117,8 @@ def _update(
         with locks.hold(keys, who, force_new_deployment=request.force_new_deployment) as held:
             results = Rollout(client, request, audit_tags, allow_image).run()
             for key, result in zip(keys, results, strict=True):
-                held.succeeded(key, result)
+                if request.record_no_change or result.changed or result.deployment is not None:
+                    held.succeeded(key, result)
             return results
 
 

@@ -2,14 +2,20 @@
 
 The key travels in the `x-api-key` header only, never in a URL. Redirects are
 not followed (urllib would send the header on to wherever they point): a 3xx is
-a bad answer. A 429 is retried a few times, after its Retry-After or a growing
-pause; nothing else is retried here, since a retried write could act twice.
+a bad answer. A busy service (409 with Retry-After) and throttling (429) mean
+that nothing was done: they are tried again, after their Retry-After or a
+growing pause, until the command's --timeout runs out, and then end with exit
+code 4 ("try again later"). Nothing else is retried here, since a retried
+write could act twice. A body larger than the service takes (MAX_BODY_BYTES) is
+refused before it is sent. TLS is verified against the system's certificates,
+or the CA bundle the configuration names (for TLS-intercepting proxies).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -19,12 +25,20 @@ from urllib.parse import quote, urlencode
 
 from ecs_image_updater_cli import __version__
 from ecs_image_updater_cli.config import Connection
-from ecs_image_updater_cli.exits import RateLimitedError, RefusedError, UnavailableError
+from ecs_image_updater_cli.exits import (
+    BusyError,
+    RateLimitedError,
+    RefusedError,
+    TryAgainLaterError,
+    UnavailableError,
+)
 
 REQUEST_TIMEOUT_SECONDS = 35.0  # API Gateway gives up after 29 s
-RATE_LIMIT_ATTEMPTS = 4
-RATE_LIMIT_FIRST_PAUSE_SECONDS = 2.0
-RATE_LIMIT_LONGEST_PAUSE_SECONDS = 30.0
+RETRY_FIRST_PAUSE_SECONDS = 2.0
+RETRY_LONGEST_PAUSE_SECONDS = 30.0
+DEFAULT_RETRY_SECONDS = 15 * 60.0
+# The service's own limit (chalicelib/entrypoints/respond.py); a test keeps the two equal.
+MAX_BODY_BYTES = 256 * 1024
 USER_AGENT = f"ecs-image-updater-cli/{__version__}"
 
 
@@ -48,34 +62,50 @@ class ApiClient:
         self,
         connection: Connection,
         sleep: Callable[[float], None] = time.sleep,
-        rate_limit_attempts: int = RATE_LIMIT_ATTEMPTS,
+        retry_seconds: float = DEFAULT_RETRY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._connection = connection
         self._sleep = sleep
-        self._rate_limit_attempts = rate_limit_attempts
-        self._opener = urllib.request.build_opener(_NoRedirects())
+        self._clock = clock
+        self._retry_until = clock() + retry_seconds
+        handlers: list[Any] = [_NoRedirects()]
+        if connection.ca_bundle is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=_tls_context(connection.ca_bundle)))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET `path` (with `query`), answered with a JSON object."""
         suffix = f"?{urlencode(dict(query))}" if query else ""
-        return self._with_rate_limit_retries("GET", path + suffix, None)
+        return self._trying_again_later("GET", path + suffix, None)
 
     def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST `body` as JSON to `path`, answered with a JSON object."""
-        return self._with_rate_limit_retries("POST", path, json.dumps(body).encode("utf-8"))
+        payload = json.dumps(body).encode("utf-8")
+        if len(payload) > MAX_BODY_BYTES:
+            raise RefusedError(
+                f"the request is {len(payload)} bytes, more than the {MAX_BODY_BYTES} bytes the service takes; "
+                "send fewer services or containers at a time"
+            )
+        return self._trying_again_later("POST", path, payload)
 
-    def _with_rate_limit_retries(self, method: str, target: str, payload: bytes | None) -> dict[str, Any]:
-        pause = RATE_LIMIT_FIRST_PAUSE_SECONDS
-        for attempt in range(1, self._rate_limit_attempts + 1):
+    def _trying_again_later(self, method: str, target: str, payload: bytes | None) -> dict[str, Any]:
+        """Send; while the service is busy or throttling, wait its Retry-After (or a growing pause) and send again."""
+        pause = RETRY_FIRST_PAUSE_SECONDS
+        while True:
             try:
                 return self.send(method, target, payload)
-            except RateLimitedError as limited:
-                if attempt == self._rate_limit_attempts:
-                    raise
-                wait = limited.retry_after if limited.retry_after is not None else pause
-                self._sleep(min(wait, RATE_LIMIT_LONGEST_PAUSE_SECONDS))
-                pause = min(pause * 2, RATE_LIMIT_LONGEST_PAUSE_SECONDS)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+            except TryAgainLaterError as later:
+                wait = min(later.retry_after if later.retry_after is not None else pause, RETRY_LONGEST_PAUSE_SECONDS)
+                if self._clock() + wait > self._retry_until:
+                    raise TryAgainLaterError(
+                        f"{later.message}; still so when --timeout ran out: try again later",
+                        later.retry_after,
+                        later.body,
+                        later.status,
+                    ) from None
+                self._sleep(wait)
+                pause = min(pause * 2, RETRY_LONGEST_PAUSE_SECONDS)
 
     def send(self, method: str, target: str, payload: bytes | None) -> dict[str, Any]:
         """One request, no retry: the answer's JSON object, or the CliError that says what went wrong."""
@@ -94,6 +124,11 @@ class ApiClient:
         except (OSError, http.client.HTTPException) as unreachable:
             raise UnavailableError(f"could not reach the service ({where}): {_reason(unreachable)}") from None
         return _json_object(where, status, raw)
+
+
+def _tls_context(ca_bundle: str) -> ssl.SSLContext:
+    """TLS verified against the CA bundle the configuration names (checked to be readable there)."""
+    return ssl.create_default_context(cafile=ca_bundle)
 
 
 def _read_quietly(answer: urllib.error.HTTPError) -> bytes:
@@ -141,6 +176,8 @@ def _failure(where: str, status: int, raw: bytes, headers: Any) -> Exception:
     text = str(message) if message else "no message"
     if status == 429:
         return RateLimitedError(f"the service is throttling requests ({said}): {text}", _retry_after(headers), body)
+    if status == 409 and _retry_after(headers) is not None:
+        return BusyError(f"the service is busy ({said}): {text}", _retry_after(headers), body)
     if 400 <= status < 500:
         return RefusedError(f"the service refused {where} ({said}): {text}", body, status)
     if 300 <= status < 400:

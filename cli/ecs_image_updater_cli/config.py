@@ -10,6 +10,10 @@ For each of the URL and the key, the first source that has it wins:
 A key given for this client (`--api-key`, `ECS_IMAGE_UPDATER_API_KEY`) is never
 sent to a URL from the generic sources (`API_URL`, `.api.env`), which may belong
 to something else in the same CI job or come with a checkout: that is refused.
+
+TLS is verified against the system's certificates, or a CA bundle (a file of PEM
+certificates, for a TLS-intercepting proxy) named by the first of
+`ECS_IMAGE_UPDATER_CA_BUNDLE`, `REQUESTS_CA_BUNDLE` and `SSL_CERT_FILE` that is set.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ecs_image_updater_cli.exits import RefusedError
 ENV_FILE_NAME = ".api.env"
 URL_VARIABLES = ("ECS_IMAGE_UPDATER_URL", "API_URL")
 KEY_VARIABLES = ("ECS_IMAGE_UPDATER_API_KEY", "API_KEY")
+CA_BUNDLE_VARIABLES = ("ECS_IMAGE_UPDATER_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class Connection:
 
     url: str
     api_key: str = field(repr=False)  # never in a repr, a log line or a traceback's locals
+    ca_bundle: str | None = None  # PEM certificates TLS is verified against, instead of the system's
 
     @property
     def sends_key_in_clear(self) -> bool:
@@ -91,7 +97,22 @@ def resolve_connection(
             "no API key: set ECS_IMAGE_UPDATER_API_KEY (or API_KEY), give --api-key, "
             f"or run where an {ENV_FILE_NAME} file has an API_KEY line"
         )
-    return Connection(_checked_url(url), key)
+    return Connection(_checked_url(url), key, ca_bundle(environ))
+
+
+def ca_bundle(environ: Mapping[str, str]) -> str | None:
+    """The CA bundle the environment names (the first of CA_BUNDLE_VARIABLES set), checked to be readable."""
+    for name in CA_BUNDLE_VARIABLES:
+        path = (environ.get(name) or "").strip()
+        if not path:
+            continue
+        try:
+            with open(path, "rb") as bundle:
+                bundle.read(1)
+        except OSError as unreadable:
+            raise RefusedError(f"{name}={path}: the CA bundle cannot be read ({unreadable.strerror})") from None
+        return path
+    return None
 
 
 # The sources in order, as (where the URL comes from, where the key comes from).

@@ -12,17 +12,21 @@ class ExitCode(IntEnum):
     DONE = 0  # completed, or nothing to change
     FAILED = 1  # the deployment failed, was rolled back, or was superseded
     TIMED_OUT = 2  # --wait ran out of time with a deployment still in progress
-    REFUSED = 3  # the service answered 4xx, or the command line or a description file is invalid
-    UNAVAILABLE = 4  # the service answered 5xx, could not be reached, or answered something unreadable
+    REFUSED = 3  # the service refused the request (4xx), or the command line or a description file is invalid
+    TRY_AGAIN_LATER = 4  # busy or throttled until --timeout, a 5xx, no answer, or an unreadable one
+    UNAVAILABLE = 4  # the same code: the service could not do it now
 
 
 EXIT_CODES_HELP = """exit codes:
   0  done: completed, or nothing to change
   1  a deployment failed, was rolled back, or was superseded by a newer one
   2  timed out waiting (--wait, --timeout) with a deployment still in progress
-  3  refused: the service answered 4xx (its message is printed), or the command
-     line, the configuration or a description file is invalid (nothing was sent)
-  4  the service or the network failed: a 5xx, no answer, or an unreadable answer"""
+  3  refused: the service refused the request (a 4xx other than busy or throttled;
+     its message is printed), or the command line, the configuration or a
+     description file is invalid (nothing was sent)
+  4  try again later: the service stayed busy (409 with Retry-After) or throttled
+     (429) until --timeout ran out, failed (5xx), could not be reached, or
+     answered something unreadable"""
 
 
 class CliError(Exception):
@@ -46,12 +50,31 @@ class RefusedError(CliError):
         self.status = status
 
 
-class RateLimitedError(RefusedError):
+class TryAgainLaterError(CliError):
+    """Nothing was done, and the same request may work later: the service is busy or throttling."""
+
+    exit_code = ExitCode.TRY_AGAIN_LATER
+
+    def __init__(
+        self, message: str, retry_after: float | None, body: dict[str, Any] | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, body)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class RateLimitedError(TryAgainLaterError):
     """A 429: the service (or API Gateway's usage plan) asks to try again later."""
 
     def __init__(self, message: str, retry_after: float | None, body: dict[str, Any] | None = None) -> None:
-        super().__init__(message, body, status=429)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after, body, status=429)
+
+
+class BusyError(TryAgainLaterError):
+    """A 409 with Retry-After: another request is changing the service right now."""
+
+    def __init__(self, message: str, retry_after: float | None, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message, retry_after, body, status=409)
 
 
 class UnavailableError(CliError):

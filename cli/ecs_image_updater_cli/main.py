@@ -13,7 +13,9 @@ from ecs_image_updater_cli import __version__, apply, deploy, export, history, r
 from ecs_image_updater_cli.api import ApiClient
 from ecs_image_updater_cli.config import candidate_keys, resolve_connection
 from ecs_image_updater_cli.console import Console
+from ecs_image_updater_cli.durations import duration_argument, parse_duration
 from ecs_image_updater_cli.exits import EXIT_CODES_HELP, CliError, ExitCode
+from ecs_image_updater_cli.wait import DEFAULT_TIMEOUT
 
 COMMANDS = (deploy, apply, export, status, history, rollback)
 INTERRUPTED = 130
@@ -23,7 +25,9 @@ CONFIGURATION_HELP = """configuration (the first that is set wins, for the URL a
   ECS_IMAGE_UPDATER_URL / ECS_IMAGE_UPDATER_API_KEY
   API_URL / API_KEY
   API_URL= / API_KEY= lines of .api.env in the current directory
-The key is sent in the x-api-key header only and never printed."""
+The key is sent in the x-api-key header only and never printed.
+TLS: the system's certificates, or the CA bundle in ECS_IMAGE_UPDATER_CA_BUNDLE,
+REQUESTS_CA_BUNDLE or SSL_CERT_FILE (the first set), e.g. for a TLS-intercepting proxy."""
 
 
 class _UsageError(Exception):
@@ -53,6 +57,16 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
         action="store_true",
         default=False if defaults else suppress,
         help="print the service's JSON answers, one per line, instead of tables",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=duration_argument,
+        default=parse_duration(DEFAULT_TIMEOUT) if defaults else suppress,
+        metavar="DURATION",
+        help=(
+            "how long to keep trying while the service is busy or throttling, and how long --wait waits, "
+            f"like 90s, 15m, 1h (default {DEFAULT_TIMEOUT})"
+        ),
     )
     return parser
 
@@ -117,7 +131,7 @@ def main(
         console.hide(connection.api_key)
         if connection.sends_key_in_clear:
             console.err(f"warning: {connection.url} is not HTTPS: the API key crosses the network unencrypted")
-        return int(args.run(args, ApiClient(connection), console))
+        return int(args.run(args, ApiClient(connection, retry_seconds=args.timeout), console))
     except _UsageError as usage:
         console.err(str(usage).rstrip("\n"))
         return ExitCode.REFUSED

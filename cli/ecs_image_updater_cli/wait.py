@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 
 from ecs_image_updater_cli.api import ApiClient, path_of
 from ecs_image_updater_cli.console import Console
-from ecs_image_updater_cli.durations import duration_argument, format_elapsed, parse_duration
-from ecs_image_updater_cli.exits import ExitCode, RateLimitedError, UnavailableError
+from ecs_image_updater_cli.durations import format_elapsed
+from ecs_image_updater_cli.exits import ExitCode, TryAgainLaterError, UnavailableError
 from ecs_image_updater_cli.render import change_results
 
 IN_PROGRESS = "IN_PROGRESS"
@@ -183,7 +183,7 @@ def wait_for(
             for item in (item for item in followed if not item.settled):
                 try:
                     _poll(client, item)
-                except RateLimitedError as limited:
+                except TryAgainLaterError as limited:
                     pause = max(pause, limited.retry_after or interval)
                     continue
                 except UnavailableError:
@@ -301,11 +301,4 @@ def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
         "--wait",
         action="store_true",
         help="follow the deployments started to their outcome (exit 0 completed, 1 failed, 2 timed out)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=duration_argument,
-        default=parse_duration(DEFAULT_TIMEOUT),
-        metavar="DURATION",
-        help=f"how long --wait waits, like 90s, 15m, 1h (default {DEFAULT_TIMEOUT})",
     )

@@ -21,7 +21,15 @@ import pytest
 from scripts.local_aws import REGION, LocalRun, local_run
 
 # Settings the CLI reads from the environment; the tests' own environment must not leak into a run.
-CLIENT_VARIABLES = ("ECS_IMAGE_UPDATER_URL", "ECS_IMAGE_UPDATER_API_KEY", "API_URL", "API_KEY")
+CLIENT_VARIABLES = (
+    "ECS_IMAGE_UPDATER_URL",
+    "ECS_IMAGE_UPDATER_API_KEY",
+    "API_URL",
+    "API_KEY",
+    "ECS_IMAGE_UPDATER_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+)
 IMAGE = "public.ecr.aws/nginx/nginx"
 CLUSTER = "test-cluster"
 SERVICE = "web"

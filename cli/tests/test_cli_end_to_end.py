@@ -299,7 +299,7 @@ def test_the_installed_command_documents_its_exit_codes(workdir: Path) -> None:
             "1  a deployment failed",
             "2  timed out",
             "3  refused",
-            "4  the service or the network",
+            "4  try again later",
         ):
             assert line in shown.stdout
 

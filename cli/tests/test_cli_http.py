@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
+from ecs_image_updater_cli.api import MAX_BODY_BYTES, ApiClient
+from ecs_image_updater_cli.config import Connection
+from ecs_image_updater_cli.exits import RefusedError
 
 KEY = "sk-test-0123456789abcdef"  # a key distinctive enough to find in any output
 
@@ -182,15 +185,86 @@ def test_a_429_is_retried_after_its_retry_after(server: ScriptedServer, workdir:
     assert "containerDefinitions[app].image" in result.stdout
 
 
-def test_a_429_that_lasts_is_refused_with_exit_code_3(server: ScriptedServer, workdir: Path) -> None:
-    for _ in range(4):
+def test_a_429_that_lasts_until_the_timeout_is_exit_code_4_try_again_later(
+    server: ScriptedServer, workdir: Path
+) -> None:
+    for _ in range(50):
         server.answer(
-            429, {"Code": "TooManyRequestsError", "Message": "try again in a few seconds"}, {"Retry-After": "0"}
+            429, {"Code": "TooManyRequestsError", "Message": "try again in a few seconds"}, {"Retry-After": "1"}
         )
-    result = run_cli("status", "prod", "web", env=settings(server), cwd=workdir)
-    assert result.returncode == 3
-    assert len(server.received) == 4
+    result = run_cli("status", "prod", "web", "--timeout", "2s", env=settings(server), cwd=workdir)
+    assert result.returncode == 4  # not 3: nothing was refused, it was only not done yet
+    assert 2 <= len(server.received) <= 3  # at 0 s, 1 s (and 2 s): each Retry-After honoured
     assert "try again in a few seconds" in result.stderr
+    assert "try again later" in result.stderr
+
+
+def test_a_busy_service_is_tried_again_after_its_retry_after_and_then_deploys(
+    server: ScriptedServer, workdir: Path
+) -> None:
+    busy = {"Code": "ConflictError", "Message": "another request is changing service 'prod/web'"}
+    server.answer(409, busy, {"Retry-After": "1"})
+    server.answer(200, DRY_RUN_ANSWER)
+    result = run_cli(
+        "deploy",
+        "--cluster",
+        "prod",
+        "--service",
+        "web",
+        "--image",
+        "repo:2",
+        "--dry-run",
+        env=settings(server),
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.output
+    assert [r.path for r in server.received] == ["/update", "/update"]
+    assert "containerDefinitions[app].image" in result.stdout
+
+
+def test_a_service_busy_until_the_timeout_is_exit_code_4_never_3(server: ScriptedServer, workdir: Path) -> None:
+    busy = {"Code": "ConflictError", "Message": "another request is changing service 'prod/web'"}
+    for _ in range(50):
+        server.answer(409, busy, {"Retry-After": "1"})
+    result = run_cli(
+        "deploy",
+        "--cluster",
+        "prod",
+        "--service",
+        "web",
+        "--image",
+        "repo:2",
+        "--timeout",
+        "2s",
+        env=settings(server),
+        cwd=workdir,
+    )
+    assert result.returncode == 4
+    assert "busy" in result.stderr
+    assert "try again later" in result.stderr
+
+
+def test_a_conflict_without_retry_after_is_a_refusal(server: ScriptedServer, workdir: Path) -> None:
+    server.answer(409, {"Code": "ConflictError", "Message": "service 'web' is DRAINING, not ACTIVE"})
+    result = run_cli(
+        "deploy", "--cluster", "prod", "--service", "web", "--image", "repo:2", env=settings(server), cwd=workdir
+    )
+    assert result.returncode == 3
+    assert len(server.received) == 1  # not tried again: waiting would not change it
+
+
+def test_a_body_larger_than_the_service_takes_is_refused_before_it_is_sent(server: ScriptedServer) -> None:
+    client = ApiClient(Connection(server.url, KEY))
+    with pytest.raises(RefusedError, match=f"more than the {MAX_BODY_BYTES} bytes the service takes"):
+        client.post("/apply", {"descriptions": "d" * MAX_BODY_BYTES})
+    assert server.received == []
+
+
+def test_a_body_at_the_limit_is_sent(server: ScriptedServer) -> None:
+    server.answer(200, {"ok": True})
+    wrapper = len(json.dumps({"padding": ""}).encode())
+    ApiClient(Connection(server.url, KEY)).post("/apply", {"padding": "p" * (MAX_BODY_BYTES - wrapper)})
+    assert len(server.received[0].body) == MAX_BODY_BYTES
 
 
 def test_api_gateways_own_403_is_refused_with_its_message(server: ScriptedServer, workdir: Path) -> None:

@@ -232,20 +232,28 @@ def test_registered_revision_carries_the_audit_tags_and_the_log_too(
         ("GET", "/clusters/c/services"),
     ],
 )
-def test_bodies_over_16_kib_get_413_on_every_route(http: Any, workload: Workload, method: str, path: str) -> None:
-    body = '{"cluster": "' + "c" * 16_400 + '"}'
+def test_bodies_over_256_kib_get_413_on_every_route(http: Any, workload: Workload, method: str, path: str) -> None:
+    body = '{"cluster": "' + "c" * (256 * 1024) + '"}'
     response = http.request(
         method, path, headers={"x-api-key": "test-key-0123456789", "Content-Type": "application/json"}, body=body
     )
     assert response.status_code == 413
-    assert "16384 bytes" in response.json_body["Message"]
+    assert f"{256 * 1024} bytes" in response.json_body["Message"]
 
 
-def test_a_body_of_exactly_16_kib_is_read(http: Any, setup_ecs: Any, workload: Workload) -> None:
-    padding = 16_384 - len('{"cluster": "test-cluster", "service": "web", "x": ""}')
+def test_a_body_of_exactly_256_kib_is_read(http: Any, setup_ecs: Any, workload: Workload) -> None:
+    padding = 256 * 1024 - len('{"cluster": "test-cluster", "service": "web", "x": ""}')
     body = '{"cluster": "test-cluster", "service": "web", "x": "' + "p" * padding + '"}'
-    assert len(body) == 16_384
+    assert len(body) == 256 * 1024
     response = post(http, "/update", body)
     assert response.status_code == 400  # read, then refused for its unknown field
     assert "'x'" in response.json_body["Message"]
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
+
+
+def test_the_client_checks_the_same_body_limit_before_sending() -> None:
+    from ecs_image_updater_cli.api import MAX_BODY_BYTES as CLIENT_LIMIT
+
+    from chalicelib.entrypoints.respond import MAX_BODY_BYTES
+
+    assert CLIENT_LIMIT == MAX_BODY_BYTES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -60,8 +61,49 @@ def test_an_export_applies_as_a_no_op(
     assert body["services"][0]["changed"] is False
     assert calls == ["DescribeServices", "DescribeTaskDefinition"]
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
-    [record] = records_of(CLUSTER, "web")
-    assert (record["action"], record["outcome"]) == ("apply", "NO_CHANGE")
+    assert records_of(CLUSTER, "web") == []  # a reconcile loop applying every minute fills no history
+
+
+def test_an_apply_records_only_the_services_it_changed(
+    http: Any, setup_ecs: Any, workload: Workload, exported: dict[str, Any], ecs_deployments: EcsDeployments
+) -> None:
+    create_service(setup_ecs, CLUSTER, "web-b", workload.running_arn)
+    moved = {"cluster": CLUSTER, "service": "web-b", "containers": {"app": f"{ECR}/web:1.1"}}
+    response = apply(http, exported, moved)
+    assert response.status_code == 200, response.json_body
+    assert records_of(CLUSTER, "web") == []
+    [record] = records_of(CLUSTER, "web-b")
+    assert (record["action"], record["outcome"], record["batchId"]) == (
+        "apply",
+        "IN_PROGRESS",
+        response.json_body["batchId"],
+    )
+
+
+def test_a_forty_kilobyte_apply_of_twenty_services_with_ten_pinned_containers_each_is_taken(
+    http: Any, setup_ecs: Any, workload: Workload
+) -> None:
+    names = [f"component-{index}" for index in range(10)]
+    arn = register(setup_ecs, [rich_container(name, f"{ECR}/{name}:1") for name in names], family="wide")
+    services = [f"wide-{index:02d}" for index in range(20)]
+    for service in services:
+        create_service(setup_ecs, CLUSTER, service, arn)
+    descriptions = [
+        {
+            "cluster": CLUSTER,
+            "service": service,
+            "containers": {
+                name: f"{ECR}/platform/payments-europe/{name}-service:2026.12.1@sha256:{name[-1] * 64}"
+                for name in names
+            },
+        }
+        for service in services
+    ]
+    body = {"descriptions": descriptions}
+    assert len(json.dumps(body)) > 2 * 16 * 1024  # about 40 KB: twice the old 16 KiB limit and more
+    response = post(http, "/apply", body)
+    assert response.status_code == 200, response.json_body
+    assert [result["changed"] for result in response.json_body["services"]] == [True] * 20
 
 
 def test_an_image_without_a_tag_is_taken_back_as_it_runs(http: Any, setup_ecs: Any, workload: Workload) -> None:
