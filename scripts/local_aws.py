@@ -1,10 +1,11 @@
 """Run the service on this machine against an embedded AWS (moto's server); `make dev` runs it.
 
 1. starts moto's server on loopback as the embedded AWS,
-2. creates the workload and the state table in it from infra/test-workload.yaml and
-   infra/state-table.yaml through CloudFormation (the same templates as in AWS),
-3. starts `chalice local` on the `local` stage, pointed at that server,
-4. prints curl commands that update the workload and show its history, and stops both servers on Ctrl-C.
+2. creates the workload, the state table and the push work queue in it from infra/test-workload.yaml,
+   infra/state-table.yaml and infra/push-queue.yaml through CloudFormation (the same templates as in AWS),
+3. starts `chalice local` on the `local` stage, pointed at that server, and the push work queue's
+   consumer (scripts/local_queue.py: what Lambda's SQS event source and the hourly schedule do in AWS),
+4. prints commands that update the workload and show its history, and stops every process on Ctrl-C.
 
 The end-to-end test drives the same functions.
 """
@@ -34,10 +35,12 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORKLOAD_TEMPLATE = PROJECT_DIR / "infra" / "test-workload.yaml"
 STATE_TABLE_TEMPLATE = PROJECT_DIR / "infra" / "state-table.yaml"
+PUSH_QUEUE_TEMPLATE = PROJECT_DIR / "infra" / "push-queue.yaml"
 LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
 STACK_NAME = "test-workload"
 STATE_STACK_NAME = "ecs-image-updater-state"
+QUEUE_STACK_NAME = "ecs-image-updater-push-queue"
 START_TIMEOUT_SECONDS = 60.0
 
 
@@ -119,6 +122,18 @@ def start_chalice(port: int, aws_endpoint: str, log: int | None = None) -> subpr
     )
 
 
+def start_consumer(aws_endpoint: str, log: int | None = None) -> subprocess.Popen[bytes]:
+    """Start the push work queue's consumer (scripts/local_queue.py) against the embedded AWS."""
+    return subprocess.Popen(  # noqa: S603 - fixed command line
+        [sys.executable, str(PROJECT_DIR / "scripts" / "local_queue.py")],
+        cwd=PROJECT_DIR,
+        env=embedded_aws_environment(aws_endpoint),
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not None else None,
+        start_new_session=True,
+    )
+
+
 def wait_until_listening(url: str, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT_SECONDS) -> None:
     """Wait until `url` answers HTTP (any status), or fail if `process` exits first."""
     deadline = time.monotonic() + timeout
@@ -148,8 +163,9 @@ def create_stack(aws_endpoint: str, name: str, template: Path) -> dict[str, str]
 
 
 def create_workload(aws_endpoint: str) -> dict[str, str]:
-    """Create the test workload and the state table in the embedded AWS; returns the workload's outputs."""
+    """Create the test workload, the state table and the push queue in the embedded AWS; the workload's outputs."""
     create_stack(aws_endpoint, STATE_STACK_NAME, STATE_TABLE_TEMPLATE)
+    create_stack(aws_endpoint, QUEUE_STACK_NAME, PUSH_QUEUE_TEMPLATE)
     outputs = create_stack(aws_endpoint, STACK_NAME, WORKLOAD_TEMPLATE)
     tag_service_as_the_template_does(aws_endpoint, outputs["ClusterName"], outputs["ServiceName"])
     return outputs
@@ -210,16 +226,18 @@ def local_run(
     log: int | None = None,
     rollout_seconds: float | None = None,
 ) -> Iterator[LocalRun]:
-    """Embedded AWS with the workload, and the service on top; both stopped on exit."""
+    """Embedded AWS with the workload, the service and the queue's consumer on top; all stopped on exit."""
     moto_port = moto_port or free_port()
     api_port = api_port or free_port()
     aws_endpoint = f"http://{LOOPBACK}:{moto_port}"
     moto = start_moto(moto_port, log, rollout_seconds)
-    chalice: subprocess.Popen[bytes] | None = None
+    started: list[subprocess.Popen[bytes]] = []
     try:
         wait_until_listening(f"{aws_endpoint}/moto-api/", moto)
         outputs = create_workload(aws_endpoint)
         chalice = start_chalice(api_port, aws_endpoint, log)
+        started.append(chalice)
+        started.append(start_consumer(aws_endpoint, log))
         api_url = f"http://{LOOPBACK}:{api_port}"
         wait_until_listening(f"{api_url}/update", chalice)
         yield LocalRun(
@@ -228,11 +246,11 @@ def local_run(
             local_api_key(),
             outputs["ClusterName"],
             outputs["ServiceName"],
-            (moto, chalice),
+            (moto, *started),
         )
     finally:
-        if chalice is not None:
-            stop(chalice)
+        for process in reversed(started):
+            stop(process)
         stop(moto)
 
 
@@ -250,14 +268,23 @@ def curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
 
 
 def push_curl_command(run: LocalRun, tag: str = "1.28.0") -> str:
-    """A ready-to-paste curl that tells the service an image was pushed (the workload follows semver:minor)."""
+    """A ready-to-paste curl that tells the service an image was pushed (the workload follows semver:minor).
+
+    Its answer is kept in push.json too, for the command that asks what became of the push.
+    """
     body = json.dumps({"repository": "public.ecr.aws/nginx/nginx", "tag": tag})
     return (
         f"curl -sS --fail-with-body -X POST {run.api_url}/hooks/push \\\n"
         f"  -H 'x-api-key: {run.api_key}' \\\n"
         f"  -H 'Content-Type: application/json' \\\n"
-        f"  -d '{body}'"
+        f"  -d '{body}' | tee push.json"
     )
+
+
+def push_status_curl_command(run: LocalRun) -> str:
+    """A ready-to-paste curl that shows what became of the push in push.json."""
+    push_id = """$(python3 -c 'import json; print(json.load(open("push.json"))["pushId"])')"""
+    return f"curl -sS --fail-with-body \"{run.api_url}/pushes/{push_id}\" \\\n  -H 'x-api-key: {run.api_key}'"
 
 
 def history_curl_command(run: LocalRun) -> str:
@@ -284,6 +311,10 @@ def instructions(run: LocalRun) -> str:
             "",
             "# Tell it an image was pushed: the service follows semver:minor (its image-updater:policy tag):",
             push_curl_command(run),
+            "",
+            "# What became of that push (the queue's consumer deploys it within a few seconds):",
+            "sleep 3",
+            push_status_curl_command(run),
             "",
             "# See who deployed what, and how it went:",
             history_curl_command(run),

@@ -44,10 +44,14 @@ def offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def moto_world() -> Iterator[None]:
     """An empty in-process AWS; the service's cached clients are made inside it."""
+    from chalicelib.aws import queue
+
     with mock_aws():
         clients.reset_clients()
+        queue.forget_urls()
         yield
         clients.reset_clients()
+        queue.forget_urls()
 
 
 @pytest.fixture
@@ -437,3 +441,171 @@ def subscriber(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> Subscriber:
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic)
     return Subscriber(topic, queue)
+
+
+PUSH_QUEUE = "ecs-image-updater-push-work"
+PUSH_DEAD_LETTERS = "ecs-image-updater-push-dead-letters"
+
+
+@dataclass(frozen=True)
+class PushQueue:
+    """The push work queue and its dead-letter queue in moto, as infra/push-queue.yaml makes them."""
+
+    url: str
+    dead_letters_url: str
+
+    def sqs(self) -> Any:
+        return clients.session().client("sqs", region_name=REGION)
+
+    def waiting(self) -> int:
+        """Messages on the queue, visible or not."""
+        attributes = self.sqs().get_queue_attributes(
+            QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def dead(self) -> list[dict[str, Any]]:
+        """What the dead-letter queue holds (received, and made visible again at once)."""
+        messages = (
+            self.sqs().receive_message(QueueUrl=self.dead_letters_url, MaxNumberOfMessages=10).get("Messages", [])
+        )
+        for message in messages:
+            self.sqs().change_message_visibility(
+                QueueUrl=self.dead_letters_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        return [json.loads(message["Body"]) for message in messages]
+
+
+@pytest.fixture
+def push_queue(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> PushQueue:
+    """The push work queue (and its dead-letter queue) with the template's redrive policy; PUSH_QUEUE names it."""
+    from chalicelib.triggers.push_work import MAX_RECEIVES
+
+    sqs = clients.session().client("sqs", region_name=REGION)
+    dead = sqs.create_queue(QueueName=PUSH_DEAD_LETTERS)["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(
+        QueueName=PUSH_QUEUE,
+        Attributes={
+            "VisibilityTimeout": "720",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
+        },
+    )["QueueUrl"]
+    monkeypatch.setenv("PUSH_QUEUE", PUSH_QUEUE)
+    return PushQueue(url, dead)
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source hands the function for a batch of received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for message in messages
+        ]
+    }
+
+
+def deliver(app_client: Any, queue: PushQueue, rounds: int = 10) -> list[dict[str, Any]]:
+    """Run the push_work function as Lambda's SQS event source does, until nothing visible is left.
+
+    Each batch (up to 10 messages) is handed to the function; the messages it
+    does not report in batchItemFailures are deleted. Returns the function's
+    answers, batch by batch.
+    """
+    sqs = queue.sqs()
+    arn = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    answers = []
+    for _ in range(rounds):
+        messages = sqs.receive_message(
+            QueueUrl=queue.url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+        ).get("Messages", [])
+        if not messages:
+            break
+        answer = app_client.lambda_.invoke("push_work", sqs_event(messages, arn)).payload or {}
+        answers.append(answer)
+        failed = {entry["itemIdentifier"] for entry in answer.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+    return answers
+
+
+def index_followers(app_client: Any) -> None:
+    """Run the hourly reconcile now: the follower index holds every tagged service."""
+    app_client.lambda_.invoke("followers_reconcile", scheduled_event())
+
+
+def scheduled_event() -> dict[str, Any]:
+    """The event EventBridge Scheduler hands a scheduled function."""
+    return {
+        "version": "0",
+        "id": "schedule-1",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": "2026-12-01T10:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/followers-reconcile"],
+        "detail": {},
+    }
+
+
+class CodePipeline:
+    """The stubbed CodePipeline client: the results expected, and the results sent.
+
+    moto does not implement CodePipeline's job-result calls, so its client is
+    botocore's Stubber on a client of its own, which checks each call against
+    CodePipeline's model and the parameters expected.
+    """
+
+    def __init__(self, client: Any, stubber: Any) -> None:
+        self.client = client
+        self.stubber = stubber
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        client.meta.events.register(
+            "before-parameter-build.codepipeline", lambda model, params, **_: self.sent.append((model.name, params))
+        )
+
+    def expect_success(self, job: str, *, continues: bool = False, variables: bool = False) -> None:
+        from botocore.stub import ANY
+
+        expected: dict[str, Any] = {"jobId": job, "executionDetails": ANY}
+        if continues:
+            expected["continuationToken"] = ANY
+        if variables:
+            expected["outputVariables"] = ANY
+        self.stubber.add_response("put_job_success_result", {}, expected)
+
+    def expect_failure(self, job: str) -> None:
+        from botocore.stub import ANY
+
+        self.stubber.add_response("put_job_failure_result", {}, {"jobId": job, "failureDetails": ANY})
+
+    def last(self) -> dict[str, Any]:
+        return self.sent[-1][1]
+
+
+@pytest.fixture
+def codepipeline(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[CodePipeline]:
+    """CodePipeline's client, stubbed; the service's own getter hands it out."""
+    import botocore.session
+    from botocore.stub import Stubber
+
+    client = botocore.session.get_session().create_client(
+        "codepipeline", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(client) as stubber:
+        stubbed = CodePipeline(client, stubber)
+        monkeypatch.setattr(clients, "codepipeline_client", lambda: client)
+        yield stubbed
+        stubber.assert_no_pending_responses()

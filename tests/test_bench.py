@@ -124,3 +124,20 @@ def test_ours_waits_six_round_trips_in_a_row_for_ten_services(fan_out: dict[str,
     found = fan_out[OWN_FAMILIES]
     assert waits_in_a_row(found.calls[OURS], OURS) == 6
     assert waits_in_a_row(found.calls[SEQUENTIAL], SEQUENTIAL) == 40
+
+
+def test_the_push_cost_benchmark_counts_a_push_that_does_not_grow_with_the_account() -> None:
+    import math
+
+    from bench.push_cost import CLUSTERS, measure, render
+
+    cost = measure(30)
+    assert cost.deployed == CLUSTERS
+    assert sum(cost.push.values()) <= 25
+    assert set(cost.push) == {"Query", "TransactWriteItems", "GetQueueUrl", "SendMessageBatch"}
+    assert sum(cost.deployments.values()) == 7 * CLUSTERS
+    assert cost.first_reconcile["GetResources"] <= math.ceil(30 / 100) + 1
+    assert cost.first_reconcile["DescribeServices"] == math.ceil(30 / CLUSTERS / 10) * CLUSTERS
+    assert cost.first_reconcile["DescribeTaskDefinition"] == 30
+    assert "DescribeTaskDefinition" not in cost.second_reconcile
+    assert "**the push now**" in render(cost)

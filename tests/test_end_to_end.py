@@ -127,19 +127,27 @@ def test_a_local_deployment_completes_and_the_status_says_so(running: LocalRun) 
     }
 
 
-def test_the_printed_push_curl_rolls_the_service_within_its_policy(running: LocalRun) -> None:
+def test_the_printed_push_curl_rolls_the_service_through_the_queue(running: LocalRun) -> None:
     headers = {"Content-Type": "application/json", "x-api-key": running.api_key}
     start = {"cluster": running.cluster, "service": running.service, "image": "public.ecr.aws/nginx/nginx:1.27.9"}
     assert post(f"{running.api_url}/update", start, headers)[0] == 200
     command = push_curl_command(running, tag="1.28.0")
-    body = json.loads(command.split("-d '", 1)[1].rstrip("'"))
+    body = json.loads(command.split("-d '", 1)[1].split("'", 1)[0])
     assert command.split()[5] == f"{running.api_url}/hooks/push"
 
     status, answer = post(f"{running.api_url}/hooks/push", body, headers)
 
-    assert status == 200, answer
+    assert status == 202, answer
     [decision] = answer["decisions"]
-    assert (decision["service"], decision["action"]) == (running.service, "deployed")
+    assert (decision["service"], decision["action"]) == (running.service, "queued")
+    # The local consumer (scripts/local_queue.py) deploys it from the embedded AWS's queue.
+    url = f"{running.api_url}/pushes/{answer['pushId']}"
+    deadline = time.monotonic() + 30
+    state = "queued"
+    while state == "queued" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = get(url, {"x-api-key": running.api_key})[1]["services"][0]["state"]
+    assert state == "deployed"
     ecs = embedded_ecs(running)
     service = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
     image = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
@@ -165,11 +173,12 @@ def test_printed_curl_names_the_real_url_key_and_workload(running: LocalRun) -> 
         assert part in command
 
 
-def test_leaving_the_run_stops_both_servers(tmp_path: Any) -> None:
+def test_leaving_the_run_stops_every_process(tmp_path: Any) -> None:
     with (tmp_path / "servers.log").open("wb") as log, local_run(log=log.fileno()) as run:
         assert run.all_running()
+        assert len(run.processes) == 3  # moto, chalice local, the queue's consumer
         ports = [int(url.rsplit(":", 1)[1]) for url in (run.aws_endpoint, run.api_url)]
-    assert [process.poll() is not None for process in run.processes] == [True, True]
+    assert [process.poll() is not None for process in run.processes] == [True, True, True]
     for port in ports:
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0
@@ -253,5 +262,7 @@ def test_what_make_dev_prints_runs_as_pasted_into_a_new_terminal(running: LocalR
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert (tmp_path / "web.yaml").read_text().startswith("cluster: test-cluster")
     assert '"records"' in ran.stdout  # the history curl answered
+    assert '"pushId"' in ran.stdout  # the push's curl answered, and what became of it too
+    assert (tmp_path / "push.json").exists()
     assert "ecs-image-updater" in printed
     assert "pip install" not in printed

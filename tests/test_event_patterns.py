@@ -96,3 +96,44 @@ def test_registry_push_receives_nothing_else(
 ) -> None:
     delivered = bus_to_queue("registry_push")
     assert delivered([entry(source, detail_type, detail)]) == []
+
+
+SERVICE_ARN = "arn:aws:ecs:eu-west-1:123456789012:service/test-cluster/web"
+
+
+def tag_change(keys: list[str], service: str = "ecs", resource_type: str = "service") -> dict[str, Any]:
+    detail = {
+        "changed-tag-keys": keys,
+        "service": service,
+        "resource-type": resource_type,
+        "version": 3,
+        "tags": {"image-updater:policy": "semver:minor", "team": "web"},
+    }
+    return {**entry("aws.tag", "Tag Change on Resource", detail), "Resources": [SERVICE_ARN]}
+
+
+@pytest.mark.parametrize(
+    "keys", [["image-updater:policy"], ["team", "image-updater:container"], ["image-updater:pin-digest"]]
+)
+def test_follower_tags_receives_tag_changes_of_the_following_tags_on_ecs_services(
+    bus_to_queue: Any, keys: list[str]
+) -> None:
+    delivered = bus_to_queue("follower_tags")
+    [event] = delivered([tag_change(keys)])
+    assert event["resources"] == [SERVICE_ARN]
+    assert event["detail"]["changed-tag-keys"] == keys
+
+
+@pytest.mark.parametrize(
+    ("keys", "service", "resource_type"),
+    [
+        (["team"], "ecs", "service"),  # a tag the service does not read
+        (["image-updater:policy"], "ecs", "task-definition"),
+        (["image-updater:policy"], "ec2", "instance"),
+    ],
+)
+def test_follower_tags_receives_nothing_else(
+    bus_to_queue: Any, keys: list[str], service: str, resource_type: str
+) -> None:
+    delivered = bus_to_queue("follower_tags")
+    assert delivered([tag_change(keys, service, resource_type)]) == []

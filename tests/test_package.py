@@ -50,6 +50,9 @@ def test_every_route_requires_the_api_key(template: dict[str, Any]) -> None:
         ("DeploymentEvents", "DeploymentEventsRole", "policy-dev-deployment-events.json"),
         ("RegistryPush", "RegistryPushRole", "policy-dev-registry-push.json"),
         ("PipelineDeploy", "PipelineDeployRole", "policy-dev-pipeline-deploy.json"),
+        ("PushWork", "PushWorkRole", "policy-dev-push-work.json"),
+        ("FollowerTags", "FollowerTagsRole", "policy-dev-follower-tags.json"),
+        ("FollowersReconcile", "FollowersReconcileRole", "policy-dev-followers-reconcile.json"),
     ],
 )
 def test_each_function_has_its_own_role_with_its_policy_file(
@@ -72,24 +75,20 @@ def test_deployment_events_is_triggered_by_ecs_deployment_state_changes(template
     assert function["Environment"]["Variables"]["STATE_TABLE"] == "ecs-image-updater-state"
 
 
-def test_deployment_events_may_publish_only_to_the_topic_and_touch_only_the_table() -> None:
+def test_deployment_events_may_publish_only_to_the_topic_and_change_nothing_in_ecs() -> None:
     policy = json.loads((PROJECT_DIR / ".chalice" / "policy-dev-deployment-events.json").read_text())
     granted = {
         (action, statement["Resource"])
         for statement in policy["Statement"]
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
-    assert {action for action, _ in granted} == {
-        "dynamodb:GetItem",
-        "dynamodb:Query",
-        "dynamodb:UpdateItem",
-        "sns:Publish",
-        "logs:CreateLogGroup",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-    }
     assert ("sns:Publish", "arn:aws:sns:*:*:ecs-image-updater-*") in granted
-    assert all(resource != "*" for _, resource in granted)
+    # It reads services and revisions (the follower index); it writes nothing to ECS.
+    assert {action for action, _ in granted if action.startswith("ecs:")} == {
+        "ecs:DescribeServices",
+        "ecs:DescribeTaskDefinition",
+    }
+    assert all(resource != "*" for action, resource in granted if action != "ecs:DescribeTaskDefinition")
 
 
 def test_deployment_zip_is_small_and_has_no_boto3(package: Path) -> None:
@@ -106,17 +105,25 @@ def test_lambda_timeout_leaves_room_for_the_request_budget(template: dict[str, A
 
 @pytest.mark.parametrize(
     ("function", "megabytes"),
-    [("APIHandler", 1769), ("RegistryPush", 1769), ("PipelineDeploy", 1769), ("DeploymentEvents", 256)],
+    [
+        ("APIHandler", 1769),
+        ("PushWork", 1769),
+        ("PipelineDeploy", 1769),
+        ("FollowersReconcile", 1769),
+        ("RegistryPush", 256),  # it only decides and queues
+        ("DeploymentEvents", 256),
+        ("FollowerTags", 256),
+    ],
 )
 def test_functions_that_move_services_get_a_full_vcpu(template: dict[str, Any], function: str, megabytes: int) -> None:
     # Lambda's CPU follows memory (one vCPU at 1769 MB); a fan-out spends ~90 ms of one core in botocore.
     assert template["Resources"][function]["Properties"]["MemorySize"] == megabytes
 
 
-def test_registry_push_runs_for_minutes_on_successful_ecr_pushes(template: dict[str, Any]) -> None:
+def test_registry_push_runs_on_successful_ecr_pushes(template: dict[str, Any]) -> None:
     function = template["Resources"]["RegistryPush"]["Properties"]
     assert function["Handler"] == "chalicelib.entrypoints.functions.registry_push"
-    assert function["Timeout"] == 300  # minutes, not API Gateway's 29 s
+    assert function["Timeout"] == 60  # one Query, one transaction, one batch of messages
     [trigger] = function["Events"].values()
     assert trigger["Properties"]["Pattern"] == {
         "source": ["aws.ecr"],
@@ -130,10 +137,24 @@ def test_only_the_functions_that_find_followers_may_list_tagged_resources() -> N
         statements = json.loads((PROJECT_DIR / ".chalice" / policy).read_text())["Statement"]
         return {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
 
-    assert "tag:GetResources" in grants("policy-dev.json")  # POST /hooks/push
-    assert "tag:GetResources" in grants("policy-dev-registry-push.json")
-    assert "tag:GetResources" not in grants("policy-dev-deployment-events.json")
-    assert "ecs:ListServices" not in grants("policy-dev-registry-push.json")
+    holders = [
+        p.name for p in (PROJECT_DIR / ".chalice").glob("policy-dev*.json") if "tag:GetResources" in grants(p.name)
+    ]
+    assert holders == ["policy-dev-followers-reconcile.json"]  # a push reads the follower index instead
+    assert not any(a.startswith("ecs:") for a in grants("policy-dev-registry-push.json"))  # it deploys nothing
+
+
+def test_push_work_is_fed_by_the_queue_and_finishes_long_before_a_message_comes_back(template: dict[str, Any]) -> None:
+    from chalicelib.entrypoints.functions import PUSH_QUEUE_NAME, PUSH_WORK_BATCH
+
+    function = template["Resources"]["PushWork"]["Properties"]
+    [trigger] = function["Events"].values()
+    assert trigger["Type"] == "SQS"
+    assert trigger["Properties"]["Queue"]["Fn::Sub"].endswith(f":{PUSH_QUEUE_NAME}")
+    assert trigger["Properties"]["BatchSize"] == PUSH_WORK_BATCH
+    assert function["Timeout"] == 120
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    assert config["stages"]["dev"]["environment_variables"]["PUSH_QUEUE"] == PUSH_QUEUE_NAME
 
 
 def test_pipeline_deploy_may_report_job_results_and_reads_artifacts_with_the_jobs_credentials(
@@ -156,7 +177,15 @@ def test_each_event_function_runs_from_its_own_handler_module_without_app_py(tem
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function" and name != "APIHandler"
     }
-    assert set(handlers) == {"DeploymentEvents", "RegistryPush", "PipelineDeploy"}
+    assert set(handlers) == {
+        "DeploymentEvents",
+        "RegistryPush",
+        "PipelineDeploy",
+        "PushWork",
+        "FollowerTags",
+        "FollowersReconcile",
+    }
+    handlers.pop("FollowersReconcile")  # its every run reads AWS: imported below, not run
     unreadable = {
         "version": "0",
         "id": "e1",
@@ -168,9 +197,10 @@ def test_each_event_function_runs_from_its_own_handler_module_without_app_py(tem
         "resources": [],
         "detail": {},
     }
-    for handler in handlers.values():
+    payloads = {"PushWork": {"Records": []}}
+    for name, handler in handlers.items():
         module, _, function = handler.rpartition(".")
-        script = f"import {module} as m; m.{function}({unreadable!r}, None)"
+        script = f"import {module} as m; m.{function}({payloads.get(name, unreadable)!r}, None)"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"AWS_DEFAULT_REGION": "eu-west-1"}
         ran = subprocess.run(  # noqa: S603 - fixed command line
             [sys.executable, "-c", script], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, check=True
@@ -178,3 +208,7 @@ def test_each_event_function_runs_from_its_own_handler_module_without_app_py(tem
         logged = [json.loads(line) for line in ran.stdout.splitlines() if line.startswith("{")]
         assert logged, f"{handler} wrote no log line: {ran.stdout!r} {ran.stderr!r}"
         assert logged[-1]["function"] == function
+    module, _, function = template["Resources"]["FollowersReconcile"]["Properties"]["Handler"].rpartition(".")
+    subprocess.run(  # noqa: S603 - fixed command line
+        [sys.executable, "-c", f"import {module} as m; assert callable(m.{function})"], cwd=PROJECT_DIR, check=True
+    )

@@ -156,7 +156,34 @@ def test_the_merge_keeps_what_chalice_generates_and_adds_one_variable(
             # The stand-in of infra/service.yaml adds its lint waiver and NOTIFY_TOPIC_ARN, nothing else.
             del merged["Metadata"]
             del merged["Properties"]["Environment"]["Variables"]["NOTIFY_TOPIC_ARN"]
+        if name == "PushWork":
+            # It waits for the queue, and reports failed messages one by one: nothing else is added.
+            del merged["Metadata"]
+            del merged["Properties"]["Environment"]["Variables"]["NOTIFY_TOPIC_ARN"]
+            assert merged.pop("DependsOn") == "PushWorkQueue"
+            events = merged["Properties"]["Events"]["PushWorkSqsEventSource"]["Properties"]
+            assert events.pop("FunctionResponseTypes") == ["ReportBatchItemFailures"]
         assert merged == resource, name
+
+
+def test_the_push_queue_is_the_same_in_both_ways_to_deploy_and_its_redrive_gives_every_attempt(
+    template: dict[str, Any],
+) -> None:
+    from chalicelib.entrypoints.functions import PUSH_QUEUE_NAME
+    from chalicelib.triggers.push_work import MAX_RECEIVES
+
+    own = infra_template("push-queue.yaml")["Resources"]
+    merged = template["Resources"]
+    for name in ("PushWorkQueue", "PushDeadLetterQueue"):
+        assert merged[name] == own[name], name
+    queue = merged["PushWorkQueue"]["Properties"]
+    assert queue["QueueName"] == PUSH_QUEUE_NAME
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVES
+    timeout = template["Resources"]["PushWork"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout  # Lambda's rule for a queue it reads
+    alarm = merged["PushDeadLettersAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["PushDeadLetterQueue", "QueueName"]}}]
+    assert (alarm["MetricName"], alarm["Threshold"]) == ("ApproximateNumberOfMessagesVisible", 0)
 
 
 def test_api_key_usage_plan_and_plan_key_mirror_api_access_yaml(template: dict[str, Any]) -> None:
@@ -229,16 +256,21 @@ def test_notification_topic_is_created_only_when_asked_for(template: dict[str, A
     assert fnmatch.fnmatchcase(f"arn:aws:sns:{REGION}:{ACCOUNT}:{TOPIC_NAME}", publish["Resource"])
 
 
-def test_notify_topic_arn_reaches_deployment_events_only_with_the_topic(template: dict[str, Any]) -> None:
+def test_notify_topic_arn_reaches_the_functions_that_notify_only_with_the_topic(template: dict[str, Any]) -> None:
     [(topic_id, topic)] = resources_of_type(template, "AWS::SNS::Topic").items()
     functions = resources_of_type(template, "AWS::Serverless::Function")
-    variables = functions["DeploymentEvents"]["Properties"]["Environment"]["Variables"]
-    assert variables["NOTIFY_TOPIC_ARN"] == {"Fn::If": [topic["Condition"], {"Ref": topic_id}, {"Ref": "AWS::NoValue"}]}
-    assert variables["STATE_TABLE"] == dev_stage()["environment_variables"]["STATE_TABLE"]  # Chalice's are kept
-    others = {
+    for name in ("DeploymentEvents", "PushWork"):
+        variables = functions[name]["Properties"]["Environment"]["Variables"]
+        expected = {"Fn::If": [topic["Condition"], {"Ref": topic_id}, {"Ref": "AWS::NoValue"}]}
+        assert variables["NOTIFY_TOPIC_ARN"] == expected
+        assert variables["STATE_TABLE"] == dev_stage()["environment_variables"]["STATE_TABLE"]  # Chalice's are kept
+    notifying = {
         name for name, f in functions.items() if "NOTIFY_TOPIC_ARN" in f["Properties"]["Environment"]["Variables"]
     }
-    assert others == {"DeploymentEvents"}
+    assert notifying == {"DeploymentEvents", "PushWork"}
+    for policy in ("policy-dev-deployment-events.json", "policy-dev-push-work.json"):
+        statements = json.loads((PROJECT_DIR / ".chalice" / policy).read_text())["Statement"]
+        assert any(s["Action"] == "sns:Publish" for s in statements)
 
 
 def test_the_stack_outputs_what_aws_connection_reads(template: dict[str, Any]) -> None:

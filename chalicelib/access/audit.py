@@ -30,6 +30,8 @@ class Provenance:
     source_ip: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     batch_id: str | None = None
+    # The push a change was made for: {"id", "repository", "tag", "digest"}.
+    push: Mapping[str, Any] | None = None
 
     @classmethod
     def of_request(cls, request_context: Mapping[str, Any], action: str, now: datetime | None = None) -> Provenance:

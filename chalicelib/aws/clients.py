@@ -116,6 +116,11 @@ def artifact_client(credentials: Mapping[str, str]) -> Any:
     return client
 
 
+def sqs_client() -> Any:
+    """The process-wide SQS client (the push work queue), created on first use."""
+    return cached_client("sqs")
+
+
 def tagging_client() -> Any:
     """The process-wide Resource Groups Tagging API client (services that opted in to pushes)."""
     return cached_client("resourcegroupstaggingapi")

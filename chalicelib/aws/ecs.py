@@ -24,7 +24,7 @@ DESCRIBE_SERVICES_BATCH = 10
 
 
 def describe_service(client: Any, cluster: str, service: str) -> dict[str, Any]:
-    """The service as ECS describes it; 404-class errors for a missing cluster or service."""
+    """The service as ECS describes it, with its tags; 404-class errors for a missing cluster or service."""
     response = clients.call(
         client.describe_services,
         "DescribeServices",
@@ -36,6 +36,7 @@ def describe_service(client: Any, cluster: str, service: str) -> dict[str, Any]:
         },
         cluster=cluster,
         services=[service],
+        include=["TAGS"],
     )
     services = response.get("services", [])
     if not services:
@@ -67,7 +68,7 @@ def list_service_arns(client: Any, cluster: str) -> list[str]:
 
 
 def describe_services(client: Any, cluster: str, services: list[str]) -> list[dict[str, Any]]:
-    """Describe up to 10 services in one call (services that vanished meanwhile are skipped)."""
+    """Describe up to 10 services in one call, with their tags (services that vanished meanwhile are skipped)."""
     if len(services) > DESCRIBE_SERVICES_BATCH:
         raise ValueError(f"DescribeServices takes at most {DESCRIBE_SERVICES_BATCH} services")
     response = clients.call(
@@ -81,6 +82,7 @@ def describe_services(client: Any, cluster: str, services: list[str]) -> list[di
         },
         cluster=cluster,
         services=services,
+        include=["TAGS"],
     )
     return list(response.get("services", []))
 

@@ -34,6 +34,8 @@ class Settings:
     history_days: int = DEFAULT_HISTORY_DAYS
     # SNS topic told of every outcome of a recorded deployment; None: nobody is told.
     notify_topic_arn: str | None = None
+    # The SQS queue (name) a push's work goes on, one item per service; None: pushes are refused.
+    push_queue: str | None = None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +51,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         state_table=(env.get("STATE_TABLE") or "").strip() or None,
         history_days=_positive_int(env.get("HISTORY_DAYS"), DEFAULT_HISTORY_DAYS, "HISTORY_DAYS"),
         notify_topic_arn=(env.get("NOTIFY_TOPIC_ARN") or "").strip() or None,
+        push_queue=(env.get("PUSH_QUEUE") or "").strip() or None,
     )
 
 

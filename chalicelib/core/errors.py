@@ -14,7 +14,14 @@ def echo_input(text: str, limit: int = 80) -> str:
 
 
 class UpdateError(Exception):
-    """Base class: every failure the service reports to its caller."""
+    """Base class: every failure the service reports to its caller.
+
+    `retryable` says whether the same request may succeed later unchanged (busy,
+    throttled, timed out, AWS failing) or not (a refusal): each entry point acts
+    on it in one place (a queue consumer tries again; a refusal is final).
+    """
+
+    retryable = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -31,6 +38,8 @@ class NotAllowedError(UpdateError):
 
 class ServiceBusyError(UpdateError):
     """Another request holds the service's lock."""
+
+    retryable = True
 
 
 class ClusterNotFoundError(UpdateError):
@@ -76,21 +85,40 @@ class ServiceChangedError(UpdateError):
 class StateTableMissingError(UpdateError):
     """The stage names a state table that does not exist."""
 
+    retryable = True  # a deployment of the stack may be on its way
+
 
 class NoHistoryError(UpdateError):
     """The stage keeps no history (no STATE_TABLE)."""
+
+
+class NoPushQueueError(UpdateError):
+    """The stage takes no pushes: it names no push queue (PUSH_QUEUE)."""
+
+
+class PushNotFoundError(UpdateError):
+    """No push with that id was recorded (or it expired)."""
 
 
 class DeploymentNotFoundError(UpdateError):
     """Neither ECS nor the records know the deployment asked about."""
 
 
+class UnexpectedError(UpdateError):
+    """A bug met while working on a request; the trace is in the log. Tried again: it may not come back."""
+
+    retryable = True
+
+
 class AwsCallError(UpdateError):
     """An AWS call failed; `step` names the API operation that failed.
 
     `outcome_unknown` is True when AWS may have carried the call out anyway
-    (no answer in time, a dropped connection, a 5xx answer).
+    (no answer in time, a dropped connection, a 5xx answer). AWS failing may
+    recover (a permission granted, a quota raised, an outage over): retryable.
     """
+
+    retryable = True
 
     def __init__(self, step: str, message: str, outcome_unknown: bool = False) -> None:
         super().__init__(message)
@@ -116,6 +144,7 @@ HTTP_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     ContainerNotFoundError: (404, "NotFoundError"),
     TaskDefinitionNotFoundError: (404, "NotFoundError"),
     DeploymentNotFoundError: (404, "NotFoundError"),
+    PushNotFoundError: (404, "NotFoundError"),
     NotAllowedError: (403, "ForbiddenError"),
     ServiceNotUpdatableError: (409, "ConflictError"),
     ServiceBusyError: (409, "ConflictError"),
@@ -123,11 +152,13 @@ HTTP_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     RevisionNotActiveError: (409, "ConflictError"),
     NothingToRollBackToError: (409, "ConflictError"),
     NoHistoryError: (409, "ConflictError"),
+    NoPushQueueError: (409, "ConflictError"),
     AwsThrottledError: (429, "TooManyRequestsError"),
     AwsTimeoutError: (504, "GatewayTimeoutError"),
     AwsCallError: (502, "BadGatewayError"),
     UncopyableTaskDefinitionError: (502, "BadGatewayError"),
     StateTableMissingError: (502, "BadGatewayError"),
+    UnexpectedError: (500, "InternalServerError"),
 }
 INTERNAL_ERROR = (500, "InternalServerError")
 INTERNAL_ERROR_MESSAGE = "an internal error occurred; it has been logged"

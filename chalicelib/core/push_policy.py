@@ -46,6 +46,8 @@ CONTAINER_TAG = "image-updater:container"
 PIN_DIGEST_TAG = "image-updater:pin-digest"
 PUSHED_TAG_TAG = taskdef.PUSHED_TAG_TAG
 SEMVER_LEVELS = ("major", "minor", "patch")
+# The service tags that say how it follows pushes.
+FOLLOWING_TAGS = (POLICY_TAG, CONTAINER_TAG, PIN_DIGEST_TAG)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib.core.images import ImageReference
+
+# (the service as described now, the revision it runs, that revision's tags) -> the images to deploy.
+Recheck = Callable[[Mapping[str, Any], Mapping[str, Any], Sequence[Mapping[str, str]]], Mapping[str, ImageReference]]
 
 
 @dataclass(frozen=True)
@@ -14,9 +18,11 @@ class ImageChange:
 
     `as_running` names containers that must already run exactly the given image
     (an image without a tag or digest can only be taken back as it runs), and
-    are left alone. `expect_running` guards a change decided on an earlier read:
-    under the lock, each named container must still run that image, or nothing
-    is done (ServiceChangedError). `revision_tags` go on the new revision too.
+    are left alone. `recheck` decides a change made on an earlier read again,
+    under the lock, from the service as it is now (described with its tags),
+    the revision it runs and that revision's tags: it returns the images to
+    deploy, or raises a refusal (ServiceChangedError) and nothing is done.
+    `revision_tags` go on the new revision too.
     """
 
     image: ImageReference | None = None
@@ -24,7 +30,7 @@ class ImageChange:
     images: Mapping[str, ImageReference] | None = None
     as_running: Mapping[str, str] | None = None
     revision_tags: Mapping[str, str] | None = None
-    expect_running: Mapping[str, str] | None = None
+    recheck: Recheck | None = None
 
     def requested_images(self) -> list[ImageReference]:
         """Every image the change would deploy."""
@@ -74,6 +80,9 @@ class FanOutRequest:
     # A service the request leaves as it is gets a NO_CHANGE record; an apply (a reconcile loop may run it
     # every minute) records only what it changed, so no-ops never push real deployments out of the history.
     record_no_change: bool = True
+    # A failure after the lock was taken gets an ERROR record; a queued push's attempts do not (it records
+    # its failure once, when it stops retrying).
+    record_failures: bool = True
 
 
 @dataclass(frozen=True)

@@ -295,6 +295,16 @@ def deployment_id(params: Mapping[str, str]) -> str | None:
     return value
 
 
+_PUSH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def path_push_id(value: str) -> str:
+    """A push id given in the URL path (what `/hooks/push` answered, or an ECR event's id)."""
+    if not _PUSH_ID.fullmatch(value):
+        raise InvalidRequestError("the push id must be the 'pushId' a push was answered with (letters, digits, '-')")
+    return value
+
+
 def path_cluster(value: str) -> str:
     """A cluster name or ARN given in the URL path."""
     return cluster_identifier({"cluster": value}, "cluster")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.core import taskdef
-from chalicelib.core.errors import InvalidRequestError, ServiceChangedError, echo_input
+from chalicelib.core.errors import InvalidRequestError, echo_input
 from chalicelib.core.images import ImageReference
 from chalicelib.core.requests import ImageChange, Target
 from chalicelib.core.results import (
@@ -71,7 +71,7 @@ def plan_service(
     `allow_image` checks each image that would change; `with_diff` (a dry run)
     keeps the fields the new revision would change.
     """
-    targets = container_targets(current, target.change)
+    targets = container_targets(service, current, tags, target.change)
     images = taskdef.container_images(current)
     if all(taskdef.is_same_image(images[name], image) for name, image in targets.items()):
         unchanged = [ContainerChange(name, images[name], images[name]) for name in targets]
@@ -144,17 +144,14 @@ def result(
     return ChangeResult.of(False, plan.service, plan.current, None, plan.changes, None)
 
 
-def container_targets(current: Mapping[str, Any], change: ImageChange) -> dict[str, ImageReference]:
+def container_targets(
+    service: Mapping[str, Any], current: Mapping[str, Any], tags: Sequence[Mapping[str, str]], change: ImageChange
+) -> dict[str, ImageReference]:
     """Container name to the image it should run."""
-    running_now = taskdef.container_images(current)
-    changed = {
-        name: running_now.get(name)
-        for name, image in (change.expect_running or {}).items()
-        if running_now.get(name) != image
-    }
-    if changed:
-        now = ", ".join(f"'{name}' runs '{image}'" for name, image in changed.items())
-        raise ServiceChangedError(f"the service changed since this change was decided: {now} now; nothing was done")
+    if change.recheck is not None:
+        decided = dict(change.recheck(service, current, tags))
+        taskdef.require_containers(current, list(decided))
+        return decided
     if change.images is not None or change.as_running:
         taskdef.require_containers(current, [*(change.images or {}), *(change.as_running or {})])
         running = taskdef.container_images(current)

@@ -52,16 +52,22 @@ class Rollout:
         self.audit_tags = audit_tags
         self.allow_image = allow_image
         self.several = len(request.targets) > 1 or request.name_services
+        self.plans: list[Plan] = []
+        self.log = UndoLog()
 
     def run(self) -> list[ChangeResult]:
         """Read and plan, then (unless a dry run) register and move; a failure is undone and raised."""
-        plans = self.read()
+        self.plans = plans = self.read()
         if self.request.dry_run:
             return [dry_result(plan) for plan in plans]
-        log = UndoLog()
+        log = self.log
         self.register(plans, log)
         updated = self.move(plans, log)
         return [result(plan, log.registered, updated.get(id(plan))) for plan in plans]
+
+    def moved_revisions(self) -> list[tuple[Plan, dict[str, Any]]]:
+        """Each service moved onto a new revision, with that revision as ECS registered it."""
+        return [(plan, self.log.registered[plan.revision_key]) for plan in self.plans if plan.is_change]
 
     # -- read phase: every check, nothing written --------------------------------------------------
 

@@ -41,8 +41,12 @@ from chalicelib.core.images import ImageReference
 from chalicelib.core.requests import FanOutRequest, Target, UpdateRequest
 from chalicelib.core.results import ChangeResult, FanOutResult
 from chalicelib.deploy.rollout import Rollout
+from chalicelib.state import followers
 from chalicelib.state.lock import NO_LOCKS, Locks
 from chalicelib.state.table import service_key
+
+# Entries to write with the records, for the result of one service (`cluster/service`).
+Settle = Callable[[str, ChangeResult], Sequence[dict[str, Any]]]
 
 
 def update_image(
@@ -69,10 +73,18 @@ def update_target(
     force_new_deployment: bool = False,
     locks: Locks = NO_LOCKS,
     provenance: Provenance | None = None,
+    settle: Settle | None = None,
 ) -> ChangeResult:
-    """Roll one service onto a change decided elsewhere (a registry push): the same path as `/update`."""
-    request = FanOutRequest(cluster, (target,), force_new_deployment=force_new_deployment)
-    return _update(client, request, locks, provenance)[0]
+    """Roll one service onto a change decided elsewhere (a queued push): the same path as `/update`.
+
+    A no-op leaves no record, and a failure none either (the caller records a
+    push's failure once, when it stops retrying); `settle` gives entries to write
+    with the record (the push's own state).
+    """
+    request = FanOutRequest(
+        cluster, (target,), force_new_deployment=force_new_deployment, record_no_change=False, record_failures=False
+    )
+    return _update(client, request, locks, provenance, settle=settle)[0]
 
 
 def update_services(
@@ -102,11 +114,14 @@ def _update(
     provenance: Provenance | None,
     batch_id: str | None = None,
     allow_image: Callable[[ImageReference], None] | None = None,
+    settle: Settle | None = None,
 ) -> list[ChangeResult]:
     """The one update path: lock, read, write, undo on failure, record (see the module docstring).
 
     `provenance` says who asked: its audit tags go on every new revision and its
-    identity into every record (none given: no audit tags).
+    identity into every record (none given: no audit tags). The transaction that
+    writes the records also keeps the follower index current for every service
+    moved, and writes what `settle` gives for each result.
     """
     audit_tags = provenance.tags() if provenance else {}
     who = provenance or Provenance("update", batch_id=batch_id)
@@ -114,11 +129,22 @@ def _update(
         if request.dry_run:
             return Rollout(client, request, audit_tags, allow_image).run()
         keys = [service_key(request.cluster, target.service) for target in request.targets]
-        with locks.hold(keys, who, force_new_deployment=request.force_new_deployment) as held:
-            results = Rollout(client, request, audit_tags, allow_image).run()
+        hold = locks.hold(
+            keys, who, force_new_deployment=request.force_new_deployment, record_failures=request.record_failures
+        )
+        with hold as held:
+            rollout = Rollout(client, request, audit_tags, allow_image)
+            results = rollout.run()
             for key, result in zip(keys, results, strict=True):
                 if request.record_no_change or result.changed or result.deployment is not None:
                     held.succeeded(key, result)
+            if locks.table is not None:
+                for plan, revision in rollout.moved_revisions():
+                    new_tags = (plan.registration or {}).get("tags", [])
+                    held.also(followers.moved(locks.table.name, plan.service, plan.current, revision, new_tags))
+                if settle is not None:
+                    for key, result in zip(keys, results, strict=True):
+                        held.also(settle(key, result))
             return results
 
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalice import Blueprint
-from chalice.app import CloudWatchEvent
+from chalice import Blueprint, Rate
+from chalice.app import CloudWatchEvent, SQSEvent
 
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import budget, clients
+from chalicelib.aws import budget, clients, queue
 from chalicelib.core.config import load_settings
 from chalicelib.core.errors import UpdateError
-from chalicelib.core.push_policy import Push
+from chalicelib.core.push_policy import FOLLOWING_TAGS, Push
 from chalicelib.entrypoints import requestlog, wiring
 from chalicelib.follow import outcomes
-from chalicelib.triggers import pipeline
-from chalicelib.triggers.push import Pusher, follow_push
+from chalicelib.triggers import followers, pipeline
+from chalicelib.triggers import push_work as push_work_module
+from chalicelib.triggers.push import Pusher, follow_push, push_id_for
 
 functions = Blueprint(__name__)
 
@@ -54,8 +55,17 @@ ECR_PUSHES = {
     "detail-type": ["ECR Image Action"],
     "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]},
 }
-# registry_push stops starting updates this long before its Lambda timeout.
-PUSH_FUNCTION_MARGIN_SECONDS = 30.0
+# A service's image-updater tags changed (added, changed, removed): the follower index follows.
+TAG_CHANGES = {
+    "source": ["aws.tag"],
+    "detail-type": ["Tag Change on Resource"],
+    "detail": {"service": ["ecs"], "resource-type": ["service"], "changed-tag-keys": list(FOLLOWING_TAGS)},
+}
+# The queue a push's work goes on (the stage's PUSH_QUEUE names it; the templates create it).
+PUSH_QUEUE_NAME = "ecs-image-updater-push-work"
+PUSH_WORK_BATCH = 10
+# push_work stops starting items this long before its Lambda timeout (an update takes 27 s at most).
+PUSH_WORK_MARGIN_SECONDS = 30.0
 # pipeline_deploy keeps this long to report to CodePipeline before its Lambda timeout.
 PIPELINE_MARGIN_SECONDS = 10.0
 
@@ -76,11 +86,15 @@ def deployment_events(event: CloudWatchEvent) -> None:
     topic = settings.notify_topic_arn
     try:
         done = outcomes.follow(table, clients.sns_client() if topic else None, topic, followed)
+        # A deployment this service did not make (or the circuit breaker's rollback) moves what a follower runs.
+        index = None
+        if followed.name == outcomes.IN_PROGRESS_EVENT and (done.ignored or followed.is_rollback):
+            index = followers.on_deployment(clients.ecs_client(), table, followed.service_arn)
     except UpdateError as failure:
         # Failing the invocation makes Lambda deliver the event again; the retry sends only what is owed.
         requestlog.log_event({"function": "deployment_events", "event": followed.event_id, "error": failure.message})
         raise
-    requestlog.log_event({"function": "deployment_events", **done.as_dict()})
+    requestlog.log_event({"function": "deployment_events", **done.as_dict(), "followerIndex": index})
 
 
 deployment_events.event_class = ReceivedEvent
@@ -88,21 +102,80 @@ deployment_events.event_class = ReceivedEvent
 
 @functions.on_cw_event(ECR_PUSHES, name="registry_push")
 def registry_push(event: CloudWatchEvent) -> None:
-    """An image was pushed to ECR: roll every service that follows the repository within its policy."""
+    """An image was pushed to ECR: decide which services follow it and queue their deployments.
+
+    A failure to record or queue fails the invocation, so that Lambda delivers the event again.
+    """
     try:
         pushed = Push.of_ecr_event(event.to_dict())
     except ValueError as unreadable:
         requestlog.log_event({"function": "registry_push", "event": event.event_id, "ignored": str(unreadable)})
         return
-    provenance = Provenance("push", request_id=str(event.event_id), key_id="registry-push")
-    pusher = Pusher(provenance, wiring.policy(), event_id=str(event.event_id))
-    left = event.context.get_remaining_time_in_millis() / 1000 if event.context else 300.0
-    with budget.capped(max(left - PUSH_FUNCTION_MARGIN_SECONDS, 0.0)):
-        result = follow_push(clients.ecs_client(), clients.tagging_client(), wiring.locks(), pushed, pusher)
+    push_id = push_id_for(pushed, str(event.event_id))
+    provenance = Provenance("push", request_id=push_id, key_id="registry-push")
+    pusher = Pusher(provenance, wiring.policy(), "ecr")
+    try:
+        wiring.push_queue_name()
+        result = follow_push(wiring.push_table(), wiring.enqueue_push_work, pushed, pusher, push_id)
+    except UpdateError as failure:
+        requestlog.log_event({"function": "registry_push", "event": event.event_id, "error": failure.message})
+        raise
     requestlog.log_event({"function": "registry_push", "event": event.event_id, **result.as_dict()})
 
 
 registry_push.event_class = ReceivedEvent
+
+
+@functions.on_sqs_message(queue=PUSH_QUEUE_NAME, batch_size=PUSH_WORK_BATCH, name="push_work")
+def push_work(event: SQSEvent) -> dict[str, Any]:
+    """Deploy a push's work items through the update path; the ones that may yet land go back to the queue."""
+    records = list(event.to_dict().get("Records") or [])
+    if not records:
+        requestlog.log_event({"function": "push_work", "items": []})
+        return {"batchItemFailures": []}
+    settings = load_settings()
+    sqs = clients.sqs_client()
+    services = push_work_module.WorkServices(
+        ecs=clients.ecs_client(),
+        table=wiring.push_table(),
+        locks=wiring.locks(),
+        access=wiring.policy(),
+        sqs=sqs,
+        queue_url=queue.url_of(sqs, wiring.push_queue_name()),
+        sns=clients.sns_client() if settings.notify_topic_arn else None,
+        topic_arn=settings.notify_topic_arn,
+    )
+    left = event.context.get_remaining_time_in_millis() / 1000 if event.context else 120.0
+    with budget.capped(max(left - PUSH_WORK_MARGIN_SECONDS, 0.0)):
+        done = push_work_module.work(records, services)
+    requestlog.log_event({"function": "push_work", "items": [d.as_dict() for d in done]})
+    return {"batchItemFailures": [{"itemIdentifier": d.message_id} for d in done if d.back_to_queue]}
+
+
+@functions.on_cw_event(TAG_CHANGES, name="follower_tags")
+def follower_tags(event: CloudWatchEvent) -> None:
+    """A service's image-updater tags changed: the follower index reads it again."""
+    resources = event.resources if isinstance(event.resources, list) else []
+    if not resources or not isinstance(resources[0], str) or ":service/" not in resources[0]:
+        requestlog.log_event({"function": "follower_tags", "event": event.event_id, "ignored": "no service named"})
+        return
+    table = wiring.push_table()
+    try:
+        done = followers.refresh(clients.ecs_client(), table, resources[0])
+    except UpdateError as failure:
+        requestlog.log_event({"function": "follower_tags", "service": resources[0], "error": failure.message})
+        raise
+    requestlog.log_event({"function": "follower_tags", "service": resources[0], "followerIndex": done})
+
+
+follower_tags.event_class = ReceivedEvent
+
+
+@functions.schedule(Rate(1, unit=Rate.HOURS), name="followers_reconcile")
+def followers_reconcile(event: CloudWatchEvent) -> None:
+    """Every hour: walk the tagged services and correct the follower index where it is wrong."""
+    report = followers.reconcile_in_time(clients.tagging_client(), clients.ecs_client(), wiring.push_table())
+    requestlog.log_event({"function": "followers_reconcile", **report.as_dict()})
 
 
 @functions.lambda_function(name="pipeline_deploy")

@@ -38,11 +38,14 @@ RETRY_AFTER_SECONDS = 5
 Handler = Callable[[Any, dict[str, Any]], dict[str, Any]]
 
 
-def respond(request: Request, handle: Handler, *, reads_body: bool, takes_arrays: bool = False) -> Response:
+def respond(
+    request: Request, handle: Handler, *, reads_body: bool, takes_arrays: bool = False, status: int = 200
+) -> Response:
     """Check the key, read the body or path, run `handle`, map errors, and log one line.
 
     A route that reads a body takes a JSON object (or, with `takes_arrays`, an
-    array too) and no query parameters unless it reads them itself.
+    array too) and no query parameters unless it reads them itself. `status` is
+    the answer's status when `handle` succeeds (202 for work that goes on after).
     """
     started = time.monotonic()
     context = request.context or {}
@@ -69,7 +72,7 @@ def respond(request: Request, handle: Handler, *, reads_body: bool, takes_arrays
                 arguments = parse_json_body(request.raw_body) if takes_arrays else parse_json_object(request.raw_body)
             if isinstance(arguments, dict):
                 log.update(cluster=loggable(arguments.get("cluster")), service=loggable(arguments.get("service")))
-            response = json_response(200, handle(arguments, log))
+            response = json_response(status, handle(arguments, log))
     except UpdateError as failure:
         status, code = http_status(failure)
         response = error(status, code, failure.message)

@@ -6,8 +6,8 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.aws import budget, clients
-from chalicelib.core.errors import NoHistoryError
+from chalicelib.aws import clients
+from chalicelib.core.errors import NoHistoryError, PushNotFoundError
 from chalicelib.core.requests import FanOutRequest
 from chalicelib.core.results import ChangeResult
 from chalicelib.core.validation import (
@@ -18,6 +18,7 @@ from chalicelib.core.validation import (
     parse_rollback_request,
     parse_update,
     path_cluster,
+    path_push_id,
     path_service,
     query_parameters,
 )
@@ -29,12 +30,10 @@ from chalicelib.entrypoints.respond import loggable, respond
 from chalicelib.follow.discovery import cluster_services
 from chalicelib.follow.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
 from chalicelib.follow.status import service_status
-from chalicelib.triggers.push import Pusher, PushResult, delivery_id, follow_push
+from chalicelib.state import pushes
+from chalicelib.triggers.push import Pusher, PushResult, follow_push, push_id_for
 
 routes = Blueprint(__name__)
-
-# /hooks/push deploys within the request's budget (letting each lock go gets its own attempt on top).
-PUSH_HOOK_SECONDS = budget.MAIN_SECONDS + budget.CLEANUP_SECONDS
 
 
 @routes.route("/update", methods=["POST"], api_key_required=True)
@@ -148,17 +147,43 @@ def apply() -> Response:
 
 @routes.route("/hooks/push", methods=["POST"], api_key_required=True)
 def push_hook() -> Response:
-    """An image was pushed to some registry: roll every service that follows it within its policy."""
+    """An image was pushed to some registry: decide which services follow it and queue their deployments (202)."""
 
     def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
         pushed = parse_push(body)
-        pusher = Pusher(_provenance("push"), wiring.policy(), event_id=delivery_id(pushed))
-        with budget.capped(PUSH_HOOK_SECONDS):
-            result = follow_push(clients.ecs_client(), clients.tagging_client(), wiring.locks(), pushed, pusher)
-        log.update(push=pushed.as_dict(), decisions=_decision_counts(result))
+        wiring.push_queue_name()  # refused before anything is decided on a stage that could not queue the work
+        push_id = push_id_for(pushed)
+        pusher = Pusher(_provenance("push"), wiring.policy(), "hook")
+        result = follow_push(wiring.push_table(), wiring.enqueue_push_work, pushed, pusher, push_id)
+        log.update(push=pushed.as_dict(), pushId=push_id, decisions=_decision_counts(result))
         return result.as_dict()
 
-    return respond(routes.current_request, handle, reads_body=True)
+    return respond(routes.current_request, handle, reads_body=True, status=202)
+
+
+@routes.route("/pushes/{push_id}", methods=["GET"], api_key_required=True)
+def push_route(push_id: str) -> Response:
+    """What became of each service a push concerns: queued, deployed, failed or skipped, and why."""
+
+    def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
+        wanted = path_push_id(params["push_id"])
+        _query(())
+        found = pushes.status(wiring.push_table(), wanted)
+        if found is None:
+            raise PushNotFoundError(
+                f"no push '{wanted}' was recorded (or its record expired after {pushes.PUSH_DAYS} days)"
+            )
+        header, targets = found
+        return {
+            "pushId": wanted,
+            "repository": header.get("repository"),
+            "tag": header.get("tag"),
+            "digest": header.get("digest"),
+            "at": header.get("at"),
+            "services": [target.as_dict() for target in targets],
+        }
+
+    return respond(routes.current_request, handle, reads_body=False)
 
 
 @routes.route("/clusters/{cluster}/services", methods=["GET"], api_key_required=True)

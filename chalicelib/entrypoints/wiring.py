@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import clients
+from chalicelib.aws import clients, queue
 from chalicelib.core.config import Settings, load_settings
+from chalicelib.core.errors import NoHistoryError, NoPushQueueError
 from chalicelib.follow import outcomes
 from chalicelib.state.lock import Locks
 from chalicelib.state.records import DeploymentRecord
@@ -36,6 +37,28 @@ def locks() -> Locks:
     """Where the stage keeps its locks and records."""
     settings = load_settings()
     return Locks(state_table(settings), settings.history_days)
+
+
+def push_table() -> StateTable:
+    """The state table, which a push needs (its followers, its decisions, its claims)."""
+    table = state_table()
+    if table is None:
+        raise NoHistoryError("this stage takes no pushes: its STATE_TABLE is not set")
+    return table
+
+
+def push_queue_name() -> str:
+    """The queue a push's work goes on."""
+    name = load_settings().push_queue
+    if name is None:
+        raise NoPushQueueError("this stage takes no pushes: its PUSH_QUEUE is not set")
+    return name
+
+
+def enqueue_push_work(bodies: Sequence[str]) -> None:
+    """Put a push's work items on the stage's queue."""
+    sqs = clients.sqs_client()
+    queue.send(sqs, queue.url_of(sqs, push_queue_name()), bodies)
 
 
 def provenance(request_context: dict[str, Any], action: str) -> Provenance:

@@ -342,6 +342,19 @@ def _conditional_update(
     return _with_key(from_item(response.get("Attributes", {})))
 
 
+def send_owed(table: StateTable, sns: Any, topic_arn: str, pk: str, sk: str) -> list[str]:
+    """Publish what the record at (pk, sk) still owes (each at most once); the events published.
+
+    Raises UpdateError when publishing fails: what is still owed is sent by the next try.
+    """
+    item = _get(table, pk, sk)
+    if item is None:
+        return []
+    followed = Followed("", "", str(item.get("deploymentId") or ""), [], [])
+    _publish_owed(table, sns, topic_arn, item, followed)
+    return followed.published
+
+
 def _publish_owed(table: StateTable, sns: Any, topic_arn: str, item: Mapping[str, Any], followed: Followed) -> None:
     owed, sent = set(item.get("owed") or []), set(item.get("sent") or [])
     record = DeploymentRecord.from_item(item).as_dict()

@@ -36,6 +36,7 @@ from chalicelib.aws import budget, parallel
 from chalicelib.core.config import DEFAULT_HISTORY_DAYS
 from chalicelib.core.errors import AwsCallError, ServiceBusyError, UpdateError
 from chalicelib.core.results import ChangeResult
+from chalicelib.state.followers import write_batch
 from chalicelib.state.records import DeploymentRecord
 from chalicelib.state.table import LOCK_SORT_KEY, TTL_ATTRIBUTE, StateTable, service_partition, to_item
 
@@ -47,6 +48,7 @@ LOCK_WAIT_SECONDS = 5.0
 LOCK_TTL_SECONDS = 60
 # Of the release's own budget: the transaction's attempts; the rest writes the records on their own.
 TRANSACTION_SECONDS = budget.RELEASE_SECONDS - budget.STATE_ATTEMPT_SECONDS
+MAX_TRANSACTION_ITEMS = 100
 _CANCELLATION_REASONS = re.compile(r"\[([A-Za-z, ]+)\]\s*$")
 _warned = False
 
@@ -54,11 +56,19 @@ _warned = False
 class Held:
     """The locks a request holds, and the records it leaves when it lets them go."""
 
-    def __init__(self, keys: Sequence[str], provenance: Provenance, force_new_deployment: bool) -> None:
+    def __init__(
+        self, keys: Sequence[str], provenance: Provenance, force_new_deployment: bool, record_failures: bool = True
+    ) -> None:
         self.keys = list(keys)
         self.provenance = provenance
         self.force_new_deployment = force_new_deployment
+        self.record_failures = record_failures
         self.records: dict[str, DeploymentRecord] = {}
+        self.writes: list[dict[str, Any]] = []
+
+    def also(self, entries: Sequence[dict[str, Any]]) -> None:
+        """More TransactWriteItems entries to write with the records (the follower index, a push's state)."""
+        self.writes.extend(entries)
 
     def succeeded(self, key: str, result: ChangeResult) -> DeploymentRecord:
         """Record what the request did to service `key` (answered with a 200)."""
@@ -81,11 +91,21 @@ class Locks:
     history_days: int = DEFAULT_HISTORY_DAYS
 
     def hold(
-        self, keys: Sequence[str], provenance: Provenance, *, force_new_deployment: bool = False
+        self,
+        keys: Sequence[str],
+        provenance: Provenance,
+        *,
+        force_new_deployment: bool = False,
+        record_failures: bool = True,
     ) -> AbstractContextManager[Held]:
         """Hold the locks of `keys` (see `hold`)."""
         return hold(
-            self.table, keys, provenance, force_new_deployment=force_new_deployment, history_days=self.history_days
+            self.table,
+            keys,
+            provenance,
+            force_new_deployment=force_new_deployment,
+            history_days=self.history_days,
+            record_failures=record_failures,
         )
 
 
@@ -100,13 +120,16 @@ def hold(
     *,
     force_new_deployment: bool = False,
     history_days: int = DEFAULT_HISTORY_DAYS,
+    record_failures: bool = True,
 ) -> Iterator[Held]:
     """Hold the locks of every service in `keys` (`cluster/service`), and record each when done.
 
     A key left without a record when the block raises gets an ERROR record for
-    that failure. With no table there is no lock and no record (a warning once).
+    that failure, unless `record_failures` is False (a queued push records its
+    failure once, when it stops retrying). With no table there is no lock and no
+    record (a warning once).
     """
-    held = Held(keys, provenance, force_new_deployment)
+    held = Held(keys, provenance, force_new_deployment, record_failures)
     if table is None:
         _warn_once()
         yield held
@@ -121,12 +144,14 @@ def hold(
     try:
         yield held
     except BaseException as failure:
-        for key in held.keys:
+        held.writes.clear()  # what they describe did not happen
+        for key in held.keys if held.record_failures else ():
             if key not in held.records:
                 held.failed(key, failure)
         raise
     finally:
-        _release(table, held.keys, owner, [held.records[k] for k in held.keys if k in held.records], history_days)
+        records = [held.records[k] for k in held.keys if k in held.records]
+        _release(table, held.keys, owner, records, history_days, held.writes)
 
 
 def _warn_once() -> None:
@@ -218,7 +243,12 @@ def _busy_keys(keys: Sequence[str], message: str) -> list[str]:
 
 
 def _release(
-    table: StateTable, keys: Sequence[str], owner: str, records: Sequence[DeploymentRecord], history_days: int
+    table: StateTable,
+    keys: Sequence[str],
+    owner: str,
+    records: Sequence[DeploymentRecord],
+    history_days: int,
+    writes: Sequence[dict[str, Any]] = (),
 ) -> None:
     """Delete the lock items that are still ours and write the records, in one transaction.
 
@@ -243,14 +273,21 @@ def _release(
         for key in keys
     ]
     puts = [{"Put": {"TableName": table.name, "Item": item}} for r in records for item in r.items(history_days)]
+    # What must go with the records (a push's state) always does; the follower index fills what room is left in
+    # the one transaction (DynamoDB takes 100 items), and the rest follows it in batches.
+    bound = [entry for entry in writes if "Update" in entry]
+    index = [entry for entry in writes if "Update" not in entry]
+    room = max(MAX_TRANSACTION_ITEMS - len(deletes) - len(puts) - len(bound), 0)
     with budget.within(budget.RELEASE_SECONDS, beyond_cap=True):
         try:
             with budget.within(TRANSACTION_SECONDS, beyond_cap=True):
-                _transact(table, keys, deletes, puts)
+                _transact(table, keys, deletes, puts + bound + index[:room])
+            if index[room:]:
+                write_batch(table, index[room:])
             return
         except UpdateError as failure:
             logger.warning("release of %s failed (%s); writing the records on their own", keys, failure.message)
-        _write_apart(table, keys, records, deletes, puts)
+        _write_apart(table, keys, records, deletes, puts + bound + index)
 
 
 def _transact(
@@ -292,10 +329,12 @@ def _write_apart(
     puts: list[dict[str, Any]],
 ) -> None:
     """Write each record item with a PutItem of its own, and let go of each lock that is still ours."""
-    calls = [("PutItem", put["Put"]) for put in puts] + [("DeleteItem", delete["Delete"]) for delete in deletes]
+    operations = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
+    calls = [(operations[op], body) for entry in puts for op, body in entry.items()]
+    calls += [("DeleteItem", delete["Delete"]) for delete in deletes]
     outcomes = parallel.each(lambda item: _write_one(table, *item), calls)
     failed = [o for o in outcomes if o.error is not None and o.item[0] == "PutItem"]
-    if any(o.error is not None for o in outcomes if o.item[0] == "DeleteItem"):
+    if any(o.error is not None for o in outcomes if o.item[1].get("Key", {}).get("sk") == {"S": LOCK_SORT_KEY}):
         logger.warning("locks of %s not released; they expire within %s s", keys, LOCK_TTL_SECONDS)
     if failed:
         first = failed[0].error

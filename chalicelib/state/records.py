@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.access.audit import Provenance
@@ -59,6 +59,7 @@ class DeploymentRecord:
     outcome_at: str | None = None
     outcome_reason: str | None = None
     batch_id: str | None = None
+    push: dict[str, Any] | None = None
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @classmethod
@@ -85,6 +86,7 @@ class DeploymentRecord:
             error=None,
             outcome=IN_PROGRESS if started else NO_CHANGE,
             batch_id=provenance.batch_id,
+            push=dict(provenance.push) if provenance.push else None,
         )
 
     @classmethod
@@ -113,6 +115,42 @@ class DeploymentRecord:
             error={"Code": code, "Message": message},
             outcome=ERROR,
             batch_id=provenance.batch_id,
+            push=dict(provenance.push) if provenance.push else None,
+        )
+
+    @classmethod
+    def of_push_failure(
+        cls,
+        provenance: Provenance,
+        cluster: str,
+        service: str,
+        failure: BaseException,
+        containers: list[dict[str, str]],
+    ) -> DeploymentRecord:
+        """The one record of a push that could not deploy a service: refused, or out of retries."""
+        status, code = http_status(failure)
+        message = failure.message if isinstance(failure, UpdateError) else INTERNAL_ERROR_MESSAGE
+        return cls(
+            cluster=cluster,
+            service=service,
+            at=_at(provenance),
+            action=provenance.action,
+            request_id=provenance.request_id,
+            key_id=provenance.key_id,
+            source_ip=provenance.source_ip,
+            changed=False,
+            force_new_deployment=False,
+            task_definition=None,
+            previous_task_definition=None,
+            containers=containers,
+            deployment_id=None,
+            status=status,
+            error={"Code": code, "Message": message},
+            outcome=FAILED,
+            outcome_at=iso8601(datetime.now(UTC)),
+            outcome_reason=message,
+            batch_id=provenance.batch_id,
+            push=dict(provenance.push) if provenance.push else None,
         )
 
     @property
@@ -147,10 +185,14 @@ class DeploymentRecord:
             "outcomeAt": self.outcome_at,
             "outcomeReason": self.outcome_reason,
             "batchId": self.batch_id,
+            "push": self.push,
         }
 
-    def items(self, history_days: int) -> list[dict[str, Any]]:
-        """The record's DynamoDB item, and the pointer to it from its ECS deployment id if it has one."""
+    def items(self, history_days: int, owed: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+        """The record's DynamoDB item, and the pointer to it from its ECS deployment id if it has one.
+
+        `owed` are notifications the record owes from the start (a push that failed for good owes one).
+        """
         expires = _epoch(self.at) + int(timedelta(days=history_days).total_seconds())
         record = to_item(
             {
@@ -162,6 +204,7 @@ class DeploymentRecord:
                 **self.as_dict(),
                 # Claims (leases) on the notifications being sent, by event name; the ones sent go in `sent`.
                 "sending": {},
+                "owed": set(owed) or None,
             }
         )
         items = [record]
@@ -203,6 +246,7 @@ class DeploymentRecord:
             outcome_at=item.get("outcomeAt"),
             outcome_reason=item.get("outcomeReason"),
             batch_id=item.get("batchId"),
+            push=item.get("push"),
             record_id=item.get("recordId", ""),
         )
 

@@ -1,98 +1,142 @@
-"""Push an image, the services follow: find the services that opted in, decide, update each.
+"""Push an image, the services follow: decide which services move, record the decisions, queue the work.
 
-Two triggers share this engine: ECR's "ECR Image Action" events (the
-`registry_push` function) and `POST /hooks/push` for any other registry.
+Two triggers share this: ECR's "ECR Image Action" events (the `registry_push`
+function) and `POST /hooks/push` for any other registry. Neither deploys
+anything itself; each:
 
-1. The Resource Groups Tagging API lists the ECS services tagged
-   `image-updater:policy` (GetResources, paged);
-2. DescribeServices by cluster in batches of 10, and each distinct running
-   revision described once, at once;
-3. every service with a container from the pushed repository gets a decision
-   (chalicelib.push_policy; the allowlists and REQUIRE_DIGEST apply);
-4. each service to deploy goes through the same path as `/update` (its lock,
-   the re-read under it, a record with `action: "push"`, the audit tags), at
-   most PARALLEL_UPDATES at once. Services are independent: one failing does
-   not stop or undo the others. The decision is re-checked under the lock: if
-   the service changed meanwhile, nothing is done.
+1. reads the services that follow the pushed repository from the follower
+   index (chalicelib.state.followers): one Query, whatever the account holds;
+2. gives each a decision from its policy and the allowlists
+   (chalicelib.core.push_policy): `queued`, or `skipped` with the reason;
+3. records the push and its decisions (chalicelib.state.pushes), each only if
+   absent, so a duplicate event or a retried invocation changes none;
+4. queues one work item per service to deploy (SendMessageBatch, ten a call).
 
-An ECR event is delivered at least once: before a service is updated for an
-event, the event's id is claimed for that service in the state table (a
-conditional put that expires after a day), so a duplicate deploys nothing.
+The queue's consumer (chalicelib.triggers.push_work) deploys each item through
+the one update path, retries what may pass, and records what cannot land.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Mapping
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import budget, clients, ecs, parallel
-from chalicelib.core import taskdef
-from chalicelib.core.errors import NotAllowedError, UpdateError
+from chalicelib.aws import budget
+from chalicelib.core.errors import NotAllowedError
 from chalicelib.core.images import ImageReference, InvalidImageError, parse_image
-from chalicelib.core.push_policy import POLICY_TAG, PUSHED_TAG_TAG, Following, Push, Verdict, follows_repository, judge
-from chalicelib.core.requests import ImageChange, Target
-from chalicelib.deploy.update import update_target
-from chalicelib.state.lock import Locks
-from chalicelib.state.table import TTL_ATTRIBUTE, service_partition, to_item
+from chalicelib.core.push_policy import Following, Push, Verdict, follows_repository, judge
+from chalicelib.state import pushes
+from chalicelib.state.followers import Follower, followers_of
+from chalicelib.state.table import StateTable
 
-logger = logging.getLogger(__name__)
+QUEUED = pushes.QUEUED
+SKIPPED = pushes.SKIPPED
 
-DEPLOYED = "deployed"
-SKIPPED = "skipped"
-FAILED = "failed"
-PARALLEL_UPDATES = 8
-# An update needs a few seconds at the very least; one that cannot get them is not started.
-MIN_SECONDS_TO_START = 6.0
-EVENT_CLAIM_SECONDS = 24 * 3600
-TAGGING_PAGE_SIZE = 100
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One service to move for one push: what the consumer deploys, as the message body carries it."""
+
+    push_id: str
+    push: Push
+    service_arn: str
+    cluster: str
+    service: str
+    images: dict[str, str]  # container -> the image decided on (empty: redeploy the running revision)
+    redeploy: bool
+    provenance: dict[str, Any]
+    running: dict[str, str] = field(default_factory=dict)  # container -> its image when the push was decided
+
+    @property
+    def cluster_arn(self) -> str:
+        """The cluster's ARN, from the service's (`…:service/<cluster>/<name>`)."""
+        prefix, _, resource = self.service_arn.partition(":service/")
+        return f"{prefix}:cluster/{resource.split('/', 1)[0]}"
+
+    def body(self) -> str:
+        """The message body."""
+        return json.dumps(
+            {
+                "v": 1,
+                "pushId": self.push_id,
+                "push": self.push.as_dict(),
+                "serviceArn": self.service_arn,
+                "cluster": self.cluster,
+                "service": self.service,
+                "images": self.images,
+                "redeploy": self.redeploy,
+                "provenance": self.provenance,
+                "running": self.running,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def of_body(cls, body: str) -> WorkItem:
+        """Read a message body; ValueError says what is wrong with it."""
+        try:
+            raw = json.loads(body)
+        except ValueError as error:
+            raise ValueError(f"the message is not JSON: {error}") from error
+        if not isinstance(raw, dict) or raw.get("v") != 1:
+            raise ValueError("the message is not a push work item of this service (version 1)")
+        try:
+            pushed = raw["push"]
+            item = cls(
+                push_id=str(raw["pushId"]),
+                push=Push(str(pushed["repository"]), pushed.get("tag"), pushed.get("digest")),
+                service_arn=str(raw["serviceArn"]),
+                cluster=str(raw["cluster"]),
+                service=str(raw["service"]),
+                images={str(k): str(v) for k, v in dict(raw["images"]).items()},
+                redeploy=bool(raw["redeploy"]),
+                provenance=dict(raw.get("provenance") or {}),
+                running={str(k): str(v) for k, v in dict(raw.get("running") or {}).items()},
+            )
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"the work item lacks a field: {error}") from error
+        if ":service/" not in item.service_arn:
+            raise ValueError(f"the work item's serviceArn is not a service ARN: {item.service_arn!r}")
+        return item
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What a push did to one service that follows the pushed repository."""
+    """What a push decided for one service that follows the pushed repository."""
 
     cluster: str
     service: str
-    action: str
+    service_arn: str
+    action: str  # queued or skipped
     reason: str
-    result: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON shape."""
-        return {
-            "cluster": self.cluster,
-            "service": self.service,
-            "action": self.action,
-            "reason": self.reason,
-            "result": self.result,
-        }
+        return {"cluster": self.cluster, "service": self.service, "action": self.action, "reason": self.reason}
 
 
 @dataclass(frozen=True)
 class PushResult:
-    """A push and the decision for every opted-in service that runs the pushed repository."""
+    """A push, its id, and the decision for every service that follows the pushed repository."""
 
+    push_id: str
     push: Push
     decisions: list[Decision]
+    recorded: bool = True  # False: the push had been decided before (a duplicate); its work was queued again
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON shape of the answer (the route's body, the function's log line)."""
-        return {**self.push.as_dict(), "decisions": [decision.as_dict() for decision in self.decisions]}
-
-
-def delivery_id(pushed: Push) -> str | None:
-    """What makes two calls of the push hook the same push (a registry retrying its webhook), if it says.
-
-    Only a push that names its digest can be told apart from a new push of the same tag.
-    """
-    if pushed.digest is None:
-        return None
-    return f"hook:{pushed.repository}:{pushed.tag or ''}@{pushed.digest}"
+        """JSON shape of the 202 answer (and of the ECR function's log line)."""
+        return {
+            "pushId": self.push_id,
+            **self.push.as_dict(),
+            "decisions": [decision.as_dict() for decision in self.decisions],
+        }
 
 
 @dataclass(frozen=True)
@@ -101,295 +145,144 @@ class Pusher:
 
     provenance: Provenance
     access: AccessPolicy
-    event_id: str | None = None  # an ECR event's id (or the hook's delivery id): each service updated once for it
+    source: str = "hook"  # "ecr" or "hook"
 
 
 @dataclass
-class _Candidate:
-    cluster: str
-    service: dict[str, Any]
-    following: Following
-    running: dict[str, Any]
-    revision_tags: list[dict[str, str]]
-    followed: dict[str, ImageReference] = field(default_factory=dict)  # the containers that follow, parsed once
-    verdicts: dict[str, Verdict] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return str(self.service["serviceName"])
-
-    @property
-    def key(self) -> str:
-        return f"{self.cluster}/{self.name}"
+class _Decided:
+    decisions: list[Decision] = field(default_factory=list)
+    work: list[WorkItem] = field(default_factory=list)
 
 
-def follow_push(ecs_client: Any, tagging_client: Any, locks: Locks, push: Push, pusher: Pusher) -> PushResult:
-    """Decide for every service that follows the pushed repository, and update the ones to deploy."""
+def push_id_for(pushed: Push, event_id: str | None = None) -> str:
+    """The id of a push: an ECR event's own id; for the hook, one derived from a digest (a registry retrying
+    its webhook sends the same repository, tag and digest), else a new one (without a digest, two calls are two
+    pushes)."""
+    if event_id:
+        return event_id
+    if pushed.digest is None:
+        return uuid.uuid4().hex
+    key = f"{pushed.canonical_repository()}:{pushed.tag or ''}@{pushed.digest}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+Enqueue = Callable[[Sequence[str]], None]
+
+
+def follow_push(table: StateTable, enqueue: Enqueue, push: Push, pusher: Pusher, push_id: str) -> PushResult:
+    """Decide for every service that follows the pushed repository, record the decisions, queue the work."""
     with budget.within(budget.MAIN_SECONDS):
-        opted_in = _opted_in(tagging_client)
-        candidates, failures = _read(ecs_client, opted_in, push)
-    decisions = list(failures)
-    to_update: list[_Candidate] = []
-    for candidate in candidates:
-        decision = _decide(candidate, push, pusher.access)
-        if decision is None:
-            to_update.append(candidate)
-        else:
-            decisions.append(decision)
-    update = _Updater(ecs_client, locks, push, pusher)
-    decisions += parallel.values(update.one, to_update, PARALLEL_UPDATES)
-    return PushResult(push, sorted(decisions, key=lambda d: (d.cluster, d.service)))
+        following = followers_of(table, push.canonical_repository())
+        decided = decide(following, push, pusher, push_id)
+        targets = [pushes.Target(d.service_arn, d.cluster, d.service, d.action, d.reason) for d in decided.decisions]
+        header = pushes.header(push.repository, push.tag, push.digest, pusher.source, pusher.provenance.at)
+        recorded = pushes.record_decisions(table, push_id, header, targets)
+        # Queued again for a duplicate too: a first invocation that died before queueing leaves nothing lost,
+        # and the consumer's claims deploy each service at most once.
+        if decided.work:
+            enqueue([item.body() for item in decided.work])
+    ordered = sorted(decided.decisions, key=lambda d: (d.cluster, d.service))
+    return PushResult(push_id, push, ordered, recorded)
 
 
-def _opted_in(tagging_client: Any) -> dict[str, dict[str, str]]:
-    """Service ARN to its tags, for every ECS service tagged with a policy."""
-    services: dict[str, dict[str, str]] = {}
-    token = ""
-    while True:
-        arguments: dict[str, Any] = {
-            "ResourceTypeFilters": ["ecs:service"],
-            "TagFilters": [{"Key": POLICY_TAG}],
-            "ResourcesPerPage": TAGGING_PAGE_SIZE,
-        }
-        if token:
-            arguments["PaginationToken"] = token
-        page = clients.call(tagging_client.get_resources, "GetResources", {}, **arguments)
-        for resource in page.get("ResourceTagMappingList", []):
-            services[resource["ResourceARN"]] = {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
-        token = page.get("PaginationToken") or ""
-        if not token:
-            return services
-
-
-def _read(
-    ecs_client: Any, opted_in: Mapping[str, Mapping[str, str]], push: Push
-) -> tuple[list[_Candidate], list[Decision]]:
-    """The opted-in services that run the pushed repository, described, with their running revisions."""
-    by_cluster: dict[str, list[str]] = {}
-    for arn in opted_in:
-        cluster = _cluster_of(arn)
-        if cluster is None:
-            logger.warning("service %s has an ARN of the old format (no cluster); it cannot follow pushes", arn)
+def decide(followers: Sequence[Follower], push: Push, pusher: Pusher, push_id: str) -> _Decided:
+    """A decision for each follower (pure): what its policy and the allowlists make of the push."""
+    decided = _Decided()
+    provenance = _provenance_fields(pusher.provenance, push, push_id)
+    for follower in followers:
+        followed = _followed_containers(follower, push)
+        if not followed:
+            continue  # the index is behind: the service no longer runs the repository
+        verdicts = _verdicts(follower, followed, push)
+        refusal = _refusal(follower, verdicts, pusher.access)
+        if refusal is not None:
+            decided.decisions.append(_decision(follower, SKIPPED, refusal))
             continue
-        by_cluster.setdefault(cluster, []).append(arn)
-    batches = [(cluster, batch) for cluster, arns in sorted(by_cluster.items()) for batch in ecs.in_batches(arns)]
-    failures: list[Decision] = []
-    described: list[tuple[str, dict[str, Any]]] = []
-    for outcome in parallel.each(lambda batch: ecs.describe_services(ecs_client, *batch), batches):
-        cluster, arns = outcome.item
-        if outcome.error is not None:
-            failures += [_failed(cluster, arn.rsplit("/", 1)[-1], outcome.error) for arn in arns]
-        else:
-            described += [(cluster, service) for service in outcome.value or []]
-    arns = sorted({s["taskDefinition"] for _, s in described if s.get("taskDefinition")})
-    revisions = {o.item: o for o in parallel.each(lambda arn: ecs.describe_task_definition(ecs_client, arn), arns)}
-    candidates: list[_Candidate] = []
-    for cluster, service in described:
-        running_arn = service.get("taskDefinition")
-        if not running_arn:
-            continue  # an EXTERNAL-controlled service runs no task definition here
-        outcome = revisions[running_arn]
-        if outcome.error is not None:
-            failures.append(_failed(cluster, service["serviceName"], outcome.error))
-            continue
-        running, tags = outcome.value  # type: ignore[misc]
-        following = Following.of(opted_in.get(service["serviceArn"], {}))
-        followed = _followed_containers(following, running, push)
-        if followed:
-            candidates.append(_Candidate(cluster, service, following, running, tags, followed))
-    return candidates, failures
+        acting = {name: verdict for name, verdict in verdicts.items() if verdict.action != "skip"}
+        images = {name: str(verdict.image) for name, verdict in acting.items() if verdict.image is not None}
+        reason = "; ".join(dict.fromkeys(verdict.reason for verdict in acting.values()))
+        decided.decisions.append(_decision(follower, QUEUED, reason))
+        decided.work.append(
+            WorkItem(
+                push_id=push_id,
+                push=push,
+                service_arn=follower.service_arn,
+                cluster=follower.cluster,
+                service=follower.service,
+                images=images,
+                redeploy=not images,
+                provenance=provenance,
+                running={name: follower.images[name] for name in followed},
+            )
+        )
+    return decided
 
 
-def _followed_containers(following: Following, running: Mapping[str, Any], push: Push) -> dict[str, ImageReference]:
+def verdicts_for(
+    following: Following, running: Mapping[str, ImageReference], pushed_tag: str | None, push: Push
+) -> dict[str, Verdict]:
+    """Each followed container's verdict on the push; `pushed_tag` is the revision's pushed tag (a pinned push)."""
+    verdicts = {}
+    for name, reference in running.items():
+        running_tag = pushed_tag if (following.pin_digest and pushed_tag) else reference.tag
+        verdicts[name] = judge(following, reference, running_tag, push)
+    return verdicts
+
+
+def followed_containers(following: Following, images: Mapping[str, str], push: Push) -> dict[str, ImageReference]:
     """The containers that follow the push (the one named, or those from its repository), their images parsed.
 
     A container whose image is not a reference follows nothing.
     """
-    images: dict[str, ImageReference] = {}
-    for name, image in taskdef.container_images(running).items():
+    found: dict[str, ImageReference] = {}
+    for name, image in images.items():
         if following.container in (None, name):
             try:
-                images[name] = parse_image(image)
+                reference = parse_image(image)
             except InvalidImageError:
                 continue
-    return {name: reference for name, reference in images.items() if follows_repository(reference, push)}
+            if follows_repository(reference, push):
+                found[name] = reference
+    return found
 
 
-def _decide(candidate: _Candidate, push: Push, access: AccessPolicy) -> Decision | None:
-    """The decision for a service, or None when it is to be updated (its verdicts are then set)."""
+def _followed_containers(follower: Follower, push: Push) -> dict[str, ImageReference]:
+    return followed_containers(follower.following, follower.images, push)
+
+
+def _verdicts(follower: Follower, followed: Mapping[str, ImageReference], push: Push) -> dict[str, Verdict]:
+    return verdicts_for(follower.following, followed, follower.pushed_tag, push)
+
+
+def _refusal(follower: Follower, verdicts: Mapping[str, Verdict], access: AccessPolicy) -> str | None:
+    """Why the service does not move for this push, or None."""
     try:
-        access.check_target(candidate.cluster, candidate.name)
+        access.check_target(follower.cluster, follower.service)
     except NotAllowedError as refused:
-        return Decision(candidate.cluster, candidate.name, SKIPPED, refused.message)
-    if access.require_digest and not candidate.following.pin_digest:
-        return Decision(
-            candidate.cluster,
-            candidate.name,
-            SKIPPED,
-            "REQUIRE_DIGEST allows only digests, and the service does not set image-updater:pin-digest=true",
-        )
-    pushed_tag = taskdef.tag_value(candidate.revision_tags, PUSHED_TAG_TAG)
-    verdicts: dict[str, Verdict] = {}
-    for name, reference in candidate.followed.items():
-        running_tag = pushed_tag if (candidate.following.pin_digest and pushed_tag) else reference.tag
-        verdicts[name] = judge(candidate.following, reference, running_tag, push)
+        return refused.message
+    if access.require_digest and not follower.following.pin_digest:
+        return "REQUIRE_DIGEST allows only digests, and the service does not set image-updater:pin-digest=true"
     acting = {name: verdict for name, verdict in verdicts.items() if verdict.action != "skip"}
     if not acting:
-        reasons = "; ".join(dict.fromkeys(verdict.reason for verdict in verdicts.values()))
-        return Decision(candidate.cluster, candidate.name, SKIPPED, reasons)
+        return "; ".join(dict.fromkeys(verdict.reason for verdict in verdicts.values()))
     for name, verdict in acting.items():
         try:
             # A redeploy starts the running image again: it too must be one the allowlists take.
-            access.check_image(verdict.image if verdict.image is not None else candidate.followed[name])
+            access.check_image(verdict.image if verdict.image is not None else follower.images[name])
         except NotAllowedError as refused:
-            return Decision(candidate.cluster, candidate.name, SKIPPED, refused.message)
-    candidate.verdicts = acting
+            return refused.message
     return None
 
 
-INTERNAL_ERROR = "an internal error occurred; it has been logged"
+def _decision(follower: Follower, action: str, reason: str) -> Decision:
+    return Decision(follower.cluster, follower.service, follower.service_arn, action, reason)
 
 
-class _Updater:
-    """Updates one chosen service through the update path, within the time left."""
-
-    def __init__(self, ecs_client: Any, locks: Locks, push: Push, pusher: Pusher) -> None:
-        self.ecs_client = ecs_client
-        self.locks = locks
-        self.push = push
-        self.pusher = pusher
-
-    def one(self, candidate: _Candidate) -> Decision:
-        left = budget.seconds_left()
-        if left is not None and left < MIN_SECONDS_TO_START:
-            return Decision(
-                candidate.cluster,
-                candidate.name,
-                FAILED,
-                "not started: the time for this push ran out before this service's turn "
-                "(more services follow the repository than fit); push again, or use the ECR trigger",
-            )
-        try:
-            if not self._claim(candidate):
-                return Decision(
-                    candidate.cluster,
-                    candidate.name,
-                    SKIPPED,
-                    "this push event was already handled (or is being handled) for the service",
-                )
-        except UpdateError as failure:
-            return _failed(candidate.cluster, candidate.name, failure)
-        try:
-            result = self._update(candidate)
-        except Exception as failure:  # one service's failure, whatever it is, is its decision: the others go on
-            self._let_go(candidate)  # a failed update may be tried again by another delivery of the push
-            return _failed(candidate.cluster, candidate.name, failure)
-        self._done(candidate)
-        reasons = "; ".join(dict.fromkeys(verdict.reason for verdict in candidate.verdicts.values()))
-        return Decision(candidate.cluster, candidate.name, DEPLOYED, reasons, result)
-
-    def _update(self, candidate: _Candidate) -> dict[str, Any]:
-        images = {name: verdict.image for name, verdict in candidate.verdicts.items() if verdict.image is not None}
-        running = taskdef.container_images(candidate.running)
-        change = ImageChange(
-            images=images,
-            expect_running={name: running[name] for name in candidate.verdicts},
-            revision_tags=(
-                {PUSHED_TAG_TAG: self.push.tag} if candidate.following.pin_digest and self.push.tag and images else None
-            ),
-        )
-        result = update_target(
-            self.ecs_client,
-            candidate.service["clusterArn"],
-            Target(candidate.service["serviceArn"], change),
-            force_new_deployment=not images,  # the `tag` policy: a new deployment of the running revision
-            locks=self.locks,
-            provenance=self.pusher.provenance,
-        )
-        return result.as_dict()
-
-    def _claim(self, candidate: _Candidate) -> bool:
-        """Claim the event for this service; False when it was handled, or is being handled, already.
-
-        The claim is a lease for the time this invocation has left: a retry after
-        this one died (its Lambda timed out) takes it over, while a duplicate
-        delivered meanwhile finds it held. `_done` marks it handled for good.
-        """
-        table = self.locks.table
-        if self.pusher.event_id is None or table is None:
-            return True
-        now = int(time.time())
-        lease = now + int(budget.seconds_left() or budget.MAIN_SECONDS + budget.CLEANUP_SECONDS) + 1
-        try:
-            with budget.within(budget.ONE_CALL_SECONDS):
-                table.call(
-                    "PutItem",
-                    {"ConditionalCheckFailedException": lambda _: _Claimed()},
-                    TableName=table.name,
-                    Item=to_item(
-                        {
-                            **self._claim_key(candidate),
-                            "kind": "event",
-                            "handled": False,
-                            "leaseUntil": lease,
-                            TTL_ATTRIBUTE: now + EVENT_CLAIM_SECONDS,
-                        }
-                    ),
-                    ConditionExpression="attribute_not_exists(pk) OR (handled = :no AND leaseUntil < :now)",
-                    ExpressionAttributeValues=to_item({":no": False, ":now": now}),
-                )
-        except _Claimed:
-            return False
-        return True
-
-    def _done(self, candidate: _Candidate) -> None:
-        """Mark the push handled for this service: it was deployed (never recreating a claim that is gone)."""
-        self._settle_claim(
-            candidate,
-            "UpdateItem",
-            {":yes": True},
-            UpdateExpression="SET handled = :yes",
-            ConditionExpression="attribute_exists(pk)",
-        )
-
-    def _let_go(self, candidate: _Candidate) -> None:
-        """Give the claim up: the update failed, and a later delivery of the push may try again."""
-        self._settle_claim(candidate, "DeleteItem", {":no": False}, ConditionExpression="handled = :no")
-
-    def _settle_claim(self, candidate: _Candidate, operation: str, values: dict[str, bool], **expression: str) -> None:
-        table = self.locks.table
-        if self.pusher.event_id is None or table is None:
-            return
-        try:
-            with budget.within(budget.ONE_CALL_SECONDS, beyond_cap=True):
-                table.call(
-                    operation,
-                    {"ConditionalCheckFailedException": lambda _: _Claimed()},
-                    TableName=table.name,
-                    Key=to_item(self._claim_key(candidate)),
-                    ExpressionAttributeValues=to_item(values),
-                    **expression,
-                )
-        except UpdateError as failure:
-            logger.warning("claim of push %s for %s not settled (%s)", self.pusher.event_id, candidate.key, failure)
-
-    def _claim_key(self, candidate: _Candidate) -> dict[str, Any]:
-        return {"pk": f"EVENT#{self.pusher.event_id}", "sk": service_partition(candidate.key)}
-
-
-def _cluster_of(service_arn: str) -> str | None:
-    _, _, resource = service_arn.partition(":service/")
-    cluster, _, name = resource.partition("/")
-    return cluster if cluster and name else None
-
-
-def _failed(cluster: str, service: str, failure: BaseException) -> Decision:
-    message = failure.message if isinstance(failure, UpdateError) else INTERNAL_ERROR
-    if not isinstance(failure, UpdateError):
-        logger.error("push update of %s/%s failed", cluster, service, exc_info=failure)
-    return Decision(cluster, service, FAILED, message)
-
-
-class _Claimed(UpdateError):
-    def __init__(self) -> None:
-        super().__init__("the event was claimed before")
+def _provenance_fields(provenance: Provenance, push: Push, push_id: str) -> dict[str, Any]:
+    return {
+        "requestId": provenance.request_id,
+        "keyId": provenance.key_id,
+        "sourceIp": provenance.source_ip,
+        "at": provenance.at.isoformat(),
+        "push": {"id": push_id, **push.as_dict()},
+    }

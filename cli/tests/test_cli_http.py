@@ -317,3 +317,9 @@ def test_a_cluster_that_fails_after_others_were_applied_still_shows_what_they_ch
     assert result.returncode == 4
     assert "blue/web" in result.stdout  # the change the first cluster made is shown, not lost
     assert "already applied: cluster(s) blue" in result.stderr
+
+
+def test_the_client_checks_the_same_body_limit_as_the_service() -> None:
+    from chalicelib.entrypoints.respond import MAX_BODY_BYTES as SERVICE_LIMIT
+
+    assert MAX_BODY_BYTES == SERVICE_LIMIT

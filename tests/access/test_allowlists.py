@@ -249,11 +249,3 @@ def test_a_body_of_exactly_256_kib_is_read(http: Any, setup_ecs: Any, workload: 
     assert response.status_code == 400  # read, then refused for its unknown field
     assert "'x'" in response.json_body["Message"]
     assert active_revisions(setup_ecs, "web") == [workload.running_arn]
-
-
-def test_the_client_checks_the_same_body_limit_before_sending() -> None:
-    from ecs_image_updater_cli.api import MAX_BODY_BYTES as CLIENT_LIMIT
-
-    from chalicelib.entrypoints.respond import MAX_BODY_BYTES
-
-    assert CLIENT_LIMIT == MAX_BODY_BYTES

@@ -12,18 +12,16 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Iterator
 from typing import Any
 
-import botocore.session
 import pytest
-from botocore.stub import ANY, Stubber
 
 from chalicelib.aws import clients
 from chalicelib.triggers import pipeline
 from tests.conftest import (
     ECR,
     REGION,
+    CodePipeline,
     EcsDeployments,
     Workload,
     active_revisions,
@@ -38,44 +36,6 @@ from tests.follow.test_outcomes import ROLLBACK_REASON, deployment_event
 BUCKET = "pipeline-artifacts"
 NEW = f"{ECR}/web:2.0"
 DIGEST = "sha256:" + "ef" * 32
-
-
-class CodePipeline:
-    """The stubbed CodePipeline client: the results expected, and the results sent."""
-
-    def __init__(self, client: Any, stubber: Stubber) -> None:
-        self.client = client
-        self.stubber = stubber
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-        client.meta.events.register(
-            "before-parameter-build.codepipeline", lambda model, params, **_: self.sent.append((model.name, params))
-        )
-
-    def expect_success(self, job: str, *, continues: bool = False, variables: bool = False) -> None:
-        expected: dict[str, Any] = {"jobId": job, "executionDetails": ANY}
-        if continues:
-            expected["continuationToken"] = ANY
-        if variables:
-            expected["outputVariables"] = ANY
-        self.stubber.add_response("put_job_success_result", {}, expected)
-
-    def expect_failure(self, job: str) -> None:
-        self.stubber.add_response("put_job_failure_result", {}, {"jobId": job, "failureDetails": ANY})
-
-    def last(self) -> dict[str, Any]:
-        return self.sent[-1][1]
-
-
-@pytest.fixture
-def codepipeline(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[CodePipeline]:
-    client = botocore.session.get_session().create_client(
-        "codepipeline", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    with Stubber(client) as stubber:
-        stubbed = CodePipeline(client, stubber)
-        monkeypatch.setattr(clients, "codepipeline_client", lambda: client)
-        yield stubbed
-        stubber.assert_no_pending_responses()
 
 
 def artifact(files: dict[str, Any], key: str | None = None) -> str:

@@ -1,35 +1,37 @@
-"""Push an image, the services follow: the ECR trigger and the push hook, against moto's ECS and tagging API.
+"""Push an image, the services follow: the ECR trigger and the push hook decide and queue, the consumer deploys.
 
-Services opt in with tags given at create_service (the Tagging API finds them).
-Chalice's test client gives every function a 3 s context whatever its configured
-timeout, so the ECR function's context gets the 300 s of `.chalice/config.json`.
+Services opt in with tags given at create_service; the hourly reconcile (run by
+the fixture) puts them in the follower index, as it would in AWS. The queue is
+moto's SQS, fed to the push_work function the way Lambda's event source does
+(tests.conftest.deliver). Chalice's test client gives every function a 3 s
+context whatever its configured timeout, so functions get their configured time.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 import pytest
 
 from chalicelib.aws import clients
-from chalicelib.triggers import push
 from tests.conftest import (
     ACCOUNT,
+    API_KEY,
     ECR,
-    PROJECT_DIR,
     REGION,
     EcsDeployments,
+    PushQueue,
     Workload,
     create_service,
+    deliver,
+    index_followers,
     post,
     records_of,
     register,
     rich_container,
     running_task_definition,
 )
-from tests.faults import AttemptFaults, ServiceFaults, VirtualClock, error_answer
 
 WEB = f"{ECR}/web"
 DIGEST = "sha256:" + "ab" * 32
@@ -51,8 +53,10 @@ def functions_get_their_configured_time(lambda_time: None) -> None:
 
 
 @pytest.fixture
-def followers(setup_ecs: Any, workload: Workload, ecs_deployments: EcsDeployments) -> dict[str, str]:
-    """Services that follow (or not) the web repository; returns service -> cluster."""
+def followers(
+    app_client: Any, push_queue: PushQueue, setup_ecs: Any, workload: Workload, ecs_deployments: EcsDeployments
+) -> dict[str, str]:
+    """Services that follow (or not) the web repository, in the follower index; returns service -> cluster."""
     setup_ecs.create_cluster(clusterName="cells")
     web = register(setup_ecs, [rich_container("app", f"{WEB}:1.4.2"), rich_container("worker", "other/w:1")])
     pinned = register(
@@ -83,6 +87,7 @@ def followers(setup_ecs: Any, workload: Workload, ecs_deployments: EcsDeployment
     for (cluster, name), (arn, service_tags) in world.items():
         extra = {"tags": service_tags} if service_tags else {}
         create_service(setup_ecs, cluster, name, arn, **extra)
+    index_followers(app_client)
     return {name: cluster for cluster, name in world}
 
 
@@ -112,17 +117,56 @@ def pushed(app_client: Any, event: dict[str, Any], request_log: list[dict[str, A
     return {decision["service"]: decision for decision in line["decisions"]}
 
 
+def push_status(http: Any, push_id: str) -> dict[str, Any]:
+    """GET /pushes/{pushId}: each service's state, by service."""
+    response = http.get(f"/pushes/{push_id}", headers={"x-api-key": API_KEY})
+    assert response.status_code == 200, response.json_body
+    return {entry["service"]: entry for entry in response.json_body["services"]}
+
+
+def last_push_id(request_log: list[dict[str, Any]], function: str = "registry_push") -> str:
+    [line] = [line for line in request_log if line.get("function") == function][-1:]
+    return str(line["pushId"])
+
+
 def images_of(setup_ecs: Any, cluster: str, service: str) -> dict[str, str]:
     described = running_task_definition(setup_ecs, Workload(cluster, service, "", ""))
     return {c["name"]: c["image"] for c in described["containerDefinitions"]}
 
 
-def test_an_ecr_push_rolls_each_follower_within_its_policy(
-    app_client: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
+def test_an_ecr_push_queues_each_follower_within_its_policy_and_the_consumer_rolls_them(
+    app_client: Any,
+    http: Any,
+    push_queue: PushQueue,
+    setup_ecs: Any,
+    followers: dict[str, str],
+    request_log: list[dict[str, Any]],
 ) -> None:
     decisions = pushed(app_client, ecr_event(), request_log)
 
     assert {name: d["action"] for name, d in decisions.items()} == {
+        "shop": "queued",
+        "shop-2": "queued",
+        "api": "queued",
+        "pinned": "queued",
+        "latest": "skipped",
+        "multi": "queued",
+        "named": "queued",
+    }  # "other" runs another repository and "not-opted" has no policy: no decision for either
+    assert decisions["latest"]["reason"] == "the pushed tag 1.4.3 is not the tag the service runs (latest)"
+    assert decisions["api"]["cluster"] == "cells"
+    assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.2"  # nothing deployed yet
+
+    deliver(app_client, push_queue)
+
+    assert images_of(setup_ecs, "test-cluster", "shop") == {"app": f"{WEB}:1.4.3", "worker": "other/w:1"}
+    assert images_of(setup_ecs, "cells", "api")["app"] == f"{WEB}:1.4.3"
+    assert images_of(setup_ecs, "test-cluster", "pinned") == {"app": f"{WEB}@{DIGEST}"}
+    assert images_of(setup_ecs, "test-cluster", "multi") == {"app": f"{WEB}:1.4.3", "migrate": f"{WEB}:1.4.3"}
+    assert images_of(setup_ecs, "test-cluster", "named") == {"app": f"{WEB}:1.4.2", "worker": f"{WEB}:1.4.3"}
+    assert images_of(setup_ecs, "test-cluster", "not-opted")["app"] == f"{WEB}:1.4.2"
+    states = push_status(http, last_push_id(request_log))
+    assert {name: entry["state"] for name, entry in states.items()} == {
         "shop": "deployed",
         "shop-2": "deployed",
         "api": "deployed",
@@ -130,39 +174,33 @@ def test_an_ecr_push_rolls_each_follower_within_its_policy(
         "latest": "skipped",
         "multi": "deployed",
         "named": "deployed",
-    }  # "other" runs another repository and "not-opted" has no policy: no decision for either
-    assert decisions["latest"]["reason"] == "the pushed tag 1.4.3 is not the tag the service runs (latest)"
-    assert decisions["api"]["cluster"] == "cells"
-    assert images_of(setup_ecs, "test-cluster", "shop") == {"app": f"{WEB}:1.4.3", "worker": "other/w:1"}
-    assert images_of(setup_ecs, "cells", "api")["app"] == f"{WEB}:1.4.3"
-    assert images_of(setup_ecs, "test-cluster", "pinned") == {"app": f"{WEB}@{DIGEST}"}
-    assert images_of(setup_ecs, "test-cluster", "multi") == {"app": f"{WEB}:1.4.3", "migrate": f"{WEB}:1.4.3"}
-    assert images_of(setup_ecs, "test-cluster", "named") == {"app": f"{WEB}:1.4.2", "worker": f"{WEB}:1.4.3"}
-    assert images_of(setup_ecs, "test-cluster", "not-opted")["app"] == f"{WEB}:1.4.2"
-    assert decisions["shop"]["result"]["containers"] == [
-        {"name": "app", "previousImage": f"{WEB}:1.4.2", "image": f"{WEB}:1.4.3"}
-    ]
+    }
+    assert states["shop"]["deploymentId"].startswith("ecs-svc/")
+    assert push_queue.waiting() == 0
 
 
 def test_a_pinned_revision_keeps_the_pushed_tag_for_the_next_push(
-    app_client: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
+    app_client: Any, push_queue: PushQueue, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
 ) -> None:
     pushed(app_client, ecr_event(), request_log)
+    deliver(app_client, push_queue)
     revision = running_task_definition(setup_ecs, Workload("test-cluster", "pinned", "", ""))
     assert {"key": "image-updater:pushed-tag", "value": "1.4.3"} in revision["tags"]
 
     again = pushed(app_client, ecr_event(tag="1.4.2", digest="sha256:" + "02" * 32), request_log)
-    assert again["pinned"]["action"] == "skipped"
+    assert again["pinned"]["action"] == "skipped"  # the index knows the new revision, written with its record
     assert again["pinned"]["reason"] == "1.4.2 is older than the running 1.4.3"
 
 
 def test_each_deployment_is_recorded_and_tagged_as_a_push(
-    app_client: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
+    app_client: Any, push_queue: PushQueue, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
 ) -> None:
     event = ecr_event()
     pushed(app_client, event, request_log)
+    deliver(app_client, push_queue)
     [record] = records_of("test-cluster", "shop")
     assert (record["action"], record["keyId"], record["requestId"]) == ("push", "registry-push", event["id"])
+    assert record["push"] == {"id": event["id"], "repository": WEB, "tag": "1.4.3", "digest": DIGEST}
     revision_tags = {
         t["key"]: t["value"]
         for t in running_task_definition(setup_ecs, Workload("test-cluster", "shop", "", ""))["tags"]
@@ -171,85 +209,27 @@ def test_each_deployment_is_recorded_and_tagged_as_a_push(
     assert revision_tags["deployed-by-request"] == event["id"]
 
 
-def test_a_duplicate_event_deploys_nothing_the_second_time(
-    app_client: Any, followers: dict[str, str], calls: list[str], request_log: list[dict[str, Any]]
+def test_a_duplicate_event_queues_again_and_deploys_nothing_the_second_time(
+    app_client: Any,
+    push_queue: PushQueue,
+    followers: dict[str, str],
+    calls: list[str],
+    request_log: list[dict[str, Any]],
 ) -> None:
     event = ecr_event(tag="latest", digest=None)
     first = pushed(app_client, event, request_log)
-    assert first["latest"]["action"] == "deployed"  # the `tag` policy redeploys
-    assert first["latest"]["result"]["deployment"] is not None
+    assert first["latest"]["action"] == "queued"  # the `tag` policy redeploys
+    deliver(app_client, push_queue)
     redeploys = calls.count("UpdateService")
+    assert redeploys == 1
 
     second = pushed(app_client, dict(event), request_log)
-    assert second["latest"] == {**second["latest"], "action": "skipped"}
-    assert second["latest"]["reason"] == "this push event was already handled (or is being handled) for the service"
+    assert second["latest"]["action"] == "queued"
+    deliver(app_client, push_queue)
+
     assert calls.count("UpdateService") == redeploys
-
-
-def test_a_retry_after_a_crash_does_what_was_left_and_a_duplicate_meanwhile_waits(
-    app_client: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
-) -> None:
-    from chalicelib.aws import clients
-
-    event = ecr_event()
-    dynamodb = clients.session().client("dynamodb", region_name=REGION)
-
-    def claim(service: str, handled: bool, lease: int) -> None:
-        dynamodb.put_item(
-            TableName="ecs-image-updater-state",
-            Item={
-                "pk": {"S": f"EVENT#{event['id']}"},
-                "sk": {"S": f"SERVICE#test-cluster/{service}"},
-                "handled": {"BOOL": handled},
-                "leaseUntil": {"N": str(lease)},
-            },
-        )
-
-    claim("shop", handled=False, lease=1)  # the first invocation died while updating shop: its lease is over
-    claim("shop-2", handled=False, lease=2**40)  # another invocation is updating shop-2 right now
-    claim("multi", handled=True, lease=1)  # the first invocation finished multi
-
-    decisions = pushed(app_client, event, request_log)
-
-    assert decisions["shop"]["action"] == "deployed"
-    assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.3"
-    for held in ("shop-2", "multi"):
-        assert decisions[held]["action"] == "skipped"
-        assert decisions[held]["reason"] == "this push event was already handled (or is being handled) for the service"
-        assert images_of(setup_ecs, "test-cluster", held)["app"] == f"{WEB}:1.4.2"
-
-
-def test_services_are_independent_one_failing_does_not_stop_the_others(
-    app_client: Any, ecs: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
-) -> None:
-    faults = ServiceFaults(ecs)
-    faults.fail("UpdateService", "shop-2", "AccessDeniedException")
-    decisions = pushed(app_client, ecr_event(), request_log)
-    assert decisions["shop-2"]["action"] == "failed"
-    assert "UpdateService failed: AccessDeniedException" in decisions["shop-2"]["reason"]
-    assert images_of(setup_ecs, "test-cluster", "shop-2")["app"] == f"{WEB}:1.4.2"
-    assert decisions["shop"]["action"] == "deployed"
-    assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.3"
-
-
-def test_a_service_changed_since_the_decision_is_left_alone(
-    app_client: Any, ecs: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
-) -> None:
-    newer = register(setup_ecs, [rich_container("app", f"{WEB}:1.9.0")], family="shop-newer")
-    original = push._Updater._update
-
-    def someone_else_deploys_first(self: Any, candidate: Any) -> dict[str, Any]:
-        if candidate.name == "shop":
-            setup_ecs.update_service(cluster="test-cluster", service="shop", taskDefinition=newer)
-        return original(self, candidate)
-
-    import unittest.mock
-
-    with unittest.mock.patch.object(push._Updater, "_update", someone_else_deploys_first):
-        decisions = pushed(app_client, ecr_event(), request_log)
-    assert decisions["shop"]["action"] == "failed"
-    assert "the service changed since this change was decided" in decisions["shop"]["reason"]
-    assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.9.0"  # not downgraded to 1.4.3
+    assert len(records_of("test-cluster", "latest")) == 1
+    assert push_queue.waiting() == 0
 
 
 @pytest.mark.parametrize(
@@ -276,22 +256,24 @@ def test_the_allowlists_and_the_digest_rule_apply(
     assert decisions[service]["action"] == "skipped"
     assert reason in decisions[service]["reason"]
     if variable == "REQUIRE_DIGEST":
-        assert decisions["pinned"]["action"] == "deployed"
+        assert decisions["pinned"]["action"] == "queued"
 
 
-def test_the_hook_takes_any_registry_and_answers_the_decisions(
-    http: Any, setup_ecs: Any, followers: dict[str, str]
+def test_the_hook_takes_any_registry_and_answers_202_with_the_decisions(
+    app_client: Any, http: Any, push_queue: PushQueue, setup_ecs: Any, followers: dict[str, str]
 ) -> None:
     response = post(http, "/hooks/push", {"repository": WEB, "tag": "1.5.0"})
-    assert response.status_code == 200, response.json_body
+    assert response.status_code == 202, response.json_body
     body = response.json_body
     assert (body["repository"], body["tag"], body["digest"]) == (WEB, "1.5.0", None)
     by_service = {d["service"]: d for d in body["decisions"]}
-    assert by_service["shop"]["action"] == "deployed"
+    assert by_service["shop"]["action"] == "queued"
     assert by_service["api"]["action"] == "skipped"  # semver:patch does not take 1.5.0 over 1.4.2
     assert by_service["pinned"]["action"] == "skipped"  # pin-digest needs the digest, which the hook did not give
+    deliver(app_client, push_queue)
     [record] = records_of("test-cluster", "shop")
     assert (record["action"], record["keyId"]) == ("push", "local")
+    assert push_status(http, body["pushId"])["shop"]["state"] == "deployed"
 
 
 @pytest.mark.parametrize(
@@ -311,18 +293,39 @@ def test_bad_hook_bodies_are_a_400(http: Any, followers: dict[str, str], body: d
     assert message in response.json_body["Message"]
 
 
-def test_the_hook_starts_no_update_it_cannot_finish_in_time(
-    http: Any, setup_ecs: Any, followers: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from chalicelib.entrypoints import routes
+def test_an_unknown_push_is_a_404_and_a_bad_id_a_400(http: Any, push_queue: PushQueue) -> None:
+    missing = http.get("/pushes/0123456789abcdef", headers={"x-api-key": API_KEY})
+    assert missing.status_code == 404
+    assert "no push '0123456789abcdef' was recorded" in missing.json_body["Message"]
+    bad = http.get("/pushes/not%20an%20id", headers={"x-api-key": API_KEY})
+    assert bad.status_code == 400
 
-    monkeypatch.setattr(routes, "PUSH_HOOK_SECONDS", push.MIN_SECONDS_TO_START - 1)
-    response = post(http, "/hooks/push", {"repository": WEB, "tag": "1.4.3"})
-    assert response.status_code == 200
-    failed = [d for d in response.json_body["decisions"] if d["action"] == "failed"]
-    assert failed
-    assert all("not started: the time for this push ran out" in d["reason"] for d in failed)
-    assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.2"
+
+def test_a_stage_without_a_push_queue_refuses_pushes_instead_of_dropping_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib.core.errors import NoPushQueueError, http_status
+    from chalicelib.entrypoints import wiring
+
+    monkeypatch.delenv("PUSH_QUEUE", raising=False)  # the committed stages set it; a stage of one's own may not
+    with pytest.raises(NoPushQueueError, match="this stage takes no pushes: its PUSH_QUEUE is not set") as refused:
+        wiring.push_queue_name()
+    assert http_status(refused.value) == (409, "ConflictError")
+
+
+def test_a_queue_that_refuses_the_work_fails_the_push_so_that_it_is_sent_again(
+    app_client: Any, http: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
+) -> None:
+    def refuse(**_: Any) -> None:
+        from tests.faults import client_error
+
+        raise client_error("SendMessageBatch", "ServiceUnavailable", "down", status=503)
+
+    clients.sqs_client().meta.events.register("before-call.sqs.SendMessageBatch", refuse)
+    hook = post(http, "/hooks/push", {"repository": WEB, "tag": "1.4.3"})
+    assert hook.status_code == 502  # not a 202: the registry sends its webhook again
+    with pytest.raises(Exception, match="SendMessageBatch"):
+        app_client.lambda_.invoke("registry_push", ecr_event())  # the invocation fails: Lambda retries it
 
 
 def test_an_unreadable_ecr_event_is_logged_and_changes_nothing(
@@ -333,94 +336,32 @@ def test_an_unreadable_ecr_event_is_logged_and_changes_nothing(
     assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.2"
 
 
-def test_calls_per_push_for_opted_in_services(
-    app_client: Any,
-    ecs: Any,
-    setup_ecs: Any,
-    workload: Workload,
-    ecs_deployments: EcsDeployments,
-    request_log: list[dict[str, Any]],
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_push_reads_only_the_index_then_records_and_queues_in_one_call_each(
+    app_client: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
 ) -> None:
-    from chalicelib.aws import clients
-
-    monkeypatch.setattr(push, "TAGGING_PAGE_SIZE", 2)  # three services, two pages
-    for number in range(3):
-        arn = register(setup_ecs, [rich_container("app", f"{WEB}:1.0.0")], family=f"f{number}")
-        create_service(setup_ecs, "test-cluster", f"s{number}", arn, tags=tags(policy="semver:minor"))
     made: list[str] = []
-    for client in (clients.ecs_client(), clients.dynamodb_client(), clients.tagging_client()):
+    for client in (clients.ecs_client(), clients.dynamodb_client(), clients.tagging_client(), clients.sqs_client()):
         client.meta.events.register("before-parameter-build", lambda model, **_: made.append(model.name))
 
-    decisions = pushed(app_client, ecr_event(tag="1.1.0"), request_log)
+    pushed(app_client, ecr_event(), request_log)
 
-    assert [d["action"] for d in decisions.values()] == ["deployed"] * 3
-    counted = {name: made.count(name) for name in dict.fromkeys(made)}
-    assert counted == {
-        "GetResources": 2,
-        "DescribeServices": 1 + 3,  # one batch to decide, then each service re-read under its lock
-        "DescribeTaskDefinition": 3 + 3,
-        "PutItem": 3 + 3,  # the event claimed for each service, and each lock
-        "RegisterTaskDefinition": 3,
-        "UpdateService": 3,
-        "TransactWriteItems": 3,
-        "UpdateItem": 3,  # each claim marked handled
-    }
-
-
-def test_a_failed_service_is_tried_again_by_a_later_delivery_of_the_same_event(
-    app_client: Any, ecs: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
-) -> None:
-    event = ecr_event()
-    faults = ServiceFaults(ecs)
-    faults.on(
-        "UpdateService", "shop-2", lambda attempt: error_answer("AccessDeniedException") if attempt == 1 else None
-    )
-    first = pushed(app_client, event, request_log)
-    assert first["shop-2"]["action"] == "failed"
-
-    second = pushed(app_client, dict(event), request_log)
-
-    assert second["shop-2"]["action"] == "deployed"
-    assert second["shop"]["action"] == "skipped"  # done the first time
-    assert images_of(setup_ecs, "test-cluster", "shop-2")["app"] == f"{WEB}:1.4.3"
-
-
-def test_an_unexpected_error_in_one_update_is_its_decision_and_its_claim_is_let_go(
-    app_client: Any, setup_ecs: Any, followers: dict[str, str], request_log: list[dict[str, Any]]
-) -> None:
-    import unittest.mock
-
-    original = push._Updater._update
-
-    def breaks_for_shop_2(self: Any, candidate: Any) -> dict[str, Any]:
-        if candidate.name == "shop-2":
-            raise KeyError("containerDefinitions")  # a bug, not an UpdateError
-        return original(self, candidate)
-
-    event = ecr_event()
-    with unittest.mock.patch.object(push._Updater, "_update", breaks_for_shop_2):
-        first = pushed(app_client, event, request_log)
-    assert first["shop-2"] == {**first["shop-2"], "action": "failed", "reason": push.INTERNAL_ERROR}
-    assert first["shop"]["action"] == "deployed"  # the others went on, and the log line has their decisions
-
-    second = pushed(app_client, dict(event), request_log)  # Lambda's retry, or a later delivery
-
-    assert second["shop-2"]["action"] == "deployed"
-    assert images_of(setup_ecs, "test-cluster", "shop-2")["app"] == f"{WEB}:1.4.3"
+    # One Query of the index, one transaction for the decisions, the queue's URL once, one batch of six items.
+    assert made == ["Query", "TransactWriteItems", "GetQueueUrl", "SendMessageBatch"]
 
 
 def test_the_hook_called_twice_for_one_digest_redeploys_once(
-    http: Any, followers: dict[str, str], calls: list[str]
+    app_client: Any, http: Any, push_queue: PushQueue, followers: dict[str, str], calls: list[str]
 ) -> None:
     body = {"repository": WEB, "tag": "latest", "digest": DIGEST}
     first = post(http, "/hooks/push", body).json_body
-    assert {d["service"]: d["action"] for d in first["decisions"]}["latest"] == "deployed"
+    assert {d["service"]: d["action"] for d in first["decisions"]}["latest"] == "queued"
+    deliver(app_client, push_queue)
     redeploys = calls.count("UpdateService")
 
     again = post(http, "/hooks/push", body).json_body  # the registry retried its webhook
+    assert again["pushId"] == first["pushId"]
+    deliver(app_client, push_queue)
 
-    assert {d["service"]: d["action"] for d in again["decisions"]}["latest"] == "skipped"
     assert calls.count("UpdateService") == redeploys
 
 
@@ -433,59 +374,6 @@ def test_a_redeploy_too_must_run_an_image_the_allowlists_take(
     assert latest["action"] == "skipped"
     assert "is not allowed by ALLOWED_IMAGE_PREFIXES" in latest["reason"]
     assert "UpdateService" not in calls
-
-
-def granted_dynamodb_actions(policy_file: str) -> set[str]:
-    statements = json.loads((PROJECT_DIR / ".chalice" / policy_file).read_text())["Statement"]
-    listed = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    return {action for action in listed if action.startswith("dynamodb:")}
-
-
-def dynamodb_actions_of(operations: list[tuple[str, dict[str, Any]]]) -> set[str]:
-    """The IAM actions the calls need; a transaction is authorised item by item (Put as PutItem, ...)."""
-    needed = set()
-    for name, params in operations:
-        if name == "TransactWriteItems":
-            needed |= {f"dynamodb:{kind}Item" for item in params["TransactItems"] for kind in item}
-        else:
-            needed.add(f"dynamodb:{name}")
-    return needed
-
-
-@pytest.mark.parametrize(
-    ("trigger", "policy_file"), [("ecr", "policy-dev-registry-push.json"), ("hook", "policy-dev.json")]
-)
-def test_every_state_table_call_of_a_push_is_granted_to_its_function(
-    app_client: Any,
-    http: Any,
-    followers: dict[str, str],
-    request_log: list[dict[str, Any]],
-    trigger: str,
-    policy_file: str,
-) -> None:
-    made: list[tuple[str, dict[str, Any]]] = []
-    clients.dynamodb_client().meta.events.register(
-        "provide-client-params.dynamodb", lambda params, model, **_: made.append((model.name, dict(params)))
-    )
-    if trigger == "ecr":
-        pushed(app_client, ecr_event(), request_log)
-    else:
-        post(http, "/hooks/push", {"repository": WEB, "tag": "1.4.3", "digest": DIGEST})
-    needed = dynamodb_actions_of(made)
-    assert "dynamodb:UpdateItem" in needed  # the claim marked handled
-    assert needed <= granted_dynamodb_actions(policy_file)
-
-
-def test_a_lock_meeting_another_transaction_waits_and_the_push_still_deploys(
-    http: Any, setup_ecs: Any, followers: dict[str, str], virtual_clock: VirtualClock
-) -> None:
-    faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
-    faults.conflict("PutItem", attempts={1})
-    response = post(http, "/hooks/push", {"repository": WEB, "tag": "1.4.3"})
-    assert response.status_code == 200
-    assert {d["service"]: d["action"] for d in response.json_body["decisions"]}["shop"] == "deployed"
-    assert all(d["action"] != "failed" for d in response.json_body["decisions"])
-    assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.3"
 
 
 @pytest.mark.parametrize(
