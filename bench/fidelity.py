@@ -12,7 +12,7 @@ from chalicelib.core.taskdef import PREVIOUS_TASK_DEFINITION_TAG, READ_ONLY_FIEL
 # Tags this project adds on purpose: where /rollback goes back to, and the audit trail of POST /update.
 BOOKKEEPING_TAGS = {
     PREVIOUS_TASK_DEFINITION_TAG: "rollback",
-    **dict.fromkeys(Provenance.of_request({}, "update").tags(), "audit"),
+    **dict.fromkeys(Provenance.of_request({}, "update", "local").tags(), "audit"),
 }
 BOOKKEEPING_PATHS = frozenset(f"tags.{key}" for key in BOOKKEEPING_TAGS)
 

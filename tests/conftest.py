@@ -33,7 +33,17 @@ os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 @pytest.fixture(autouse=True)
 def offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and a region, and nothing that could reach a real endpoint."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECS", "LOCAL_API_KEY", "AWS_SESSION_TOKEN"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_ECS",
+        "LOCAL_API_KEY",
+        "AWS_SESSION_TOKEN",
+        "AUTH_MODE",
+        "PERMISSIONS_FILE",
+        "GITHUB_WEBHOOK_SECRET",
+        "PUSH_WEBHOOK_SECRET",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -44,14 +54,16 @@ def offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def moto_world() -> Iterator[None]:
     """An empty in-process AWS; the service's cached clients are made inside it."""
-    from chalicelib.aws import queue
+    from chalicelib.aws import queue, secrets
 
     with mock_aws():
         clients.reset_clients()
         queue.forget_urls()
+        secrets.forget()
         yield
         clients.reset_clients()
         queue.forget_urls()
+        secrets.forget()
 
 
 @pytest.fixture
@@ -330,6 +342,76 @@ def app_client(monkeypatch: pytest.MonkeyPatch, ecs: Any, state_table: str) -> I
 def http(app_client: Any) -> Any:
     """The routes of the app, through Chalice's test client."""
     return app_client.http
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What API Gateway would hand back: the status, the headers and the JSON body."""
+
+    status: int
+    headers: dict[str, str]
+    json: Any
+
+
+class Gateway:
+    """The app behind API Gateway, as in AWS: the key (and on an IAM stage the signature) checked before the
+    function runs, which sees the caller in `requestContext.identity` (`apiKeyId`, or `userArn` when signed)."""
+
+    def __init__(self) -> None:
+        from chalice.local import RouteMatcher
+
+        from app import app
+
+        self.app = app
+        self.routes = RouteMatcher(list(app.routes))
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        key_id: str | None = "key-id-ci",
+        user_arn: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        from chalice.local import LambdaContext
+
+        match = self.routes.match_route(path)
+        raw = body if body is None or isinstance(body, str) else json.dumps(body)
+        sent = {"content-type": "application/json"} if raw is not None else {}
+        sent.update({name.lower(): value for name, value in (headers or {}).items()})
+        identity = {"sourceIp": "198.51.100.7", "apiKeyId": key_id, "userArn": user_arn}
+        event = {
+            "resource": match.route,
+            "path": path.split("?")[0],
+            "httpMethod": method,
+            "headers": sent,
+            "multiValueHeaders": {name: [value] for name, value in sent.items()},
+            "queryStringParameters": {k: v[-1] for k, v in match.query_params.items()} or None,
+            "multiValueQueryStringParameters": match.query_params or None,
+            "pathParameters": match.captured or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": match.route,
+                "httpMethod": method,
+                "path": "/api" + path.split("?")[0],
+                "requestId": "req-gateway",
+                "identity": {name: value for name, value in identity.items() if value is not None},
+            },
+            "body": raw,
+            "isBase64Encoded": False,
+        }
+        answer = self.app(event, LambdaContext("api_handler", 1769, max_runtime_ms=29_000))
+        body_text = answer.get("body")
+        return Answer(answer["statusCode"], answer.get("headers") or {}, json.loads(body_text) if body_text else None)
+
+
+@pytest.fixture
+def gateway(monkeypatch: pytest.MonkeyPatch, ecs: Any, state_table: str) -> Gateway:
+    """The app as API Gateway runs it on the dev stage (the state table on; no local key check)."""
+    monkeypatch.setenv("STATE_TABLE", state_table)
+    return Gateway()
 
 
 def post(http: Any, path: str, body: Any, headers: dict[str, str] | None = None) -> Any:

@@ -1,4 +1,5 @@
-"""`chalice package` output, checked offline: key on every route, the policy file, a tiny zip."""
+"""`chalice package` output, checked offline: the key (and on an IAM stage SigV4) on every route, the policy
+files, a small zip."""
 
 from __future__ import annotations
 
@@ -14,15 +15,19 @@ import pytest
 
 from tests.conftest import PROJECT_DIR
 
-# The code is a few dozen KB; boto3 alone would add megabytes.
-MAX_ZIP_BYTES = 200 * 1024
+# The code is about 170 KB zipped and PyYAML's wheel (its C loader) about 800 KB; boto3 alone would add megabytes.
+MAX_ZIP_BYTES = 1200 * 1024
+# GitHub cannot send a key or sign with SigV4: the webhook checks its own HMAC signature.
+UNSIGNED_ROUTES = {"/hooks/github"}
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("package")
+def chalice_package(out: Path, auth_mode: str | None = None) -> Path:
+    """`chalice package --stage dev` into `out`, with AUTH_MODE as the shell would give it."""
     chalice = Path(sys.executable).with_name("chalice")
-    env = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-1"}
+    env = {key: value for key, value in os.environ.items() if key != "AUTH_MODE"}
+    env["AWS_DEFAULT_REGION"] = "eu-west-1"
+    if auth_mode is not None:
+        env["AUTH_MODE"] = auth_mode
     subprocess.run(  # noqa: S603 - fixed command line
         [str(chalice), "package", "--stage", "dev", str(out)], cwd=PROJECT_DIR, env=env, check=True, capture_output=True
     )
@@ -30,17 +35,52 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return chalice_package(tmp_path_factory.mktemp("package"))
+
+
+@pytest.fixture(scope="module")
 def template(package: Path) -> dict[str, Any]:
     return json.loads((package / "sam.json").read_text())
 
 
-def test_every_route_requires_the_api_key(template: dict[str, Any]) -> None:
+def operations_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every operation of the REST API, by `METHOD path`."""
     swagger = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
-    operations = [op for path in swagger["paths"].values() for op in path.values()]
-    assert operations
-    for operation in operations:
-        assert operation["security"] == [{"api_key": []}]
-    assert swagger["securityDefinitions"]["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
+    return {f"{method.upper()} {path}": op for path, ops in swagger["paths"].items() for method, op in ops.items()}
+
+
+def test_every_route_but_the_github_webhook_requires_the_api_key(template: dict[str, Any]) -> None:
+    operations = operations_of(template)
+    assert len(operations) > 10
+    for name, operation in operations.items():
+        if name.split(" ", 1)[1] in UNSIGNED_ROUTES:
+            assert "security" not in operation, name
+        else:
+            assert operation["security"] == [{"api_key": []}], name
+    swagger = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    assert swagger["securityDefinitions"] == {"api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"}}
+
+
+def test_an_iam_stage_asks_for_sigv4_and_the_key_on_every_route_but_the_github_webhook(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    iam = json.loads((chalice_package(tmp_path_factory.mktemp("iam"), "iam") / "sam.json").read_text())
+    operations = operations_of(iam)
+    for name, operation in operations.items():
+        if name.split(" ", 1)[1] in UNSIGNED_ROUTES:
+            assert "security" not in operation, name
+        else:
+            # Chalice writes API Gateway's two requirements of a method as two objects: AWS_IAM, and the key.
+            assert sorted(operation["security"], key=str) == [{"api_key": []}, {"sigv4": []}], name
+    swagger = iam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    assert swagger["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+
+
+def test_an_unknown_auth_mode_refuses_to_package(tmp_path: Path) -> None:
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        chalice_package(tmp_path, "iam-please")
+    assert b"AUTH_MODE='iam-please' is neither 'key' nor 'iam'" in failed.value.stderr + failed.value.stdout
 
 
 @pytest.mark.parametrize(
@@ -96,6 +136,7 @@ def test_deployment_zip_is_small_and_has_no_boto3(package: Path) -> None:
     names = zipfile.ZipFile(archive).namelist()
     assert archive.stat().st_size < MAX_ZIP_BYTES
     assert "app.py" in names
+    assert "chalicelib/permissions.example.yaml" in names  # a permissions file under chalicelib/ is packaged
     assert not [n for n in names if n.startswith(("boto3/", "botocore/", "moto/"))]
 
 

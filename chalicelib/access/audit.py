@@ -1,7 +1,8 @@
 """The audit trail: who asked for a change, from where, when (pure).
 
 The same facts go into the tags of every revision registered and into the
-deployment record of every change; the API key's id is kept, never the key.
+deployment record of every change: the principal (chalicelib.access.identity),
+the API key's id (never the key), the request and where it came from.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Provenance:
     action: str
     request_id: str | None = None
     key_id: str | None = None
+    principal: str | None = None
     source_ip: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     batch_id: str | None = None
@@ -34,13 +36,16 @@ class Provenance:
     push: Mapping[str, Any] | None = None
 
     @classmethod
-    def of_request(cls, request_context: Mapping[str, Any], action: str, now: datetime | None = None) -> Provenance:
-        """From API Gateway's request context."""
+    def of_request(
+        cls, request_context: Mapping[str, Any], action: str, principal: str, now: datetime | None = None
+    ) -> Provenance:
+        """From API Gateway's request context, for the request's `principal`."""
         identity = request_context.get("identity") or {}
         return cls(
             action=action,
             request_id=_text(request_context.get("requestId")),
             key_id=_text(identity.get("apiKeyId")),
+            principal=principal,
             source_ip=_text(identity.get("sourceIp")),
             at=now or datetime.now(UTC),
         )
@@ -48,6 +53,7 @@ class Provenance:
     def tags(self) -> dict[str, str]:
         """The audit tags of a revision registered for this request."""
         return {
+            "deployed-by": _tag_value(self.principal),
             "deployed-by-request": _tag_value(self.request_id),
             "deployed-by-key": _tag_value(self.key_id),
             "deployed-from-ip": _tag_value(self.source_ip),

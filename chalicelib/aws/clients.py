@@ -121,6 +121,11 @@ def sqs_client() -> Any:
     return cached_client("sqs")
 
 
+def secretsmanager_client() -> Any:
+    """The process-wide Secrets Manager client (the webhooks' signing secrets)."""
+    return cached_client("secretsmanager")
+
+
 def tagging_client() -> Any:
     """The process-wide Resource Groups Tagging API client (services that opted in to pushes)."""
     return cached_client("resourcegroupstaggingapi")

@@ -36,6 +36,15 @@ class Settings:
     notify_topic_arn: str | None = None
     # The SQS queue (name) a push's work goes on, one item per service; None: pushes are refused.
     push_queue: str | None = None
+    # How callers sign in: "key" (an API key) or "iam" (SigV4, with the key kept for metering). The routes'
+    # authorizers are part of the template, so it is read when the app is packaged too.
+    auth_mode: str = "key"
+    # The permissions file (YAML), relative to the app's directory; None: no rules (everything the allowlists allow).
+    permissions_file: str | None = None
+    # Secrets Manager secrets (names or ARNs) holding the HMAC keys of the signed webhooks; None: /hooks/github
+    # takes nothing, /hooks/push needs no signature.
+    github_webhook_secret: str | None = None
+    push_webhook_secret: str | None = None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -52,7 +61,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         history_days=_positive_int(env.get("HISTORY_DAYS"), DEFAULT_HISTORY_DAYS, "HISTORY_DAYS"),
         notify_topic_arn=(env.get("NOTIFY_TOPIC_ARN") or "").strip() or None,
         push_queue=(env.get("PUSH_QUEUE") or "").strip() or None,
+        auth_mode=auth_mode(env),
+        permissions_file=(env.get("PERMISSIONS_FILE") or "").strip() or None,
+        github_webhook_secret=(env.get("GITHUB_WEBHOOK_SECRET") or "").strip() or None,
+        push_webhook_secret=(env.get("PUSH_WEBHOOK_SECRET") or "").strip() or None,
     )
+
+
+AUTH_MODES = ("key", "iam")
+
+
+def auth_mode(environ: Mapping[str, str] | None = None) -> str:
+    """AUTH_MODE: `key` (the default) or `iam`; anything else refuses to start, since a typo must not
+    quietly leave a stage without the sign-in it was meant to have."""
+    env = os.environ if environ is None else environ
+    mode = (env.get("AUTH_MODE") or "key").strip().lower()
+    if mode not in AUTH_MODES:
+        raise ValueError(f"AUTH_MODE={env.get('AUTH_MODE')!r} is neither 'key' nor 'iam'")
+    return mode
 
 
 def _positive_int(value: str | None, default: int, name: str) -> int:

@@ -36,6 +36,27 @@ class NotAllowedError(UpdateError):
     """The request is outside the operator's allowlists or digest rule; the message names the rule."""
 
 
+class NotPermittedError(NotAllowedError):
+    """No rule of the permissions file allows the principal the action on the target; the message names all three."""
+
+
+class UnauthorizedError(UpdateError):
+    """A webhook's signature is missing or wrong (nothing else about the request was looked at)."""
+
+
+class WebhookNotConfiguredError(UpdateError):
+    """The stage names no secret for this webhook, so it takes none."""
+
+
+class PermissionsFileError(UpdateError):
+    """The stage's permissions file cannot be read or breaks a rule; nothing is allowed until it is fixed.
+
+    Retryable: a corrected file may be on its way (a deployment), and a queued push should then still land.
+    """
+
+    retryable = True
+
+
 class ServiceBusyError(UpdateError):
     """Another request holds the service's lock."""
 
@@ -146,6 +167,8 @@ HTTP_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     DeploymentNotFoundError: (404, "NotFoundError"),
     PushNotFoundError: (404, "NotFoundError"),
     NotAllowedError: (403, "ForbiddenError"),
+    UnauthorizedError: (401, "UnauthorizedError"),
+    WebhookNotConfiguredError: (404, "NotFoundError"),
     ServiceNotUpdatableError: (409, "ConflictError"),
     ServiceBusyError: (409, "ConflictError"),
     ServiceChangedError: (409, "ConflictError"),
@@ -159,6 +182,7 @@ HTTP_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     UncopyableTaskDefinitionError: (502, "BadGatewayError"),
     StateTableMissingError: (502, "BadGatewayError"),
     UnexpectedError: (500, "InternalServerError"),
+    PermissionsFileError: (500, "ConfigurationError"),
 }
 INTERNAL_ERROR = (500, "InternalServerError")
 INTERNAL_ERROR_MESSAGE = "an internal error occurred; it has been logged"

@@ -63,12 +63,13 @@ def plan_service(
     tags: Sequence[Mapping[str, str]],
     *,
     audit_tags: Mapping[str, str],
-    allow_image: Callable[[ImageReference], None] | None = None,
+    allow_image: Callable[[str, ImageReference], None] | None = None,
     with_diff: bool = False,
 ) -> Plan:
     """The plan for one described service running `current` (with its `tags`).
 
-    `allow_image` checks each image that would change; `with_diff` (a dry run)
+    `allow_image` checks each image that would change (given the service as the
+    request names it, and the image); `with_diff` (a dry run)
     keeps the fields the new revision would change.
     """
     targets = container_targets(service, current, tags, target.change)
@@ -79,7 +80,7 @@ def plan_service(
     if allow_image is not None:
         for name, image in targets.items():
             if not taskdef.is_same_image(images[name], image):
-                allow_image(image)
+                allow_image(target.service, image)
     wanted = {name: str(image) for name, image in targets.items()}
     copied = taskdef.registration_input(current, tags)
     registration = taskdef.with_images(taskdef.without_tags(copied, taskdef.IMAGE_BOUND_TAGS), wanted)

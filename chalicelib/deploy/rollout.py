@@ -45,7 +45,7 @@ class Rollout:
         client: Any,
         request: FanOutRequest,
         audit_tags: Mapping[str, str],
-        allow_image: Callable[[ImageReference], None] | None = None,
+        allow_image: Callable[[str, ImageReference], None] | None = None,
     ) -> None:
         self.client = client
         self.request = request

@@ -92,7 +92,7 @@ def update_services(
     request: FanOutRequest,
     locks: Locks = NO_LOCKS,
     provenance: Provenance | None = None,
-    allow_image: Callable[[ImageReference], None] | None = None,
+    allow_image: Callable[[str, ImageReference], None] | None = None,
 ) -> FanOutResult:
     """Roll several services onto the requested images together: all of them, or none.
 
@@ -113,7 +113,7 @@ def _update(
     locks: Locks,
     provenance: Provenance | None,
     batch_id: str | None = None,
-    allow_image: Callable[[ImageReference], None] | None = None,
+    allow_image: Callable[[str, ImageReference], None] | None = None,
     settle: Settle | None = None,
 ) -> list[ChangeResult]:
     """The one update path: lock, read, write, undo on failure, record (see the module docstring).

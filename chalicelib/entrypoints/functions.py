@@ -8,6 +8,7 @@ from typing import Any
 from chalice import Blueprint, Rate
 from chalice.app import CloudWatchEvent, SQSEvent
 
+from chalicelib.access import identity
 from chalicelib.access.audit import Provenance
 from chalicelib.aws import budget, clients, queue
 from chalicelib.core.config import load_settings
@@ -112,8 +113,8 @@ def registry_push(event: CloudWatchEvent) -> None:
         requestlog.log_event({"function": "registry_push", "event": event.event_id, "ignored": str(unreadable)})
         return
     push_id = push_id_for(pushed, str(event.event_id))
-    provenance = Provenance("push", request_id=push_id, key_id="registry-push")
-    pusher = Pusher(provenance, wiring.policy(), "ecr")
+    provenance = Provenance("push", request_id=push_id, key_id="registry-push", principal=identity.ECR_EVENTS)
+    pusher = Pusher(provenance, wiring.guard(identity.Principal.service(identity.ECR_EVENTS)), "ecr")
     try:
         wiring.push_queue_name()
         result = follow_push(wiring.push_table(), wiring.enqueue_push_work, pushed, pusher, push_id)
@@ -140,6 +141,7 @@ def push_work(event: SQSEvent) -> dict[str, Any]:
         table=wiring.push_table(),
         locks=wiring.locks(),
         access=wiring.policy(),
+        permissions=wiring.permissions(),
         sqs=sqs,
         queue_url=queue.url_of(sqs, wiring.push_queue_name()),
         sns=clients.sns_client() if settings.notify_topic_arn else None,
@@ -185,7 +187,7 @@ def pipeline_deploy(event: dict[str, Any], context: Any) -> None:
         ecs=clients.ecs_client(),
         codepipeline=clients.codepipeline_client(),
         locks=wiring.locks(),
-        access=wiring.policy(),
+        guard=wiring.guard(identity.Principal.service(identity.CODEPIPELINE)),
         artifact_client=clients.artifact_client,
         record_of=wiring.record_lookup(wiring.state_table()),
     )

@@ -1,13 +1,21 @@
-"""The HTTP routes: each reads its request, makes one domain call, and answers through `respond`."""
+"""The HTTP routes: each reads its request, makes one domain call, and answers through `respond`.
+
+Every route but the signed GitHub webhook needs the API key; on a stage with
+AUTH_MODE=iam, API Gateway's AWS_IAM authorization (SigV4) too. Both are part
+of the template, so AUTH_MODE is read when the app is imported to be packaged.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from chalice import Blueprint, Response
+from chalice import Blueprint, IAMAuthorizer, Response
 
-from chalicelib.aws import clients
-from chalicelib.core.errors import NoHistoryError, PushNotFoundError
+from chalicelib.access import identity, signatures
+from chalicelib.access.permissions import APPLY, PUSH, READ, ROLLBACK, UPDATE
+from chalicelib.aws import clients, secrets
+from chalicelib.core.config import auth_mode, load_settings
+from chalicelib.core.errors import NoHistoryError, PushNotFoundError, WebhookNotConfiguredError
 from chalicelib.core.requests import FanOutRequest
 from chalicelib.core.results import ChangeResult
 from chalicelib.core.validation import (
@@ -26,83 +34,89 @@ from chalicelib.deploy.descriptions import parse_apply_request, service_descript
 from chalicelib.deploy.rollback import roll_back
 from chalicelib.deploy.update import update_image, update_services
 from chalicelib.entrypoints import wiring
-from chalicelib.entrypoints.respond import loggable, respond
+from chalicelib.entrypoints.respond import Call, loggable, respond
 from chalicelib.follow.discovery import cluster_services
 from chalicelib.follow.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
 from chalicelib.follow.status import service_status
 from chalicelib.state import pushes
+from chalicelib.triggers import github
 from chalicelib.triggers.push import Pusher, PushResult, follow_push, push_id_for
 
 routes = Blueprint(__name__)
+# The sign-in every route but /hooks/github asks of its callers: the key, and on an IAM stage a SigV4 signature.
+SIGNED_IN: dict[str, Any] = {
+    "api_key_required": True,
+    "authorizer": IAMAuthorizer() if auth_mode() == "iam" else None,
+}
+PUSH_SIGNATURE_HEADER = "x-signature-256"
 
 
-@routes.route("/update", methods=["POST"], api_key_required=True)
+@routes.route("/update", methods=["POST"], **SIGNED_IN)
 def update() -> Response:
     """Roll a service onto a new image (or preview it with dryRun)."""
 
-    def handle(body: Any, log: dict[str, Any]) -> dict[str, Any]:
+    def handle(body: Any, call: Call) -> dict[str, Any]:
         request = parse_update(body, _query(IMAGE_DEFINITIONS_QUERY))
-        policy = wiring.policy()
-        provenance = _provenance("update")
-        log.update(audit=provenance.tags())
+        provenance = call.provenance("update")
+        call.log.update(audit=provenance.tags())
         if isinstance(request, FanOutRequest):
-            policy.check_targets(request.cluster, request.targets)
+            call.guard.check_targets(UPDATE, request.cluster, request.targets)
             batch = update_services(clients.ecs_client(), request, locks=wiring.locks(), provenance=provenance)
-            log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
-            log.update(changed=batch.changed, dryRun=batch.dry_run)
+            call.log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
+            call.log.update(changed=batch.changed, dryRun=batch.dry_run)
             return batch.as_dict()
-        policy.check_targets(request.cluster, [request])
-        log.update(cluster=loggable(request.cluster), service=loggable(request.service))
+        call.guard.check(UPDATE, request.cluster, [(request.service, request.change.requested_images())])
+        call.log.update(cluster=loggable(request.cluster), service=loggable(request.service))
         result = update_image(clients.ecs_client(), request, locks=wiring.locks(), provenance=provenance)
-        return _logged_change(result, log)
+        return _logged_change(result, call.log)
 
     return respond(routes.current_request, handle, reads_body=True, takes_arrays=True)
 
 
-@routes.route("/rollback", methods=["POST"], api_key_required=True)
+@routes.route("/rollback", methods=["POST"], **SIGNED_IN)
 def rollback() -> Response:
     """Put a service back on an earlier revision of its task definition."""
 
-    def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
+    def handle(body: dict[str, Any], call: Call) -> dict[str, Any]:
         request = parse_rollback_request(body)
-        policy = wiring.policy()
-        policy.check_target(request.cluster, request.service)
+        call.guard.check_target(ROLLBACK, request.cluster, request.service)
+        gate = call.guard.image_gate(ROLLBACK, request.cluster)
         result = roll_back(
             clients.ecs_client(),
             request,
             wiring.locks(),
-            allow_image=policy.check_image,
-            provenance=_provenance("rollback"),
+            allow_image=lambda image: gate(request.service, image),
+            provenance=call.provenance("rollback"),
         )
-        return _logged_change(result, log)
+        return _logged_change(result, call.log)
 
     return respond(routes.current_request, handle, reads_body=True)
 
 
-@routes.route("/services/{cluster}/{service}", methods=["GET"], api_key_required=True)
+@routes.route("/services/{cluster}/{service}", methods=["GET"], **SIGNED_IN)
 def service(cluster: str, service: str) -> Response:
     """A service, what it runs, how its newest deployment is going, and (?deployment=) how a given one went."""
 
-    def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
+    def handle(params: dict[str, Any], call: Call) -> dict[str, Any]:
         cluster_id = path_cluster(params["cluster"])
         service_id = path_service(params["service"], cluster_id)
         wanted = deployment_id(_query(("deployment",)))
-        wiring.policy().check_target(cluster_id, service_id)
+        call.guard.check_target(READ, cluster_id, service_id)
         lookup = wiring.record_lookup(wiring.state_table())
         return service_status(clients.ecs_client(), cluster_id, service_id, wanted, lookup)
 
     return respond(routes.current_request, handle, reads_body=False)
 
 
-@routes.route("/services/{cluster}/{service}/history", methods=["GET"], api_key_required=True)
+@routes.route("/services/{cluster}/{service}/history", methods=["GET"], **SIGNED_IN)
 def history(cluster: str, service: str) -> Response:
     """Who deployed what to the service, when, and how it ended; newest first, in pages."""
 
-    def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
+    def handle(params: dict[str, Any], call: Call) -> dict[str, Any]:
         cluster_id = path_cluster(params["cluster"])
         service_id = path_service(params["service"], cluster_id)
         limit, token = history_page(_query(("limit", "next")), DEFAULT_LIMIT, MAX_LIMIT)
-        wiring.policy().check_target(cluster_id, service_id)
+        call.guard.check_target(READ, cluster_id, service_id)
         table = wiring.state_table()
         if table is None:
             raise NoHistoryError("this stage keeps no history: its STATE_TABLE is not set")
@@ -111,61 +125,100 @@ def history(cluster: str, service: str) -> Response:
     return respond(routes.current_request, handle, reads_body=False)
 
 
-@routes.route("/services/{cluster}/{service}/description", methods=["GET"], api_key_required=True)
+@routes.route("/services/{cluster}/{service}/description", methods=["GET"], **SIGNED_IN)
 def description(cluster: str, service: str) -> Response:
     """What the service runs now, as a description file ready to commit."""
 
-    def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
+    def handle(params: dict[str, Any], call: Call) -> dict[str, Any]:
         cluster_id = path_cluster(params["cluster"])
         service_id = path_service(params["service"], cluster_id)
         _query(())
-        wiring.policy().check_target(cluster_id, service_id)
+        call.guard.check_target(READ, cluster_id, service_id)
         return service_description(clients.ecs_client(), cluster_id, service_id)
 
     return respond(routes.current_request, handle, reads_body=False)
 
 
-@routes.route("/apply", methods=["POST"], api_key_required=True)
+@routes.route("/apply", methods=["POST"], **SIGNED_IN)
 def apply() -> Response:
     """Make services match their descriptions, all or nothing (the GitOps way)."""
 
-    def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
+    def handle(body: dict[str, Any], call: Call) -> dict[str, Any]:
         request = parse_apply_request(body)
-        policy = wiring.policy()
-        policy.check_targets(request.cluster, request.targets, images=False)
-        provenance = _provenance("apply")
+        call.guard.check_targets(APPLY, request.cluster, request.targets, images=False)
+        provenance = call.provenance("apply")
         # Only the images that change are checked (once read): an unchanged export applies as a no-op.
         batch = update_services(
-            clients.ecs_client(), request, locks=wiring.locks(), provenance=provenance, allow_image=policy.check_image
+            clients.ecs_client(),
+            request,
+            locks=wiring.locks(),
+            provenance=provenance,
+            allow_image=call.guard.image_gate(APPLY, request.cluster),
         )
-        log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
-        log.update(changed=batch.changed, dryRun=batch.dry_run, audit=provenance.tags())
+        call.log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
+        call.log.update(changed=batch.changed, dryRun=batch.dry_run, audit=provenance.tags())
         return batch.as_dict()
 
     return respond(routes.current_request, handle, reads_body=True)
 
 
-@routes.route("/hooks/push", methods=["POST"], api_key_required=True)
+@routes.route("/hooks/push", methods=["POST"], **SIGNED_IN)
 def push_hook() -> Response:
     """An image was pushed to some registry: decide which services follow it and queue their deployments (202)."""
 
-    def handle(body: dict[str, Any], log: dict[str, Any]) -> dict[str, Any]:
+    def handle(body: dict[str, Any], call: Call) -> dict[str, Any]:
         pushed = parse_push(body)
-        wiring.push_queue_name()  # refused before anything is decided on a stage that could not queue the work
-        push_id = push_id_for(pushed)
-        pusher = Pusher(_provenance("push"), wiring.policy(), "hook")
-        result = follow_push(wiring.push_table(), wiring.enqueue_push_work, pushed, pusher, push_id)
-        log.update(push=pushed.as_dict(), pushId=push_id, decisions=_decision_counts(result))
-        return result.as_dict()
+        return _follow(pushed, call, "hook")
 
-    return respond(routes.current_request, handle, reads_body=True, status=202)
+    secret = load_settings().push_webhook_secret
+    return respond(
+        routes.current_request,
+        handle,
+        reads_body=True,
+        status=202,
+        authenticate=(lambda request: _check_signature(request, PUSH_SIGNATURE_HEADER, secret)) if secret else None,
+    )
 
 
-@routes.route("/pushes/{push_id}", methods=["GET"], api_key_required=True)
+@routes.route(
+    "/hooks/github", methods=["POST"], content_types=["application/json", "application/x-www-form-urlencoded"]
+)
+def github_hook() -> Response:
+    """GitHub says a container version was published to GHCR: follow it like a push (202), signed, with no key."""
+
+    def handle(_params: dict[str, Any], call: Call) -> dict[str, Any]:
+        request = call.request
+        delivery = github.read_delivery(
+            request.headers.get(github.EVENT_HEADER), request.raw_body or b"", request.headers.get("content-type")
+        )
+        call.log.update(githubEvent=loggable(request.headers.get(github.EVENT_HEADER)))
+        call.log.update(delivery=loggable(request.headers.get(github.DELIVERY_HEADER)))
+        if delivery.push is None:
+            call.log.update(ignored=delivery.ignored)
+            return {"ignored": delivery.ignored}
+        return _follow(delivery.push, call, "github")
+
+    def authenticate(request: Any) -> None:
+        secret_id = load_settings().github_webhook_secret
+        if secret_id is None:
+            raise WebhookNotConfiguredError("this stage takes no GitHub webhooks: its GITHUB_WEBHOOK_SECRET is not set")
+        _check_signature(request, github.SIGNATURE_HEADER, secret_id)
+
+    return respond(
+        routes.current_request,
+        handle,
+        reads_body=False,
+        status=202,
+        principal=identity.Principal.service(identity.GITHUB_WEBHOOK),
+        authenticate=authenticate,
+    )
+
+
+@routes.route("/pushes/{push_id}", methods=["GET"], **SIGNED_IN)
 def push_route(push_id: str) -> Response:
-    """What became of each service a push concerns: queued, deployed, failed or skipped, and why."""
+    """What became of each service a push concerns (those the caller may read): queued, deployed, failed, skipped."""
 
-    def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
+    def handle(params: dict[str, Any], call: Call) -> dict[str, Any]:
         wanted = path_push_id(params["push_id"])
         _query(())
         found = pushes.status(wiring.push_table(), wanted)
@@ -180,32 +233,74 @@ def push_route(push_id: str) -> Response:
             "tag": header.get("tag"),
             "digest": header.get("digest"),
             "at": header.get("at"),
-            "services": [target.as_dict() for target in targets],
+            "services": [
+                target.as_dict() for target in targets if call.guard.allows(READ, target.cluster, target.service)
+            ],
         }
 
     return respond(routes.current_request, handle, reads_body=False)
 
 
-@routes.route("/clusters/{cluster}/services", methods=["GET"], api_key_required=True)
+@routes.route("/clusters/{cluster}/services", methods=["GET"], **SIGNED_IN)
 def cluster_services_route(cluster: str) -> Response:
-    """Every service of a cluster with what it runs (only the allowed ones)."""
+    """Every service of a cluster with what it runs (only those the caller may read)."""
 
-    def handle(params: dict[str, Any], _log: dict[str, Any]) -> dict[str, Any]:
+    def handle(params: dict[str, Any], call: Call) -> dict[str, Any]:
         cluster_id = path_cluster(params["cluster"])
         _query(())
-        policy = wiring.policy()
-        policy.check_cluster(cluster_id)
-        return cluster_services(clients.ecs_client(), cluster_id, include=policy.allows_service)
+        call.guard.check_cluster(READ, cluster_id)
+        include = lambda service: call.guard.allows(READ, cluster_id, service)  # noqa: E731 - one use
+        return cluster_services(clients.ecs_client(), cluster_id, include=include)
 
     return respond(routes.current_request, handle, reads_body=False)
 
 
+@routes.route("/whoami", methods=["GET"], **SIGNED_IN)
+def whoami() -> Response:
+    """The caller's principal and what the stage's rules and allowlists allow it (to understand a 403)."""
+
+    def handle(_params: dict[str, Any], call: Call) -> dict[str, Any]:
+        _query(())
+        return whoami_answer(call)
+
+    return respond(routes.current_request, handle, reads_body=False)
+
+
+def whoami_answer(call: Call) -> dict[str, Any]:
+    """JSON shape of GET /whoami."""
+    guard = call.guard
+    ceiling = guard.ceiling
+    rules = guard.permissions.rules_of(call.principal.id) if guard.permissions is not None else None
+    return {
+        **call.principal.as_dict(),
+        "permissionsFile": load_settings().permissions_file,
+        "rules": [rule.as_dict() for rule in rules] if rules is not None else None,
+        "allowlists": {
+            "clusters": list(ceiling.clusters) if ceiling.clusters is not None else None,
+            "services": list(ceiling.services) if ceiling.services is not None else None,
+            "imagePrefixes": list(ceiling.image_prefixes) if ceiling.image_prefixes is not None else None,
+            "requireDigest": ceiling.require_digest,
+        },
+    }
+
+
+def _follow(pushed: Any, call: Call, source: str) -> dict[str, Any]:
+    """Decide, record and queue a push for the caller (the pusher)."""
+    wiring.push_queue_name()  # refused before anything is decided on a stage that could not queue the work
+    call.guard.check_action(PUSH)
+    push_id = push_id_for(pushed)
+    pusher = Pusher(call.provenance(PUSH), call.guard, source)
+    result = follow_push(wiring.push_table(), wiring.enqueue_push_work, pushed, pusher, push_id)
+    call.log.update(push=pushed.as_dict(), pushId=push_id, decisions=_decision_counts(result))
+    return result.as_dict()
+
+
+def _check_signature(request: Any, header: str, secret_id: str) -> None:
+    signatures.check(header, request.headers.get(header), request.raw_body or b"", secrets.secret_string(secret_id))
+
+
 def _query(allowed: tuple[str, ...]) -> dict[str, str]:
     return query_parameters(routes.current_request.query_params, allowed)
-
-
-def _provenance(action: str) -> Any:
-    return wiring.provenance(routes.current_request.context or {}, action)
 
 
 def _decision_counts(result: PushResult) -> dict[str, int]:

@@ -2,24 +2,58 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Any
+from pathlib import Path
 
+from chalicelib.access import permissions as permissions_file
 from chalicelib.access.allowlists import AccessPolicy
-from chalicelib.access.audit import Provenance
+from chalicelib.access.guard import Guard
+from chalicelib.access.identity import Principal
 from chalicelib.aws import clients, queue
 from chalicelib.core.config import Settings, load_settings
-from chalicelib.core.errors import NoHistoryError, NoPushQueueError
+from chalicelib.core.errors import NoHistoryError, NoPushQueueError, PermissionsFileError
 from chalicelib.follow import outcomes
 from chalicelib.state.lock import Locks
 from chalicelib.state.records import DeploymentRecord
 from chalicelib.state.table import StateTable
 
+logger = logging.getLogger(__name__)
+# The directory app.py is in (the function's task root): PERMISSIONS_FILE is relative to it.
+APP_DIRECTORY = Path(__file__).resolve().parents[2]
+_loaded: dict[tuple[str, int, int], permissions_file.Permissions] = {}
+_warned_no_permissions: list[bool] = []
+
 
 def policy() -> AccessPolicy:
     """The allowlists and digest rule of the stage."""
     return AccessPolicy.from_settings(load_settings())
+
+
+def permissions(settings: Settings | None = None) -> permissions_file.Permissions | None:
+    """The stage's permissions file, read once per container (again when it changes); None without one."""
+    name = (settings or load_settings()).permissions_file
+    if name is None:
+        if not _warned_no_permissions:
+            _warned_no_permissions.append(True)
+            logger.warning("PERMISSIONS_FILE is not set: every caller may do everything within the allowlists")
+        return None
+    path = APP_DIRECTORY / name
+    try:
+        stat = path.stat()
+    except OSError as missing:
+        raise PermissionsFileError(f"the permissions file {name} cannot be read: {missing.strerror}") from None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _loaded:
+        _loaded.clear()
+        _loaded[key] = permissions_file.load(path, name)
+    return _loaded[key]
+
+
+def guard(principal: Principal) -> Guard:
+    """What the stage's allowlists and permissions allow `principal`."""
+    settings = load_settings()
+    return Guard(principal, AccessPolicy.from_settings(settings), permissions(settings))
 
 
 def state_table(settings: Settings | None = None) -> StateTable | None:
@@ -59,12 +93,3 @@ def enqueue_push_work(bodies: Sequence[str]) -> None:
     """Put a push's work items on the stage's queue."""
     sqs = clients.sqs_client()
     queue.send(sqs, queue.url_of(sqs, push_queue_name()), bodies)
-
-
-def provenance(request_context: dict[str, Any], action: str) -> Provenance:
-    """Who asked for a change, from API Gateway's request context."""
-    found = Provenance.of_request(request_context, action)
-    if found.key_id is None and load_settings().local_api_key is not None:
-        # The local stage checked the key itself: there is no API Gateway key id, but it was the local key.
-        found = replace(found, key_id="local")
-    return found

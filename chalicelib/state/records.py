@@ -60,6 +60,8 @@ class DeploymentRecord:
     outcome_reason: str | None = None
     batch_id: str | None = None
     push: dict[str, Any] | None = None
+    # Who asked (chalicelib.access.identity); None on records written before principals were kept.
+    principal: str | None = None
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @classmethod
@@ -87,6 +89,7 @@ class DeploymentRecord:
             outcome=IN_PROGRESS if started else NO_CHANGE,
             batch_id=provenance.batch_id,
             push=dict(provenance.push) if provenance.push else None,
+            principal=provenance.principal,
         )
 
     @classmethod
@@ -116,6 +119,7 @@ class DeploymentRecord:
             outcome=ERROR,
             batch_id=provenance.batch_id,
             push=dict(provenance.push) if provenance.push else None,
+            principal=provenance.principal,
         )
 
     @classmethod
@@ -151,6 +155,7 @@ class DeploymentRecord:
             outcome_reason=message,
             batch_id=provenance.batch_id,
             push=dict(provenance.push) if provenance.push else None,
+            principal=provenance.principal,
         )
 
     @property
@@ -170,6 +175,7 @@ class DeploymentRecord:
             "action": self.action,
             "cluster": self.cluster,
             "service": self.service,
+            "principal": self.principal,
             "requestId": self.request_id,
             "keyId": self.key_id,
             "sourceIp": self.source_ip,
@@ -247,6 +253,7 @@ class DeploymentRecord:
             outcome_reason=item.get("outcomeReason"),
             batch_id=item.get("batchId"),
             push=item.get("push"),
+            principal=item.get("principal"),
             record_id=item.get("recordId", ""),
         )
 

@@ -31,8 +31,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.access.allowlists import AccessPolicy
+from chalicelib.access import identity
 from chalicelib.access.audit import Provenance
+from chalicelib.access.guard import Guard
+from chalicelib.access.permissions import UPDATE
 from chalicelib.aws import budget, clients, ecs, parallel
 from chalicelib.core.errors import InvalidRequestError, NotAllowedError, UpdateError
 from chalicelib.core.images import InvalidImageError, parse_image
@@ -143,7 +145,7 @@ class Services:
     ecs: Any
     codepipeline: Any
     locks: Locks
-    access: AccessPolicy
+    guard: Guard  # the allowlists and what the permissions allow CodePipeline (action update)
     artifact_client: Callable[[Mapping[str, str]], Any]
     record_of: Callable[[str], DeploymentRecord | None]
     now: Callable[[], float] = lambda: time.time()  # looked up on each call, so tests can set the clock
@@ -295,8 +297,8 @@ def _start(job: Job, services: Services) -> Report:
     files = _artifact_files(job, services)
     change = change_from_artifact(files, parameters.container)
     request = FanOutRequest(parameters.cluster, tuple(Target(service, change) for service in parameters.services))
-    services.access.check_targets(request.cluster, request.targets)
-    provenance = Provenance("pipeline", request_id=job.job_id, key_id=KEY_ID)
+    services.guard.check_targets(UPDATE, request.cluster, request.targets)
+    provenance = Provenance("pipeline", request_id=job.job_id, key_id=KEY_ID, principal=identity.CODEPIPELINE)
     result = update_services(services.ecs, request, services.locks, provenance)
     deployments = [(r.deployment or {}).get("id") or "" for r in result.services]
     started = services.now()

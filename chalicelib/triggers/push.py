@@ -6,8 +6,9 @@ anything itself; each:
 
 1. reads the services that follow the pushed repository from the follower
    index (chalicelib.state.followers): one Query, whatever the account holds;
-2. gives each a decision from its policy and the allowlists
-   (chalicelib.core.push_policy): `queued`, or `skipped` with the reason;
+2. gives each a decision from its policy (chalicelib.core.push_policy), the
+   allowlists and the pusher's permissions (action `push`, chalicelib.access):
+   `queued`, or `skipped` with the reason;
 3. records the push and its decisions (chalicelib.state.pushes), each only if
    absent, so a duplicate event or a retried invocation changes none;
 4. queues one work item per service to deploy (SendMessageBatch, ten a call).
@@ -25,8 +26,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
+from chalicelib.access.guard import Guard
+from chalicelib.access.permissions import PUSH
 from chalicelib.aws import budget
 from chalicelib.core.errors import NotAllowedError
 from chalicelib.core.images import ImageReference, InvalidImageError, parse_image
@@ -141,11 +143,11 @@ class PushResult:
 
 @dataclass(frozen=True)
 class Pusher:
-    """Who pushed (for the records and audit tags) and what applies to them."""
+    """Who pushed (for the records and audit tags) and what the allowlists and permissions allow them."""
 
     provenance: Provenance
-    access: AccessPolicy
-    source: str = "hook"  # "ecr" or "hook"
+    guard: Guard
+    source: str = "hook"  # "ecr", "hook" or "github"
 
 
 @dataclass
@@ -194,7 +196,7 @@ def decide(followers: Sequence[Follower], push: Push, pusher: Pusher, push_id: s
         if not followed:
             continue  # the index is behind: the service no longer runs the repository
         verdicts = _verdicts(follower, followed, push)
-        refusal = _refusal(follower, verdicts, pusher.access)
+        refusal = _refusal(follower, verdicts, pusher.guard)
         if refusal is not None:
             decided.decisions.append(_decision(follower, SKIPPED, refusal))
             continue
@@ -254,23 +256,23 @@ def _verdicts(follower: Follower, followed: Mapping[str, ImageReference], push: 
     return verdicts_for(follower.following, followed, follower.pushed_tag, push)
 
 
-def _refusal(follower: Follower, verdicts: Mapping[str, Verdict], access: AccessPolicy) -> str | None:
+def _refusal(follower: Follower, verdicts: Mapping[str, Verdict], guard: Guard) -> str | None:
     """Why the service does not move for this push, or None."""
     try:
-        access.check_target(follower.cluster, follower.service)
+        guard.check_target(PUSH, follower.cluster, follower.service)
     except NotAllowedError as refused:
         return refused.message
-    if access.require_digest and not follower.following.pin_digest:
+    if guard.ceiling.require_digest and not follower.following.pin_digest:
         return "REQUIRE_DIGEST allows only digests, and the service does not set image-updater:pin-digest=true"
     acting = {name: verdict for name, verdict in verdicts.items() if verdict.action != "skip"}
     if not acting:
         return "; ".join(dict.fromkeys(verdict.reason for verdict in verdicts.values()))
-    for name, verdict in acting.items():
-        try:
-            # A redeploy starts the running image again: it too must be one the allowlists take.
-            access.check_image(verdict.image if verdict.image is not None else follower.images[name])
-        except NotAllowedError as refused:
-            return refused.message
+    # A redeploy starts the running image again: it too must be one the allowlists and the rules take.
+    images = [verdict.image or follower.images[name] for name, verdict in acting.items()]
+    try:
+        guard.check(PUSH, follower.cluster, [(follower.service, images)])
+    except NotAllowedError as refused:
+        return refused.message
     return None
 
 
@@ -282,6 +284,7 @@ def _provenance_fields(provenance: Provenance, push: Push, push_id: str) -> dict
     return {
         "requestId": provenance.request_id,
         "keyId": provenance.key_id,
+        "principal": provenance.principal,
         "sourceIp": provenance.source_ip,
         "at": provenance.at.isoformat(),
         "push": {"id": push_id, **push.as_dict()},

@@ -29,8 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chalicelib.access import identity
 from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
+from chalicelib.access.guard import Guard
+from chalicelib.access.permissions import PUSH, Permissions
 from chalicelib.aws import budget, parallel, queue
 from chalicelib.core import taskdef
 from chalicelib.core.errors import ServiceChangedError, UnexpectedError, UpdateError
@@ -67,6 +70,7 @@ class WorkServices:
     table: StateTable
     locks: Locks
     access: AccessPolicy
+    permissions: Permissions | None
     sqs: Any
     queue_url: str
     sns: Any | None
@@ -234,7 +238,8 @@ class _Worker:
         if POLICY_TAG not in service_tags:
             raise ServiceChangedError("the service no longer follows pushes (its image-updater:policy tag is gone)")
         following = Following.of(service_tags)
-        self.services.access.check_target(self.item.cluster, self.item.service)
+        guard = self._guard()
+        guard.check_target(PUSH, self.item.cluster, self.item.service)
         followed = followed_containers(following, taskdef.container_images(current), self.item.push)
         verdicts = verdicts_for(following, followed, taskdef.tag_value(tags, PUSHED_TAG_TAG), self.item.push)
         decided: dict[str, ImageReference] = {}
@@ -242,7 +247,7 @@ class _Worker:
             target = parse_image(wanted)
             verdict = verdicts.get(name)
             if verdict is not None and verdict.action == "deploy":
-                self.services.access.check_image(verdict.image or target)
+                guard.check(PUSH, self.item.cluster, [(self.item.service, [verdict.image or target])])
                 decided[name] = verdict.image or target
             elif name in followed and followed[name].same_image_as(target):
                 decided[name] = followed[name]  # it runs the pushed image already: nothing to do
@@ -261,6 +266,11 @@ class _Worker:
             self.services.table, self.item.push_id, self.item.service_arn, state, _deployed_reason(result), deployment
         )
 
+    def _guard(self) -> Guard:
+        """The allowlists and the permissions as they are now, for the principal the push came from."""
+        principal = self.item.provenance.get("principal") or identity.ANONYMOUS
+        return Guard(identity.Principal(str(principal), "recorded"), self.services.access, self.services.permissions)
+
     def _provenance(self) -> Provenance:
         fields = self.item.provenance
         at = fields.get("at")
@@ -268,6 +278,7 @@ class _Worker:
             "push",
             request_id=fields.get("requestId"),
             key_id=fields.get("keyId"),
+            principal=fields.get("principal"),
             source_ip=fields.get("sourceIp"),
             at=datetime.fromisoformat(at) if isinstance(at, str) else Provenance("push").at,
             push=fields.get("push") or {"id": self.item.push_id, **self.item.push.as_dict()},

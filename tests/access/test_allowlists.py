@@ -188,12 +188,14 @@ def test_discovery_lists_only_allowed_services(
     assert refused.status_code == 403
 
 
-def test_audit_tags_name_request_key_ip_and_time() -> None:
+def test_audit_tags_name_principal_request_key_ip_and_time() -> None:
     from datetime import UTC, datetime
 
     context = {"requestId": "req-1", "identity": {"apiKeyId": "abc123", "apiKey": "SECRET", "sourceIp": "203.0.113.9"}}
-    tags = Provenance.of_request(context, "update", datetime(2026, 11, 25, 10, 0, tzinfo=UTC)).tags()
+    principal = "arn:aws:sts::123456789012:assumed-role/deployers/ci,run=7"
+    tags = Provenance.of_request(context, "update", principal, datetime(2026, 11, 25, 10, 0, tzinfo=UTC)).tags()
     assert tags == {
+        "deployed-by": "arn:aws:sts::123456789012:assumed-role/deployers/ci_run=7",
         "deployed-by-request": "req-1",
         "deployed-by-key": "abc123",
         "deployed-from-ip": "203.0.113.9",
@@ -203,7 +205,7 @@ def test_audit_tags_name_request_key_ip_and_time() -> None:
 
 
 def test_audit_tags_say_unknown_for_what_the_context_lacks() -> None:
-    tags = Provenance.of_request({}, "update").tags()
+    tags = Provenance.of_request({}, "update", "").tags()
     assert tags["deployed-by-request"] == tags["deployed-by-key"] == tags["deployed-from-ip"] == "unknown"
 
 
@@ -212,7 +214,7 @@ def test_registered_revision_carries_the_audit_tags_and_the_log_too(
 ) -> None:
     post(http, "/update", UPDATE)
     tags = {t["key"]: t["value"] for t in running_task_definition(setup_ecs, workload)["tags"]}
-    for key in ("deployed-by-request", "deployed-by-key", "deployed-from-ip", "deployed-at"):
+    for key in ("deployed-by", "deployed-by-request", "deployed-by-key", "deployed-from-ip", "deployed-at"):
         assert request_log[-1]["audit"][key] == tags[key]
     # Chalice's test client sends a source IP but no request id and no API key id; the app checked
     # the local key itself, so the key is "local".

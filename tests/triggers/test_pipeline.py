@@ -113,6 +113,7 @@ def test_without_waiting_the_job_succeeds_once_ecs_accepts_the_deployment(
     assert "continuationToken" not in sent
     [record] = records_of("test-cluster", "web")
     assert (record["action"], record["keyId"], record["requestId"]) == ("pipeline", "codepipeline", job)
+    assert record["principal"] == "aws:codepipeline"
 
 
 def test_waiting_continues_while_in_progress_and_succeeds_when_completed(
@@ -386,6 +387,26 @@ def test_the_allowlists_fail_the_job_as_a_permission_error(
     codepipeline.expect_failure(job)
     run(job_event(job, {"cluster": "test-cluster", "service": "web"}, definitions))
     assert codepipeline.last()["failureDetails"]["type"] == "PermissionError"
+
+
+def test_the_permissions_file_applies_to_codepipeline_as_aws_codepipeline(
+    run: Any,
+    codepipeline: CodePipeline,
+    workload: Workload,
+    definitions: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    rules = tmp_path / "permissions.yaml"
+    rules.write_text("rules:\n  - principals: [aws:codepipeline]\n    actions: [update]\n    clusters: [staging]\n")
+    monkeypatch.setenv("PERMISSIONS_FILE", str(rules))
+    job = new_job()
+    codepipeline.expect_failure(job)
+    run(job_event(job, {"cluster": "test-cluster", "service": "web"}, definitions))
+    failure = codepipeline.last()["failureDetails"]
+    assert failure["type"] == "PermissionError"
+    assert "principal aws:codepipeline may not update cluster test-cluster service web" in failure["message"]
+    assert records_of("test-cluster", "web") == []
 
 
 def test_a_bug_is_still_reported_and_the_function_returns(

@@ -200,12 +200,14 @@ def test_each_deployment_is_recorded_and_tagged_as_a_push(
     deliver(app_client, push_queue)
     [record] = records_of("test-cluster", "shop")
     assert (record["action"], record["keyId"], record["requestId"]) == ("push", "registry-push", event["id"])
+    assert record["principal"] == "aws:ecr"
     assert record["push"] == {"id": event["id"], "repository": WEB, "tag": "1.4.3", "digest": DIGEST}
     revision_tags = {
         t["key"]: t["value"]
         for t in running_task_definition(setup_ecs, Workload("test-cluster", "shop", "", ""))["tags"]
     }
     assert revision_tags["deployed-by-key"] == "registry-push"
+    assert revision_tags["deployed-by"] == "aws:ecr"
     assert revision_tags["deployed-by-request"] == event["id"]
 
 
@@ -257,6 +259,35 @@ def test_the_allowlists_and_the_digest_rule_apply(
     assert reason in decisions[service]["reason"]
     if variable == "REQUIRE_DIGEST":
         assert decisions["pinned"]["action"] == "queued"
+
+
+def test_ecr_pushes_move_only_what_the_rules_give_aws_ecr(
+    app_client: Any,
+    push_queue: PushQueue,
+    setup_ecs: Any,
+    followers: dict[str, str],
+    request_log: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    rules = tmp_path / "permissions.yaml"
+    rules.write_text("rules:\n  - principals: [aws:ecr]\n    actions: [push]\n    services: [shop]\n")
+    monkeypatch.setenv("PERMISSIONS_FILE", str(rules))
+    decisions = pushed(app_client, ecr_event(), request_log)
+    assert decisions["shop"]["action"] == "queued"
+    assert decisions["shop-2"] == {
+        "cluster": "test-cluster",
+        "service": "shop-2",
+        "action": "skipped",
+        "reason": "principal aws:ecr may not push cluster test-cluster service shop-2",
+    }
+    # The consumer checks again at deploy time: a rule taken away meanwhile stops the deployment.
+    rules.write_text("rules:\n  - principals: [aws:ecr]\n    actions: [push]\n    services: [nothing]\n")
+    deliver(app_client, push_queue)
+    assert images_of(setup_ecs, "test-cluster", "shop")["app"] == f"{WEB}:1.4.2"
+    [record] = records_of("test-cluster", "shop")
+    assert record["outcome"] == "FAILED"
+    assert "principal aws:ecr may not push cluster test-cluster service shop" in record["outcomeReason"]
 
 
 def test_the_hook_takes_any_registry_and_answers_202_with_the_decisions(

@@ -1,0 +1,97 @@
+"""One question every entry point asks before it touches a service: may this principal do this, here, with that?
+
+Two layers answer it, both before any AWS write:
+
+1. the allowlists and the digest rule (chalicelib.access.allowlists), an outer
+   ceiling for every caller that no rule can widen;
+2. the permissions file (chalicelib.access.permissions), when the stage has
+   one: its rules for the principal. Without a file, every principal may do
+   everything the ceiling allows (the behaviour before permissions existed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from chalicelib.access.allowlists import AccessPolicy
+from chalicelib.access.identity import Principal
+from chalicelib.access.permissions import Permissions
+from chalicelib.core.errors import NotAllowedError
+from chalicelib.core.images import ImageReference, InvalidImageError, parse_image
+
+
+class _Change(Protocol):
+    def requested_images(self) -> Sequence[ImageReference]: ...
+
+
+class _Target(Protocol):
+    @property
+    def service(self) -> str: ...
+
+    @property
+    def change(self) -> _Change: ...
+
+
+ImageGate = Callable[[str, ImageReference | str], None]
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The allowlists and the permissions that apply to one principal."""
+
+    principal: Principal
+    ceiling: AccessPolicy
+    permissions: Permissions | None = None
+
+    def check(self, action: str, cluster: str, services: Iterable[tuple[str, Sequence[ImageReference | str]]]) -> None:
+        """Refuse (403) unless every (service, images) is inside the allowlists and allowed by one rule."""
+        wanted = [(service, [_reference(image) for image in images]) for service, images in services]
+        for service, images in wanted:
+            self.ceiling.check_target(cluster, service)
+            for image in images:
+                self.ceiling.check_image(image)
+        if self.permissions is not None:
+            self.permissions.check(self.principal.id, action, cluster, wanted)
+
+    def check_targets(self, action: str, cluster: str, targets: Iterable[_Target], *, images: bool = True) -> None:
+        """`check` for a request's targets, each with the images it asks for (`images` False: the service alone,
+        its changed images are checked later through `image_gate`)."""
+        self.check(action, cluster, [(t.service, list(t.change.requested_images()) if images else []) for t in targets])
+
+    def check_target(self, action: str, cluster: str, service: str) -> None:
+        """`check` for one service, no image."""
+        self.check(action, cluster, [(service, [])])
+
+    def image_gate(self, action: str, cluster: str) -> ImageGate:
+        """A check of one image a service of `cluster` would be moved to, for the update path to call."""
+        return lambda service, image: self.check(action, cluster, [(service, [image])])
+
+    def check_action(self, action: str) -> None:
+        """Refuse a principal to whom no rule gives `action` anywhere (a push that could move nothing)."""
+        if self.permissions is not None:
+            self.permissions.check_action(self.principal.id, action)
+
+    def check_cluster(self, action: str, cluster: str) -> None:
+        """Refuse a cluster outside the allowlists, or one on which no rule gives the principal `action`."""
+        self.ceiling.check_cluster(cluster)
+        if self.permissions is not None:
+            self.permissions.check_cluster(self.principal.id, action, cluster)
+
+    def allows(self, action: str, cluster: str, service: str) -> bool:
+        """True when `check_target` would pass (for lists that show only what the principal may see)."""
+        try:
+            self.check_target(action, cluster, service)
+        except NotAllowedError:
+            return False
+        return True
+
+
+def _reference(image: ImageReference | str) -> ImageReference:
+    if isinstance(image, ImageReference):
+        return image
+    try:
+        return parse_image(image)
+    except InvalidImageError as error:
+        raise NotAllowedError(f"image '{image}' cannot be checked against the allowlists: {error}") from error

@@ -1,0 +1,69 @@
+"""Who is asking: a request's principal, from what API Gateway (or the local stage) established (pure).
+
+In order, a request's principal is:
+
+1. the IAM identity that signed it (SigV4), which API Gateway passes as
+   `requestContext.identity.userArn` on a stage with IAM sign-in (an assumed
+   role's ARN is `arn:aws:sts::<account>:assumed-role/<role>/<session>`);
+2. otherwise the id of the API key it carried (`identity.apiKeyId`: API
+   Gateway passes no key name);
+3. `local` on the local stage, which checks its one key (or signature) itself.
+
+What starts a change from outside has a fixed principal of its own, named
+here, so that a permissions rule can give each exactly what it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+LOCAL = "local"
+# ECR's "Image Action" events, through EventBridge (the registry_push function).
+ECR_EVENTS = "aws:ecr"
+# CodePipeline's jobs (the pipeline_deploy function).
+CODEPIPELINE = "aws:codepipeline"
+# GitHub's signed webhooks (POST /hooks/github).
+GITHUB_WEBHOOK = "webhook:github"
+# Neither a signature nor a key: only possible if API Gateway were configured to require neither.
+ANONYMOUS = "anonymous"
+
+IAM = "iam"
+KEY = "key"
+SERVICE = "service"
+
+_MAX_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A request's principal: `id` is what permissions match and records keep; `kind` says how it was known."""
+
+    id: str
+    kind: str  # iam, key, local, service (a fixed principal of an event or a webhook)
+
+    @classmethod
+    def of_request(cls, request_context: Mapping[str, Any], *, local: bool) -> Principal:
+        """The principal of an API Gateway request (see the module docstring); `local` on the local stage."""
+        identity = request_context.get("identity") or {}
+        user_arn = _text(identity.get("userArn"))
+        if user_arn is not None:
+            return cls(user_arn, IAM)
+        key_id = _text(identity.get("apiKeyId"))
+        if key_id is not None:
+            return cls(key_id, KEY)
+        return cls(LOCAL, LOCAL) if local else cls(ANONYMOUS, KEY)
+
+    @classmethod
+    def service(cls, name: str) -> Principal:
+        """One of the fixed principals of what starts a change from outside (ECR_EVENTS, CODEPIPELINE, ...)."""
+        return cls(name, SERVICE)
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON shape."""
+        return {"principal": self.id, "kind": self.kind}
+
+
+def _text(value: Any) -> str | None:
+    return value.strip()[:_MAX_LENGTH] if isinstance(value, str) and value.strip() else None
