@@ -129,7 +129,7 @@ def test_a_refusal_names_the_principal_the_action_and_the_target() -> None:
         example().check(CI_SESSION, "update", "prod", [("web-front", []), ("api", [])])
     assert refused.value.message == f"principal {CI_SESSION} may not update cluster prod service web-front"
     arn = "arn:aws:ecs:eu-west-1:123456789012:service/prod/api"
-    with pytest.raises(NotPermittedError, match="may not update cluster prod service api$"):
+    with pytest.raises(NotPermittedError, match=r"may not update cluster prod service api$"):
         example().check(CI_SESSION, "update", "arn:aws:ecs:eu-west-1:123456789012:cluster/prod", [(arn, [])])
 
 
@@ -227,7 +227,8 @@ def test_a_relative_file_is_found_next_to_app_py(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setenv("PERMISSIONS_FILE", "chalicelib/permissions.example.yaml")
     found = wiring.permissions()
-    assert found is not None and found.rules == example().rules
+    assert found is not None
+    assert found.rules == example().rules
     monkeypatch.setenv("PERMISSIONS_FILE", "chalicelib/nothing-here.yaml")
-    with pytest.raises(PermissionsFileError, match="the permissions file chalicelib/nothing-here.yaml cannot be read"):
+    with pytest.raises(PermissionsFileError, match=r"permissions file chalicelib/nothing-here\.yaml cannot be read"):
         wiring.permissions()
