@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -25,6 +26,11 @@ REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 ECR = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 API_KEY = "test-key-0123456789"
+
+# The routes read AUTH_MODE when the app is imported (the authorizers are part of the template): the tests
+# import a key stage, whatever the shell says; the IAM stage's template is packaged in a process of its own.
+os.environ.pop("AUTH_MODE", None)
+importlib.import_module("app")  # imported once, here, on a key stage, before any test sets AUTH_MODE
 
 # The tests need a subnet and a security group from moto's EC2, not its AMI catalogue.
 os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")

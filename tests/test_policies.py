@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from fnmatch import fnmatch
 from typing import Any
 
 import pytest
 
+from chalicelib.access.signatures import sign
 from chalicelib.aws import clients
 from tests.conftest import (
     ECR,
@@ -32,7 +34,7 @@ from tests.triggers.test_pipeline import artifact, job_event
 from tests.triggers.test_push import ecr_event
 
 WEB = f"{ECR}/web"
-SERVICES = ("ecs", "dynamodb", "sqs", "sns", "resourcegroupstaggingapi")
+SERVICES = ("ecs", "dynamodb", "sqs", "sns", "resourcegroupstaggingapi", "secretsmanager")
 IAM_PREFIX = {"resourcegroupstaggingapi": "tag"}
 # IAM authorises a batch or a transaction item by item, as the single call.
 AUTHORISED_AS = {
@@ -93,8 +95,15 @@ def followers(
     return app_client
 
 
-def test_api_handler(http: Any, followers: Any, setup_ecs: Any, ecs_deployments: EcsDeployments) -> None:
+def test_api_handler(
+    http: Any, followers: Any, setup_ecs: Any, ecs_deployments: EcsDeployments, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index_followers(followers)
+    secrets = clients.session().client("secretsmanager", region_name="eu-west-1")
+    for setting, name in (("GITHUB_WEBHOOK_SECRET", "github-webhook"), ("PUSH_WEBHOOK_SECRET", "push-webhook")):
+        arn = secrets.create_secret(Name=f"ecs-image-updater/{name}", SecretString="s")["ARN"]
+        assert fnmatch(arn, secret_resource())  # the policy's resource covers the secrets the docs name
+        monkeypatch.setenv(setting, f"ecs-image-updater/{name}")
     create_service(
         setup_ecs,
         "test-cluster",
@@ -126,14 +135,36 @@ def test_api_handler(http: Any, followers: Any, setup_ecs: Any, ecs_deployments:
             "/clusters/test-cluster/services",
         ):
             assert http.get(path, headers={"x-api-key": "test-key-0123456789"}).status_code == 200
-        pushed = post(http, "/hooks/push", {"repository": WEB, "tag": "1.4.3"})
+        body = json.dumps({"repository": WEB, "tag": "1.4.3"})
+        pushed = post(http, "/hooks/push", body, {"X-Signature-256": sign(body.encode(), "s")})
         assert pushed.status_code == 202
+        ping = b'{"zen": "Keep it logically awesome."}'
+        assert (
+            http.post(
+                "/hooks/github",
+                headers={
+                    "Content-Type": "application/json",
+                    "X-GitHub-Event": "ping",
+                    "X-Hub-Signature-256": sign(ping, "s"),
+                },
+                body=ping,
+            ).status_code
+            == 202
+        )
+        assert http.get("/whoami", headers={"x-api-key": "test-key-0123456789"}).status_code == 200
         assert (
             http.get(f"/pushes/{pushed.json_body['pushId']}", headers={"x-api-key": "test-key-0123456789"}).status_code
             == 200
         )
-    assert {"ecs:UpdateService", "dynamodb:PutItem", "sqs:SendMessage"} <= needed
+    assert {"ecs:UpdateService", "dynamodb:PutItem", "sqs:SendMessage", "secretsmanager:GetSecretValue"} <= needed
     assert needed <= granted("policy-dev.json")
+
+
+def secret_resource() -> str:
+    """The secrets the REST function may read (the webhooks' signing secrets)."""
+    statements = json.loads((PROJECT_DIR / ".chalice" / "policy-dev.json").read_text())["Statement"]
+    [resource] = [s["Resource"] for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+    return str(resource)
 
 
 def test_registry_push(followers: Any, request_log: list[dict[str, Any]]) -> None:

@@ -43,10 +43,11 @@ from chalicelib.triggers import github
 from chalicelib.triggers.push import Pusher, PushResult, follow_push, push_id_for
 
 routes = Blueprint(__name__)
-# The sign-in every route but /hooks/github asks of its callers: the key, and on an IAM stage a SigV4 signature.
+# The sign-in every route but /hooks/github asks of its callers: the key, and on an IAM stage a SigV4 signature
+# (API Gateway checks both; the local stage, which has no API Gateway, checks them itself in `respond`).
 SIGNED_IN: dict[str, Any] = {
     "api_key_required": True,
-    "authorizer": IAMAuthorizer() if auth_mode() == "iam" else None,
+    "authorizer": IAMAuthorizer() if auth_mode() == "iam" and load_settings().local_api_key is None else None,
 }
 PUSH_SIGNATURE_HEADER = "x-signature-256"
 
