@@ -7,6 +7,9 @@
    consumer (scripts/local_queue.py: what Lambda's SQS event source and the hourly schedule do in AWS),
 4. prints commands that update the workload and show its history, and stops every process on Ctrl-C.
 
+`AUTH_MODE=iam make dev` runs the local stage with IAM sign-in: it then checks every request's SigV4
+signature itself (credentials local / local, region us-east-1), and the printed commands sign.
+
 The end-to-end test drives the same functions.
 """
 
@@ -54,6 +57,7 @@ class LocalRun:
     cluster: str
     service: str
     processes: tuple[subprocess.Popen[bytes], ...] = ()
+    auth_mode: str = "key"  # "iam": every request must be signed (SigV4) with local / local
 
     def all_running(self) -> bool:
         """True while both servers are up."""
@@ -110,12 +114,18 @@ def chalice_local_command(port: int) -> list[str]:
     return [str(chalice), "local", "--stage", "local", "--host", LOOPBACK, "--port", str(port), "--no-autoreload"]
 
 
-def start_chalice(port: int, aws_endpoint: str, log: int | None = None) -> subprocess.Popen[bytes]:
-    """Start `chalice local` on loopback:`port`, using the embedded AWS at `aws_endpoint`."""
+def start_chalice(
+    port: int, aws_endpoint: str, log: int | None = None, auth_mode: str = "key"
+) -> subprocess.Popen[bytes]:
+    """Start `chalice local` on loopback:`port`, using the embedded AWS at `aws_endpoint`.
+
+    With `auth_mode` "iam" it checks each request's SigV4 signature itself, against the
+    credentials it runs with (local / local) and the local region.
+    """
     return subprocess.Popen(  # noqa: S603 - fixed command line
         chalice_local_command(port),
         cwd=PROJECT_DIR,
-        env=embedded_aws_environment(aws_endpoint),
+        env={**embedded_aws_environment(aws_endpoint), "AUTH_MODE": auth_mode},
         stdout=log,
         stderr=subprocess.STDOUT if log is not None else None,
         start_new_session=True,
@@ -225,6 +235,7 @@ def local_run(
     api_port: int | None = None,
     log: int | None = None,
     rollout_seconds: float | None = None,
+    auth_mode: str = "key",
 ) -> Iterator[LocalRun]:
     """Embedded AWS with the workload, the service and the queue's consumer on top; all stopped on exit."""
     moto_port = moto_port or free_port()
@@ -235,7 +246,7 @@ def local_run(
     try:
         wait_until_listening(f"{aws_endpoint}/moto-api/", moto)
         outputs = create_workload(aws_endpoint)
-        chalice = start_chalice(api_port, aws_endpoint, log)
+        chalice = start_chalice(api_port, aws_endpoint, log, auth_mode)
         started.append(chalice)
         started.append(start_consumer(aws_endpoint, log))
         api_url = f"http://{LOOPBACK}:{api_port}"
@@ -247,11 +258,24 @@ def local_run(
             outputs["ClusterName"],
             outputs["ServiceName"],
             (moto, *started),
+            auth_mode,
         )
     finally:
         for process in reversed(started):
             stop(process)
         stop(moto)
+
+
+# What curl signs with on a run with AUTH_MODE=iam: the local credentials, the local region, API Gateway's service.
+LOCAL_CREDENTIALS = "local:local"
+
+
+def sign_in(run: LocalRun) -> str:
+    """The curl options that sign in: the key, and on an IAM run a SigV4 signature (curl --aws-sigv4)."""
+    key = f"-H 'x-api-key: {run.api_key}'"
+    if run.auth_mode != "iam":
+        return key
+    return f"{key} \\\n  --aws-sigv4 'aws:amz:{REGION}:execute-api' --user {LOCAL_CREDENTIALS}"
 
 
 def curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
@@ -261,7 +285,7 @@ def curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
     )
     return (
         f"curl -sS --fail-with-body -X POST {run.api_url}/update \\\n"
-        f"  -H 'x-api-key: {run.api_key}' \\\n"
+        f"  {sign_in(run)} \\\n"
         f"  -H 'Content-Type: application/json' \\\n"
         f"  -d '{body}'"
     )
@@ -275,7 +299,7 @@ def push_curl_command(run: LocalRun, tag: str = "1.28.0") -> str:
     body = json.dumps({"repository": "public.ecr.aws/nginx/nginx", "tag": tag})
     return (
         f"curl -sS --fail-with-body -X POST {run.api_url}/hooks/push \\\n"
-        f"  -H 'x-api-key: {run.api_key}' \\\n"
+        f"  {sign_in(run)} \\\n"
         f"  -H 'Content-Type: application/json' \\\n"
         f"  -d '{body}' | tee push.json"
     )
@@ -284,13 +308,13 @@ def push_curl_command(run: LocalRun, tag: str = "1.28.0") -> str:
 def push_status_curl_command(run: LocalRun) -> str:
     """A ready-to-paste curl that shows what became of the push in push.json."""
     push_id = """$(python3 -c 'import json; print(json.load(open("push.json"))["pushId"])')"""
-    return f"curl -sS --fail-with-body \"{run.api_url}/pushes/{push_id}\" \\\n  -H 'x-api-key: {run.api_key}'"
+    return f'curl -sS --fail-with-body "{run.api_url}/pushes/{push_id}" \\\n  {sign_in(run)}'
 
 
 def history_curl_command(run: LocalRun) -> str:
     """A ready-to-paste curl that shows the workload's deployment history."""
     url = f"{run.api_url}/services/{run.cluster}/{run.service}/history"
-    return f"curl -sS --fail-with-body {url} \\\n  -H 'x-api-key: {run.api_key}'"
+    return f"curl -sS --fail-with-body {url} \\\n  {sign_in(run)}"
 
 
 def client_executable() -> str:
@@ -304,6 +328,11 @@ def instructions(run: LocalRun) -> str:
     return "\n".join(
         [
             f"# Embedded AWS (moto) at {run.aws_endpoint}; service at {run.api_url}",
+            *(
+                ["# IAM sign-in (AUTH_MODE=iam): every request is signed with SigV4 as local / local, and has the key."]
+                if run.auth_mode == "iam"
+                else []
+            ),
             f"# Workload: cluster '{run.cluster}', service '{run.service}'.",
             "",
             "# Update it:",
@@ -321,6 +350,15 @@ def instructions(run: LocalRun) -> str:
             "",
             "# Or use the command-line client (installed in this checkout's .venv):",
             f"export ECS_IMAGE_UPDATER_URL={run.api_url} ECS_IMAGE_UPDATER_API_KEY={run.api_key}",
+            *(
+                [
+                    "# IAM sign-in: the client signs with the AWS credentials of its environment (here the local ones)",
+                    f"export ECS_IMAGE_UPDATER_AUTH=iam AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
+                    f"AWS_REGION={REGION}",
+                ]
+                if run.auth_mode == "iam"
+                else []
+            ),
             f"{client} export {run.cluster} {run.service} -o web.yaml",
             "cp web.yaml web-before.yaml   # edit the tag in web.yaml, then:",
             f"{client} apply web.yaml --wait",
@@ -337,6 +375,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")) or None)
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", "0")) or None)
+    parser.add_argument(
+        "--auth",
+        choices=("key", "iam"),
+        default=(os.environ.get("AUTH_MODE") or "key").strip().lower(),
+        help="key: the API key (default); iam: SigV4 too (AUTH_MODE=iam make dev)",
+    )
     args = parser.parse_args()
 
     def interrupted(signum: int, _frame: FrameType | None) -> None:
@@ -345,7 +389,7 @@ def main() -> int:
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):  # kill, or the terminal closing
         signal.signal(stop_signal, interrupted)
     try:
-        with local_run(args.moto_port, args.api_port) as run:
+        with local_run(args.moto_port, args.api_port, auth_mode=args.auth) as run:
             print("\n" + instructions(run))
             print("\nPress Ctrl-C to stop both servers.", flush=True)
             while run.all_running():

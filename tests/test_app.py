@@ -315,6 +315,7 @@ def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
         "dynamodb:BatchWriteItem",  # the follower index of a fan-out too large for one transaction
         "sqs:GetQueueUrl",  # /hooks/push queues the work
         "sqs:SendMessage",
+        "secretsmanager:GetSecretValue",  # the webhooks' signing secrets, ecs-image-updater/* only
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",

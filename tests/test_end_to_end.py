@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -266,3 +267,87 @@ def test_what_make_dev_prints_runs_as_pasted_into_a_new_terminal(running: LocalR
     assert (tmp_path / "push.json").exists()
     assert "ecs-image-updater" in printed
     assert "pip install" not in printed
+
+
+@pytest.fixture(scope="module")
+def iam_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
+    """`AUTH_MODE=iam make dev`: the local stage checks every request's SigV4 signature (local / local)."""
+    log_path = tmp_path_factory.mktemp("iam-run") / "servers.log"
+    with log_path.open("wb") as log, local_run(log=log.fileno(), rollout_seconds=2, auth_mode="iam") as run:
+        yield run
+
+
+def signed_request(
+    run: LocalRun,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    secret: str = "local",
+    minutes_ago: float = 0,  # noqa: S107
+) -> urllib.request.Request:
+    """A request signed by botocore with the local credentials (at a date `minutes_ago`)."""
+    import datetime as dt
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {"x-api-key": run.api_key, "Content-Type": "application/json"}
+    request = AWSRequest(method=method, url=f"{run.api_url}{path}", data=body, headers=headers)
+    moment = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago)
+    signer = SigV4Auth(Credentials("local", secret), "execute-api", REGION)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=moment.replace(tzinfo=None)):
+        signer.add_auth(request)
+    return urllib.request.Request(  # noqa: S310 - loopback
+        request.url, data=body or None, headers=dict(request.headers.items()), method=method
+    )
+
+
+def answer_of(request: urllib.request.Request) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_an_iam_run_takes_botocore_signed_requests_and_refuses_the_rest(iam_running: LocalRun) -> None:
+    body = json.dumps(
+        {"cluster": iam_running.cluster, "service": iam_running.service, "image": "public.ecr.aws/nginx/nginx:1.29.2"}
+    ).encode()
+    status, answer = answer_of(signed_request(iam_running, "POST", "/update", body))
+    assert (status, answer.get("changed")) == (200, True), answer
+    status, answer = post(
+        f"{iam_running.api_url}/update", json.loads(body), {"Content-Type": "application/json", "x-api-key": "x"}
+    )
+    assert status == 403
+    refusals = {
+        "a wrong secret": signed_request(iam_running, "GET", "/whoami", secret="guess"),
+        "an expired date": signed_request(iam_running, "GET", "/whoami", minutes_ago=20),
+    }
+    tampered = signed_request(iam_running, "POST", "/update", body)
+    tampered.data = body.replace(b"1.29.2", b"6.6.6")
+    refusals["a tampered body"] = tampered
+    for why, request in refusals.items():
+        status, answer = answer_of(request)
+        assert status == 403, why
+        assert answer["Message"].startswith("the request's AWS signature is refused"), why
+    assert "more than 15 minutes" in answer_of(refusals["an expired date"])[1]["Message"]
+
+
+def test_what_make_dev_prints_with_iam_sign_in_runs_signed(iam_running: LocalRun, tmp_path: Any) -> None:
+    printed = instructions(iam_running)
+    assert "--aws-sigv4 'aws:amz:us-east-1:execute-api' --user local:local" in printed
+    terminal = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    ran = subprocess.run(  # noqa: S603 - the script is what make dev prints
+        ["bash", "-euo", "pipefail", "-c", printed],  # noqa: S607 - bash from PATH
+        cwd=tmp_path,
+        env=terminal,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert '"records"' in ran.stdout
+    assert (tmp_path / "web.yaml").read_text().startswith("cluster: test-cluster")

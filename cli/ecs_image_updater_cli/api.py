@@ -8,7 +8,9 @@ growing pause, until the command's --timeout runs out, and then end with exit
 code 4 ("try again later"). Nothing else is retried here, since a retried
 write could act twice. A body larger than the service takes (MAX_BODY_BYTES) is
 refused before it is sent. TLS is verified against the system's certificates,
-or the CA bundle the configuration names (for TLS-intercepting proxies).
+or the CA bundle the configuration names (for TLS-intercepting proxies). With
+`--auth iam`, each request (each retry too) is signed with SigV4 as well.
+A query is encoded as RFC 3986 has it, the form SigV4 signs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ecs_image_updater_cli.exits import (
     TryAgainLaterError,
     UnavailableError,
 )
+from ecs_image_updater_cli.signing import Signer
 
 REQUEST_TIMEOUT_SECONDS = 35.0  # API Gateway gives up after 29 s
 RETRY_FIRST_PAUSE_SECONDS = 2.0
@@ -64,8 +67,10 @@ class ApiClient:
         sleep: Callable[[float], None] = time.sleep,
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._connection = connection
+        self._signer = Signer(connection.url, environ or {}) if connection.auth == "iam" else None
         self._sleep = sleep
         self._clock = clock
         self._retry_until = clock() + retry_seconds
@@ -76,7 +81,7 @@ class ApiClient:
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET `path` (with `query`), answered with a JSON object."""
-        suffix = f"?{urlencode(dict(query))}" if query else ""
+        suffix = f"?{urlencode(dict(query), quote_via=quote)}" if query else ""
         return self._trying_again_later("GET", path + suffix, None)
 
     def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,6 +118,8 @@ class ApiClient:
         headers = {"x-api-key": self._connection.api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
         if payload is not None:
             headers["Content-Type"] = "application/json"
+        if self._signer is not None:
+            headers = self._signer.headers(method, url, headers, payload)
         request = urllib.request.Request(url, data=payload, headers=headers, method=method)  # noqa: S310 - http(s) only, checked in config
         where = f"{method} {self._connection.url}{target.split('?', 1)[0]}"
         try:

@@ -14,6 +14,10 @@ to something else in the same CI job or come with a checkout: that is refused.
 TLS is verified against the system's certificates, or a CA bundle (a file of PEM
 certificates, for a TLS-intercepting proxy) named by the first of
 `ECS_IMAGE_UPDATER_CA_BUNDLE`, `REQUESTS_CA_BUNDLE` and `SSL_CERT_FILE` that is set.
+
+How requests sign in: `--auth`, else `ECS_IMAGE_UPDATER_AUTH`: `key` (the default:
+the API key alone) or `iam` (the key, and a SigV4 signature with the AWS
+credential chain, for a stage with AUTH_MODE=iam; ecs_image_updater_cli.signing).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ ENV_FILE_NAME = ".api.env"
 URL_VARIABLES = ("ECS_IMAGE_UPDATER_URL", "API_URL")
 KEY_VARIABLES = ("ECS_IMAGE_UPDATER_API_KEY", "API_KEY")
 CA_BUNDLE_VARIABLES = ("ECS_IMAGE_UPDATER_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+AUTH_VARIABLE = "ECS_IMAGE_UPDATER_AUTH"
+AUTH_MODES = ("key", "iam")
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class Connection:
     url: str
     api_key: str = field(repr=False)  # never in a repr, a log line or a traceback's locals
     ca_bundle: str | None = None  # PEM certificates TLS is verified against, instead of the system's
+    auth: str = "key"  # or "iam": requests are signed with SigV4 too
 
     @property
     def sends_key_in_clear(self) -> bool:
@@ -76,7 +83,11 @@ def candidate_keys(flag_key: str | None, environ: Mapping[str, str], directory: 
 
 
 def resolve_connection(
-    flag_url: str | None, flag_key: str | None, environ: Mapping[str, str], directory: Path
+    flag_url: str | None,
+    flag_key: str | None,
+    environ: Mapping[str, str],
+    directory: Path,
+    flag_auth: str | None = None,
 ) -> Connection:
     """The URL and the key, each from the first source that has it (see the module docstring)."""
     file_values = read_env_file(directory / ENV_FILE_NAME)
@@ -97,7 +108,15 @@ def resolve_connection(
             "no API key: set ECS_IMAGE_UPDATER_API_KEY (or API_KEY), give --api-key, "
             f"or run where an {ENV_FILE_NAME} file has an API_KEY line"
         )
-    return Connection(_checked_url(url), key, ca_bundle(environ))
+    return Connection(_checked_url(url), key, ca_bundle(environ), auth_mode(flag_auth, environ))
+
+
+def auth_mode(flag_auth: str | None, environ: Mapping[str, str]) -> str:
+    """`--auth`, else ECS_IMAGE_UPDATER_AUTH, else `key`."""
+    mode = (flag_auth or environ.get(AUTH_VARIABLE) or "key").strip().lower()
+    if mode not in AUTH_MODES:
+        raise RefusedError(f"{AUTH_VARIABLE}={mode!r} is neither 'key' nor 'iam'")
+    return mode
 
 
 def ca_bundle(environ: Mapping[str, str]) -> str | None:

@@ -26,6 +26,10 @@ CONFIGURATION_HELP = """configuration (the first that is set wins, for the URL a
   API_URL / API_KEY
   API_URL= / API_KEY= lines of .api.env in the current directory
 The key is sent in the x-api-key header only and never printed.
+--auth iam (or ECS_IMAGE_UPDATER_AUTH=iam): sign requests with SigV4 too, for a stage with
+IAM sign-in, with the AWS credential chain (environment, profile, SSO, web identity); needs
+pip install 'ecs-image-updater[iam]'. The region comes from the URL, else ECS_IMAGE_UPDATER_REGION
+or AWS_REGION.
 TLS: the system's certificates, or the CA bundle in ECS_IMAGE_UPDATER_CA_BUNDLE,
 REQUESTS_CA_BUNDLE or SSL_CERT_FILE (the first set), e.g. for a TLS-intercepting proxy."""
 
@@ -51,6 +55,12 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
         "--api-key",
         default=None if defaults else suppress,
         help="the API key (prefer ECS_IMAGE_UPDATER_API_KEY: a command line is visible to other processes)",
+    )
+    parser.add_argument(
+        "--auth",
+        choices=("key", "iam"),
+        default=None if defaults else suppress,
+        help="key: the API key alone (default); iam: SigV4-signed too, with your AWS credentials",
     )
     parser.add_argument(
         "--json",
@@ -127,11 +137,12 @@ def main(
             console.hide(key)
         args = build_parser().parse_args(arguments)
         console.json_output = bool(args.json)
-        connection = resolve_connection(args.url, args.api_key, environment, here)
+        connection = resolve_connection(args.url, args.api_key, environment, here, args.auth)
         console.hide(connection.api_key)
         if connection.sends_key_in_clear:
             console.err(f"warning: {connection.url} is not HTTPS: the API key crosses the network unencrypted")
-        return int(args.run(args, ApiClient(connection, retry_seconds=args.timeout), console))
+        client = ApiClient(connection, retry_seconds=args.timeout, environ=environment)
+        return int(args.run(args, client, console))
     except _UsageError as usage:
         console.err(str(usage).rstrip("\n"))
         return ExitCode.REFUSED

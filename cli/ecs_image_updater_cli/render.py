@@ -141,7 +141,8 @@ def status_text(body: Mapping[str, Any]) -> str:
 
 
 def history_table(body: Mapping[str, Any]) -> str:
-    """Each record: when, action, who (key id and source IP), images from → to, outcome."""
+    """Each record: when, action, who (the principal, or for older records the key id; and the source IP),
+    images from → to, outcome."""
     rows = []
     for record in body.get("records") or []:
         if not isinstance(record, Mapping):
@@ -150,7 +151,7 @@ def history_table(body: Mapping[str, Any]) -> str:
             [
                 str(record.get("at") or NONE),
                 str(record.get("action") or NONE),
-                f"{record.get('keyId') or '?'} from {record.get('sourceIp') or '?'}",
+                f"{record.get('principal') or record.get('keyId') or '?'} from {record.get('sourceIp') or '?'}",
                 _images(record),
                 _outcome(record),
             ]

@@ -29,6 +29,8 @@ CLIENT_VARIABLES = (
     "ECS_IMAGE_UPDATER_CA_BUNDLE",
     "REQUESTS_CA_BUNDLE",
     "SSL_CERT_FILE",
+    "ECS_IMAGE_UPDATER_AUTH",
+    "ECS_IMAGE_UPDATER_REGION",
 )
 IMAGE = "public.ecr.aws/nginx/nginx"
 CLUSTER = "test-cluster"
@@ -127,6 +129,14 @@ def local_service(tmp_path_factory: pytest.TempPathFactory, rollout_seconds: flo
 def quick_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
     """A local service whose deployments complete after 2 s."""
     yield from local_service(tmp_path_factory, rollout_seconds=2)
+
+
+@pytest.fixture(scope="session")
+def iam_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
+    """The local stage with AUTH_MODE=iam: it checks each request's SigV4 signature (credentials local/local)."""
+    log_path = tmp_path_factory.mktemp("iam-service") / "servers.log"
+    with log_path.open("wb") as log, local_run(log=log.fileno(), rollout_seconds=2, auth_mode="iam") as service:
+        yield service
 
 
 @pytest.fixture

@@ -33,11 +33,15 @@ def test_it_is_a_composite_action_with_the_inputs_of_a_deploy() -> None:
     }
     assert inputs["container"]["required"] is False
     assert inputs["timeout"]["default"] == "15m"
+    assert inputs["auth"]["default"] == "key"
 
 
 def test_it_installs_the_client_from_the_actions_own_checkout() -> None:
     install = STEPS[0]["run"]
-    assert 'pip install --quiet --disable-pip-version-check "$GITHUB_ACTION_PATH/cli"' in install
+    assert 'package="$GITHUB_ACTION_PATH/cli"' in install
+    assert 'if [ "$INPUT_AUTH" = "iam" ]; then package="$package[iam]"; fi' in install
+    assert 'pip install --quiet --disable-pip-version-check "$package"' in install
+    assert STEPS[0]["env"] == {"INPUT_AUTH": "${{ inputs.auth }}"}
     assert "GITHUB_PATH" in install
 
 
@@ -51,8 +55,11 @@ def test_no_input_is_written_into_a_script_and_the_key_travels_in_an_env_var() -
     assert "--wait" in deploy_step["run"]
 
 
-def run_deploy_step(inputs: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The deploy step's script in bash, with its env as GitHub Actions would fill it from `inputs`."""
+def run_deploy_step(
+    inputs: dict[str, str], cwd: Path, job_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The deploy step's script in bash, with its env as GitHub Actions would fill it from `inputs`, in a job
+    whose environment has `job_env` too (what configure-aws-credentials exports, say)."""
     step = STEPS[1]
     given = {name: spec.get("default", "") for name, spec in ACTION["inputs"].items()} | inputs
 
@@ -60,7 +67,7 @@ def run_deploy_step(inputs: dict[str, str], cwd: Path) -> subprocess.CompletedPr
         """`value` with each inputs reference replaced as GitHub Actions would."""
         return INPUT_REFERENCE.sub(lambda reference: given[reference.group(1)], str(value))
 
-    env = client_environment({name: filled(value) for name, value in step["env"].items()})
+    env = client_environment({**(job_env or {}), **{name: filled(value) for name, value in step["env"].items()}})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # where pip put the client
     bash = shutil.which("bash")
     assert bash is not None, "the action's steps run in bash"
@@ -106,3 +113,30 @@ def test_the_container_input_is_passed_on(quick_service: LocalRun, inputs: dict[
     finished = run_deploy_step({**inputs, "container": "sidecar", "image": f"{IMAGE}:8.0.2"}, workdir)
     assert finished.returncode == 3
     assert "sidecar" in finished.stderr
+
+
+def test_with_auth_iam_the_deploy_step_signs_with_the_jobs_aws_credentials(
+    iam_service: LocalRun, workdir: Path
+) -> None:
+    inputs = {
+        "url": iam_service.api_url,
+        "api-key": iam_service.api_key,
+        "cluster": iam_service.cluster,
+        "services": iam_service.service,
+        "image": f"{IMAGE}:8.1.0",
+        "auth": "iam",
+    }
+    # What aws-actions/configure-aws-credentials exports after assuming the role with GitHub's OIDC token.
+    job = {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    finished = run_deploy_step(inputs, workdir, job)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert running_image(iam_service) == f"{IMAGE}:8.1.0"
+    unsigned = run_deploy_step({**inputs, "auth": "key", "image": f"{IMAGE}:8.1.1"}, workdir, job)
+    assert unsigned.returncode == 3
+    assert "not signed with AWS Signature Version 4" in unsigned.stderr

@@ -101,6 +101,12 @@ def test_history_shows_when_who_images_and_outcome() -> None:
     assert lines[2].endswith("ERROR 409 ConflictError: busy")
 
 
+def test_history_names_the_principal_where_the_record_has_one() -> None:
+    role = "arn:aws:sts::123456789012:assumed-role/github-web-ci/GitHubActions"
+    record = {"action": "update", "principal": role, "keyId": "a1b2c3", "sourceIp": "203.0.113.9"}
+    assert f"{role} from 203.0.113.9" in render.history_table({"records": [record]})
+
+
 def test_history_of_a_service_never_deployed_says_so() -> None:
     assert "no deployment recorded" in render.history_table({"cluster": "c", "service": "s", "records": []})
 
