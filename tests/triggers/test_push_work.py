@@ -245,7 +245,7 @@ def test_two_consumers_at_once_deploy_once(
         table=StateTable(clients.dynamodb_client(), STATE_TABLE),
         locks=stage_locks(),
         access=AccessPolicy(),
-        permissions=None,
+        permissions=lambda: None,
         sqs=clients.sqs_client(),
         queue_url=push_queue.url,
         sns=None,
