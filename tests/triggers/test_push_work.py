@@ -126,6 +126,33 @@ def test_a_busy_lock_is_tried_again_later_and_then_deploys_once(
     assert push_queue.waiting() == 0
 
 
+def test_a_broken_permissions_file_is_tried_again_and_the_push_lands_once_it_is_fixed(
+    app_client: Any,
+    http: Any,
+    push_queue: PushQueue,
+    setup_ecs: Any,
+    shop: str,
+    no_back_off: None,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    push_id = push(http)
+    rules = tmp_path / "permissions.yaml"
+    rules.write_text("rules:\n  - principals: [local]\n    actions: [push, read]\n    sevices: [shop]\n")
+    monkeypatch.setenv("PERMISSIONS_FILE", str(rules))
+    first = deliver(app_client, push_queue, rounds=1)
+    assert first[0]["batchItemFailures"]  # the item goes back to the queue; no final refusal
+    assert image_of(setup_ecs, "shop") == f"{WEB}:1.4.2"
+    assert records_of("test-cluster", "shop") == []
+
+    rules.write_text("rules:\n  - principals: [local]\n    actions: [push, read]\n    services: [shop]\n")
+    deliver(app_client, push_queue)
+    assert image_of(setup_ecs, "shop") == f"{WEB}:1.4.3"
+    assert state_of(http, push_id)["state"] == "deployed"
+    [record] = records_of("test-cluster", "shop")
+    assert record["principal"] == "local"
+
+
 def test_throttling_is_retried_with_growing_delays_over_more_than_five_minutes(
     app_client: Any,
     http: Any,
