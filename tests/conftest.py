@@ -585,22 +585,9 @@ def push_queue(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> PushQueue:
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     """The event Lambda's SQS event source hands the function for a batch of received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": message.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            }
-            for message in messages
-        ]
-    }
+    from scripts.local_queue import sqs_event as lambda_sqs_event
+
+    return lambda_sqs_event(messages, queue_arn, REGION)
 
 
 def deliver(app_client: Any, queue: PushQueue, rounds: int = 10) -> list[dict[str, Any]]:

@@ -247,13 +247,13 @@ def test_embedded_environment_drops_real_credentials_and_profiles() -> None:
     assert env["PATH"] == os.defpath
 
 
-def test_what_make_dev_prints_runs_as_pasted_into_a_new_terminal(running: LocalRun, tmp_path: Any) -> None:
-    # A new terminal: nothing of this checkout on PATH, no virtual environment active, another directory.
-    printed = instructions(running)
-    terminal = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+def run_as_pasted(printed: str, directory: Any) -> subprocess.CompletedProcess[str]:
+    """What make dev printed, run in a new terminal: nothing of this checkout on PATH, no virtual environment
+    active, another directory; it must succeed."""
+    terminal = {"PATH": "/usr/bin:/bin", "HOME": str(directory), "LANG": "C.UTF-8"}
     ran = subprocess.run(  # noqa: S603 - the script is what make dev prints
         ["bash", "-euo", "pipefail", "-c", printed],  # noqa: S607 - bash from PATH
-        cwd=tmp_path,
+        cwd=directory,
         env=terminal,
         capture_output=True,
         text=True,
@@ -261,6 +261,12 @@ def test_what_make_dev_prints_runs_as_pasted_into_a_new_terminal(running: LocalR
         check=False,
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
+    return ran
+
+
+def test_what_make_dev_prints_runs_as_pasted_into_a_new_terminal(running: LocalRun, tmp_path: Any) -> None:
+    printed = instructions(running)
+    ran = run_as_pasted(printed, tmp_path)
     assert (tmp_path / "web.yaml").read_text().startswith("cluster: test-cluster")
     assert '"records"' in ran.stdout  # the history curl answered
     assert '"pushId"' in ran.stdout  # the push's curl answered, and what became of it too
@@ -338,16 +344,6 @@ def test_an_iam_run_takes_botocore_signed_requests_and_refuses_the_rest(iam_runn
 def test_what_make_dev_prints_with_iam_sign_in_runs_signed(iam_running: LocalRun, tmp_path: Any) -> None:
     printed = instructions(iam_running)
     assert "--aws-sigv4 'aws:amz:us-east-1:execute-api' --user local:local" in printed
-    terminal = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
-    ran = subprocess.run(  # noqa: S603 - the script is what make dev prints
-        ["bash", "-euo", "pipefail", "-c", printed],  # noqa: S607 - bash from PATH
-        cwd=tmp_path,
-        env=terminal,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stdout + ran.stderr
+    ran = run_as_pasted(printed, tmp_path)
     assert '"records"' in ran.stdout
     assert (tmp_path / "web.yaml").read_text().startswith("cluster: test-cluster")

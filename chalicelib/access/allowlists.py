@@ -11,9 +11,7 @@ logs a warning once per process.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import NotAllowedError
@@ -22,18 +20,6 @@ from chalicelib.core.patterns import name_or_arn_matches, prefix_allows
 
 logger = logging.getLogger(__name__)
 _warned: set[str] = set()
-
-
-class _Change(Protocol):
-    def requested_images(self) -> Sequence[ImageReference]: ...
-
-
-class _Target(Protocol):
-    @property
-    def service(self) -> str: ...
-
-    @property
-    def change(self) -> _Change: ...
 
 
 @dataclass(frozen=True)
@@ -94,17 +80,6 @@ class AccessPolicy:
         """Refuse a cluster or a service outside the lists."""
         self.check_cluster(cluster)
         self.check_service(service)
-
-    def check_targets(self, cluster: str, targets: Iterable[_Target], *, images: bool = True) -> None:
-        """Refuse a request whose cluster, any service, or (with `images`) any image it asks for is outside the lists.
-
-        `images` False leaves the images to the update path, which checks only
-        the ones that change (`/apply`).
-        """
-        for target in targets:
-            self.check_target(cluster, target.service)
-            for image in target.change.requested_images() if images else ():
-                self.check_image(image)
 
 
 def _name_of(identifier: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -132,30 +132,15 @@ class DeploymentRecord:
         containers: list[dict[str, str]],
     ) -> DeploymentRecord:
         """The one record of a push that could not deploy a service: refused, or out of retries."""
-        status, code = http_status(failure)
-        message = failure.message if isinstance(failure, UpdateError) else INTERNAL_ERROR_MESSAGE
-        return cls(
-            cluster=cluster,
+        failed = cls.of_failure(provenance, f"{cluster}/{service}", failure, force_new_deployment=False)
+        return replace(
+            failed,
+            cluster=cluster,  # a name with a "/" (an ARN) stays whole
             service=service,
-            at=_at(provenance),
-            action=provenance.action,
-            request_id=provenance.request_id,
-            key_id=provenance.key_id,
-            source_ip=provenance.source_ip,
-            changed=False,
-            force_new_deployment=False,
-            task_definition=None,
-            previous_task_definition=None,
             containers=containers,
-            deployment_id=None,
-            status=status,
-            error={"Code": code, "Message": message},
             outcome=FAILED,
             outcome_at=iso8601(datetime.now(UTC)),
-            outcome_reason=message,
-            batch_id=provenance.batch_id,
-            push=dict(provenance.push) if provenance.push else None,
-            principal=provenance.principal,
+            outcome_reason=(failed.error or {}).get("Message"),
         )
 
     @property

@@ -37,11 +37,6 @@ WEB = f"{ECR}/web"
 POLICY = [{"key": "image-updater:policy", "value": "semver:minor"}]
 
 
-@pytest.fixture(autouse=True)
-def functions_get_their_configured_time(lambda_time: None) -> None:
-    """The functions budget their work by the time their context says is left."""
-
-
 def table() -> StateTable:
     return StateTable(clients.dynamodb_client(), STATE_TABLE)
 

@@ -37,16 +37,6 @@ SECRET_NAME = "ecs-image-updater/github-webhook"
 SITE = "ghcr.io/acme/site"
 
 
-@pytest.fixture(autouse=True)
-def one_request_at_a_time(atomic_aws: None) -> None:
-    """Services are updated in parallel threads; moto's backends take one request at a time."""
-
-
-@pytest.fixture(autouse=True)
-def functions_get_their_configured_time(lambda_time: None) -> None:
-    """The push functions budget by the time their context says is left."""
-
-
 @pytest.fixture
 def webhook_secret(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> str:
     secrets = clients.session().client("secretsmanager", region_name=REGION)

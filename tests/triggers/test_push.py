@@ -42,16 +42,6 @@ def tags(**values: str) -> list[dict[str, str]]:
     return [{"key": f"image-updater:{key.replace('_', '-')}", "value": value} for key, value in values.items()]
 
 
-@pytest.fixture(autouse=True)
-def one_request_at_a_time(atomic_aws: None) -> None:
-    """Services are updated in parallel threads; moto's backends take one request at a time, as AWS's apply each."""
-
-
-@pytest.fixture(autouse=True)
-def functions_get_their_configured_time(lambda_time: None) -> None:
-    """registry_push budgets its updates by the time its context says is left."""
-
-
 @pytest.fixture
 def followers(
     app_client: Any, push_queue: PushQueue, setup_ecs: Any, workload: Workload, ecs_deployments: EcsDeployments

@@ -45,16 +45,6 @@ WEB = f"{ECR}/web"
 STATE_TABLE = "ecs-image-updater-state"
 
 
-@pytest.fixture(autouse=True)
-def one_request_at_a_time(atomic_aws: None) -> None:
-    """Items are deployed in parallel threads; moto's backends take one request at a time, as AWS's apply each."""
-
-
-@pytest.fixture(autouse=True)
-def functions_get_their_configured_time(lambda_time: None) -> None:
-    """push_work budgets its items by the time its context says is left."""
-
-
 @pytest.fixture
 def shop(
     app_client: Any, push_queue: PushQueue, setup_ecs: Any, workload: Workload, ecs_deployments: EcsDeployments
