@@ -3,6 +3,8 @@
 1. starts moto's server on loopback as the embedded AWS,
 2. creates the workload, the state table and the push work queue in it from infra/test-workload.yaml,
    infra/state-table.yaml and infra/push-queue.yaml through CloudFormation (the same templates as in AWS),
+   and the workload's images in its ECR (the versions of LOCAL_TAGS), which the service verifies before it
+   deploys one: a tag that was never pushed is refused with 422,
 3. starts `chalice local` on the `local` stage, pointed at that server, and the push work queue's
    consumer (scripts/local_queue.py: what Lambda's SQS event source and the hourly schedule do in AWS),
 4. prints commands that update the workload and show its history, and stops every process on Ctrl-C.
@@ -16,6 +18,8 @@ The end-to-end test drives the same functions.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -45,6 +49,11 @@ STACK_NAME = "test-workload"
 STATE_STACK_NAME = "ecs-image-updater-state"
 QUEUE_STACK_NAME = "ecs-image-updater-push-queue"
 START_TIMEOUT_SECONDS = 60.0
+# The workload's images, in the embedded AWS's ECR (moto's account 123456789012): what was "pushed".
+LOCAL_REPOSITORY = "nginx"
+LOCAL_IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{LOCAL_REPOSITORY}"
+LOCAL_TAGS = ("1.27.0", "1.27.1", "1.27.9", "1.28.0", "1.28.1", "1.29.0", "1.29.1", "1.29.2", "2.0.0")
+RUNNING_TAG = "1.27.0"
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class LocalRun:
     service: str
     processes: tuple[subprocess.Popen[bytes], ...] = ()
     auth_mode: str = "key"  # "iam": every request must be signed (SigV4) with local / local
+    image: str = LOCAL_IMAGE  # the workload's repository, in the embedded ECR, with the tags of LOCAL_TAGS
 
     def all_running(self) -> bool:
         """True while both servers are up."""
@@ -115,29 +125,32 @@ def chalice_local_command(port: int) -> list[str]:
 
 
 def start_chalice(
-    port: int, aws_endpoint: str, log: int | None = None, auth_mode: str = "key"
+    port: int, aws_endpoint: str, log: int | None = None, auth_mode: str = "key", verify_images: str = "require"
 ) -> subprocess.Popen[bytes]:
     """Start `chalice local` on loopback:`port`, using the embedded AWS at `aws_endpoint`.
 
     With `auth_mode` "iam" it checks each request's SigV4 signature itself, against the
-    credentials it runs with (local / local) and the local region.
+    credentials it runs with (local / local) and the local region. `verify_images` is its
+    VERIFY_IMAGES: what it does with an image that no registry on reach can confirm.
     """
     return subprocess.Popen(  # noqa: S603 - fixed command line
         chalice_local_command(port),
         cwd=PROJECT_DIR,
-        env={**embedded_aws_environment(aws_endpoint), "AUTH_MODE": auth_mode},
+        env={**embedded_aws_environment(aws_endpoint), "AUTH_MODE": auth_mode, "VERIFY_IMAGES": verify_images},
         stdout=log,
         stderr=subprocess.STDOUT if log is not None else None,
         start_new_session=True,
     )
 
 
-def start_consumer(aws_endpoint: str, log: int | None = None) -> subprocess.Popen[bytes]:
+def start_consumer(
+    aws_endpoint: str, log: int | None = None, verify_images: str = "require"
+) -> subprocess.Popen[bytes]:
     """Start the push work queue's consumer (scripts/local_queue.py) against the embedded AWS."""
     return subprocess.Popen(  # noqa: S603 - fixed command line
         [sys.executable, str(PROJECT_DIR / "scripts" / "local_queue.py")],
         cwd=PROJECT_DIR,
-        env=embedded_aws_environment(aws_endpoint),
+        env={**embedded_aws_environment(aws_endpoint), "VERIFY_IMAGES": verify_images},
         stdout=log,
         stderr=subprocess.STDOUT if log is not None else None,
         start_new_session=True,
@@ -160,11 +173,18 @@ def wait_until_listening(url: str, process: subprocess.Popen[bytes], timeout: fl
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def create_stack(aws_endpoint: str, name: str, template: Path) -> dict[str, str]:
-    """Create a stack from `template` in the embedded AWS; returns its outputs."""
+def create_stack(
+    aws_endpoint: str, name: str, template: Path, parameters: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Create a stack from `template` (with `parameters`) in the embedded AWS; returns its outputs."""
     session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)  # noqa: S106
     cloudformation = session.client("cloudformation", endpoint_url=aws_endpoint)
-    cloudformation.create_stack(StackName=name, TemplateBody=template.read_text(), Capabilities=["CAPABILITY_IAM"])
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=template.read_text(),
+        Capabilities=["CAPABILITY_IAM"],
+        Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in (parameters or {}).items()],
+    )
     cloudformation.get_waiter("stack_create_complete").wait(
         StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
@@ -176,9 +196,37 @@ def create_workload(aws_endpoint: str) -> dict[str, str]:
     """Create the test workload, the state table and the push queue in the embedded AWS; the workload's outputs."""
     create_stack(aws_endpoint, STATE_STACK_NAME, STATE_TABLE_TEMPLATE)
     create_stack(aws_endpoint, QUEUE_STACK_NAME, PUSH_QUEUE_TEMPLATE)
-    outputs = create_stack(aws_endpoint, STACK_NAME, WORKLOAD_TEMPLATE)
+    push_images(aws_endpoint, LOCAL_TAGS)
+    outputs = create_stack(aws_endpoint, STACK_NAME, WORKLOAD_TEMPLATE, {"Image": f"{LOCAL_IMAGE}:{RUNNING_TAG}"})
     tag_service_as_the_template_does(aws_endpoint, outputs["ClusterName"], outputs["ServiceName"])
     return outputs
+
+
+def push_images(aws_endpoint: str, tags: tuple[str, ...]) -> None:
+    """Put an image for each tag into the embedded ECR's repository (a small manifest per tag: each its digest)."""
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)  # noqa: S106
+    ecr = session.client("ecr", endpoint_url=aws_endpoint)
+    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+        ecr.create_repository(repositoryName=LOCAL_REPOSITORY)
+    for tag in tags:
+        layer = hashlib.sha256(f"{LOCAL_REPOSITORY}:{tag}".encode()).hexdigest()
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 7023,
+                "digest": f"sha256:{layer[::-1]}",
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": 32654,
+                    "digest": f"sha256:{layer}",
+                }
+            ],
+        }
+        ecr.put_image(repositoryName=LOCAL_REPOSITORY, imageManifest=json.dumps(manifest), imageTag=tag)
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -236,6 +284,7 @@ def local_run(
     log: int | None = None,
     rollout_seconds: float | None = None,
     auth_mode: str = "key",
+    verify_images: str = "require",
 ) -> Iterator[LocalRun]:
     """Embedded AWS with the workload, the service and the queue's consumer on top; all stopped on exit."""
     moto_port = moto_port or free_port()
@@ -246,9 +295,9 @@ def local_run(
     try:
         wait_until_listening(f"{aws_endpoint}/moto-api/", moto)
         outputs = create_workload(aws_endpoint)
-        chalice = start_chalice(api_port, aws_endpoint, log, auth_mode)
+        chalice = start_chalice(api_port, aws_endpoint, log, auth_mode, verify_images)
         started.append(chalice)
-        started.append(start_consumer(aws_endpoint, log))
+        started.append(start_consumer(aws_endpoint, log, verify_images))
         api_url = f"http://{LOOPBACK}:{api_port}"
         wait_until_listening(f"{api_url}/update", chalice)
         yield LocalRun(
@@ -280,9 +329,7 @@ def sign_in(run: LocalRun) -> str:
 
 def curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
     """A ready-to-paste curl that updates the workload's image."""
-    body = json.dumps(
-        {"cluster": run.cluster, "service": run.service, "image": "public.ecr.aws/nginx/nginx", "tag": tag}
-    )
+    body = json.dumps({"cluster": run.cluster, "service": run.service, "image": run.image, "tag": tag})
     return (
         f"curl -sS --fail-with-body -X POST {run.api_url}/update \\\n"
         f"  {sign_in(run)} \\\n"
@@ -291,12 +338,23 @@ def curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
     )
 
 
+def refused_curl_command(run: LocalRun, tag: str = "9.9.9") -> str:
+    """A ready-to-paste curl that asks for a version the embedded ECR does not have: answered 422."""
+    body = json.dumps({"cluster": run.cluster, "service": run.service, "image": run.image, "tag": tag})
+    return (
+        f"curl -sS -X POST {run.api_url}/update \\\n"
+        f"  {sign_in(run)} \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{body}'; echo"
+    )
+
+
 def push_curl_command(run: LocalRun, tag: str = "1.28.0") -> str:
     """A ready-to-paste curl that tells the service an image was pushed (the workload follows semver:minor).
 
     Its answer is kept in push.json too, for the command that asks what became of the push.
     """
-    body = json.dumps({"repository": "public.ecr.aws/nginx/nginx", "tag": tag})
+    body = json.dumps({"repository": run.image, "tag": tag})
     return (
         f"curl -sS --fail-with-body -X POST {run.api_url}/hooks/push \\\n"
         f"  {sign_in(run)} \\\n"
@@ -337,6 +395,9 @@ def instructions(run: LocalRun) -> str:
             "",
             "# Update it:",
             curl_command(run),
+            "",
+            "# A tag that was never pushed is refused before anything is written (422):",
+            refused_curl_command(run),
             "",
             "# Tell it an image was pushed: the service follows semver:minor (its image-updater:policy tag):",
             push_curl_command(run),

@@ -55,21 +55,27 @@ def offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_REGION", REGION)
+    # Most tests deploy made-up versions of images no registry holds; the checks before a write have tests of
+    # their own (tests/deploy/test_verify.py), which set VERIFY_IMAGES=require, as the stages leave it.
+    monkeypatch.setenv("VERIFY_IMAGES", "off")
 
 
 @pytest.fixture
 def moto_world() -> Iterator[None]:
     """An empty in-process AWS; the service's cached clients are made inside it."""
     from chalicelib.aws import queue, secrets
+    from chalicelib.deploy import verify
 
     with mock_aws():
         clients.reset_clients()
         queue.forget_urls()
         secrets.forget()
+        verify.forget()
         yield
         clients.reset_clients()
         queue.forget_urls()
         secrets.forget()
+        verify.forget()
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def test_update_answers_200_with_the_documented_shape(http: Any, workload: Workl
         "containers",
         "deployment",
         "serviceStatus",
+        "warnings",
     }
     assert body["changed"] is True
     assert (body["cluster"], body["service"], body["serviceStatus"]) == ("test-cluster", "web", "ACTIVE")
@@ -40,7 +41,9 @@ def test_update_answers_200_with_the_documented_shape(http: Any, workload: Workl
         "status": "ACTIVE",
     }
     assert body["previousTaskDefinition"] == {"arn": workload.running_arn, "family": "web", "revision": 1}
-    assert body["containers"] == [{"name": "app", "previousImage": f"{ECR}/web:1.0", "image": f"{ECR}/web:1.1"}]
+    assert body["containers"] == [
+        {"name": "app", "previousImage": f"{ECR}/web:1.0", "image": f"{ECR}/web:1.1", "digest": None}
+    ]
 
 
 def test_dry_run_answers_the_diff_and_writes_nothing(http: Any, setup_ecs: Any, workload: Workload) -> None:
@@ -316,6 +319,9 @@ def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
         "sqs:GetQueueUrl",  # /hooks/push queues the work
         "sqs:SendMessage",
         "secretsmanager:GetSecretValue",  # the webhooks' signing secrets, ecs-image-updater/* only
+        "ecr:BatchGetImage",  # the image exists, before anything is written
+        "secretsmanager:DescribeSecret",  # a secret a rollback's revision references exists (never read)
+        "ssm:GetParameters",
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",

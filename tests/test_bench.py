@@ -141,3 +141,12 @@ def test_the_push_cost_benchmark_counts_a_push_that_does_not_grow_with_the_accou
     assert cost.first_reconcile["DescribeTaskDefinition"] == 30
     assert "DescribeTaskDefinition" not in cost.second_reconcile
     assert "**the push now**" in render(cost)
+
+
+def test_the_verify_cost_benchmark_counts_one_ecr_lookup_per_verified_change_and_nothing_else() -> None:
+    from bench.verify_cost import UNVERIFIED, VERIFIED, measure, render
+
+    cost = measure(2, round_trip_ms=0)
+    assert cost.calls[VERIFIED] - cost.calls[UNVERIFIED] == {"BatchGetImage": 2}
+    assert cost.calls[UNVERIFIED]["UpdateService"] == 2
+    assert "VERIFY_IMAGES=require" in render(cost)

@@ -60,7 +60,7 @@ def test_update_over_http_changes_the_service_in_the_embedded_aws(running: Local
     body = {
         "cluster": running.cluster,
         "service": running.service,
-        "image": "public.ecr.aws/nginx/nginx",
+        "image": running.image,
         "tag": "1.28.1",
     }
     status, answer = post(
@@ -77,7 +77,7 @@ def test_update_over_http_changes_the_service_in_the_embedded_aws(running: Local
     service = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
     assert service["taskDefinition"] == answer["taskDefinition"]["arn"]
     described = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
-    assert described["containerDefinitions"][0]["image"] == "public.ecr.aws/nginx/nginx:1.28.1"
+    assert described["containerDefinitions"][0]["image"] == f"{running.image}:1.28.1"
 
 
 def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -90,7 +90,7 @@ def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
 
 
 def test_the_printed_history_curl_shows_who_deployed_what(running: LocalRun) -> None:
-    body = {"cluster": running.cluster, "service": running.service, "image": "public.ecr.aws/nginx/nginx:1.29"}
+    body = {"cluster": running.cluster, "service": running.service, "image": f"{running.image}:1.29.0"}
     status, answer = post(
         f"{running.api_url}/update", body, {"Content-Type": "application/json", "x-api-key": running.api_key}
     )
@@ -102,14 +102,14 @@ def test_the_printed_history_curl_shows_who_deployed_what(running: LocalRun) -> 
     assert status == 200, history
     newest = history["records"][0]
     assert (newest["action"], newest["keyId"], newest["sourceIp"]) == ("update", "local", "127.0.0.1")
-    assert newest["containers"][0]["image"] == "public.ecr.aws/nginx/nginx:1.29"
+    assert newest["containers"][0]["image"] == f"{running.image}:1.29.0"
     assert newest["taskDefinition"]["arn"] == answer["taskDefinition"]["arn"]
     assert newest["outcome"] == "IN_PROGRESS"
     assert newest["deploymentId"] == answer["deployment"]["id"]
 
 
 def test_a_local_deployment_completes_and_the_status_says_so(running: LocalRun) -> None:
-    body = {"cluster": running.cluster, "service": running.service, "image": "public.ecr.aws/nginx/nginx:1.29.1"}
+    body = {"cluster": running.cluster, "service": running.service, "image": f"{running.image}:1.29.1"}
     headers = {"Content-Type": "application/json", "x-api-key": running.api_key}
     status, answer = post(f"{running.api_url}/update", body, headers)
     assert status == 200, answer
@@ -130,7 +130,7 @@ def test_a_local_deployment_completes_and_the_status_says_so(running: LocalRun) 
 
 def test_the_printed_push_curl_rolls_the_service_through_the_queue(running: LocalRun) -> None:
     headers = {"Content-Type": "application/json", "x-api-key": running.api_key}
-    start = {"cluster": running.cluster, "service": running.service, "image": "public.ecr.aws/nginx/nginx:1.27.9"}
+    start = {"cluster": running.cluster, "service": running.service, "image": f"{running.image}:1.27.9"}
     assert post(f"{running.api_url}/update", start, headers)[0] == 200
     command = push_curl_command(running, tag="1.28.0")
     body = json.loads(command.split("-d '", 1)[1].split("'", 1)[0])
@@ -152,15 +152,40 @@ def test_the_printed_push_curl_rolls_the_service_through_the_queue(running: Loca
     ecs = embedded_ecs(running)
     service = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
     image = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
-    assert image["containerDefinitions"][0]["image"] == "public.ecr.aws/nginx/nginx:1.28.0"
+    assert image["containerDefinitions"][0]["image"] == f"{running.image}:1.28.0"
     status, answer = post(f"{running.api_url}/hooks/push", {**body, "tag": "2.0.0"}, headers)
     assert answer["decisions"][0]["action"] == "skipped"  # semver:minor keeps the major version
+
+
+def test_a_tag_that_was_never_pushed_is_refused_quickly_and_nothing_changes(running: LocalRun) -> None:
+    ecs = embedded_ecs(running)
+    before = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
+    families = ecs.list_task_definitions()["taskDefinitionArns"]
+    body = {"cluster": running.cluster, "service": running.service, "image": running.image, "tag": "9.9.9"}
+    started = time.monotonic()
+    status, answer = post(
+        f"{running.api_url}/update", body, {"Content-Type": "application/json", "x-api-key": running.api_key}
+    )
+    took = time.monotonic() - started
+    assert status == 422, answer
+    assert answer["Code"] == "UnprocessableEntityError"
+    assert f"container 'web': image {running.image}:9.9.9 does not exist (ECR ImageNotFound" in answer["Message"]
+    after = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
+    assert after["taskDefinition"] == before["taskDefinition"]
+    assert ecs.list_task_definitions()["taskDefinitionArns"] == families  # no revision registered
+    assert took < 5  # a tag that does not exist costs one ECR call, not a rollout (bench/ measures it)
+    pushed = {"repository": running.image, "tag": "9.9.9"}
+    status, answer = post(
+        f"{running.api_url}/hooks/push", pushed, {"Content-Type": "application/json", "x-api-key": running.api_key}
+    )
+    assert (status, answer["Code"]) == (422, "UnprocessableEntityError")
+    assert "nothing was queued" in answer["Message"]
 
 
 def test_without_the_key_the_answer_is_403_and_nothing_changes(running: LocalRun) -> None:
     ecs = embedded_ecs(running)
     before = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
-    body = {"cluster": running.cluster, "service": running.service, "image": "public.ecr.aws/nginx/nginx", "tag": "9"}
+    body = {"cluster": running.cluster, "service": running.service, "image": running.image, "tag": "9"}
     status, answer = post(f"{running.api_url}/update", body, {"Content-Type": "application/json"})
     after = ecs.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
     assert status == 403
@@ -319,7 +344,7 @@ def answer_of(request: urllib.request.Request) -> tuple[int, dict[str, Any]]:
 
 def test_an_iam_run_takes_botocore_signed_requests_and_refuses_the_rest(iam_running: LocalRun) -> None:
     body = json.dumps(
-        {"cluster": iam_running.cluster, "service": iam_running.service, "image": "public.ecr.aws/nginx/nginx:1.29.2"}
+        {"cluster": iam_running.cluster, "service": iam_running.service, "image": f"{iam_running.image}:1.29.2"}
     ).encode()
     status, answer = answer_of(signed_request(iam_running, "POST", "/update", body))
     assert (status, answer.get("changed")) == (200, True), answer

@@ -34,7 +34,9 @@ from tests.triggers.test_pipeline import artifact, job_event
 from tests.triggers.test_push import ecr_event
 
 WEB = f"{ECR}/web"
-SERVICES = ("ecs", "dynamodb", "sqs", "sns", "resourcegroupstaggingapi", "secretsmanager")
+SERVICES = ("ecs", "dynamodb", "sqs", "sns", "resourcegroupstaggingapi", "secretsmanager", "ecr", "ssm")
+# Every version the functions deploy here, in moto's ECR: the checks before a write run as deployed.
+PUSHED_TAGS = ("2", "3", "4", "7", "1.4.2", "1.4.3", "1.6.0", "1.9.0", "1.9.1", "1.9.2")
 IAM_PREFIX = {"resourcegroupstaggingapi": "tag"}
 # IAM authorises a batch or a transaction item by item, as the single call.
 AUTHORISED_AS = {
@@ -53,6 +55,16 @@ TRANSACTION_ITEM = {
 @pytest.fixture(autouse=True)
 def functions_get_their_configured_time(lambda_time: None, atomic_aws: None) -> None:
     """The functions budget their work by the time their context says is left; moto takes one request at a time."""
+
+
+@pytest.fixture(autouse=True)
+def images_are_verified(moto_world: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """VERIFY_IMAGES=require, as the stages leave it, with the images in moto's ECR."""
+    from tests.deploy.test_verify import ecr_push
+
+    monkeypatch.setenv("VERIFY_IMAGES", "require")
+    for tag in PUSHED_TAGS:
+        ecr_push(tag)
 
 
 def granted(policy_file: str) -> set[str]:
@@ -100,6 +112,8 @@ def test_api_handler(
 ) -> None:
     index_followers(followers)
     secrets = clients.session().client("secretsmanager", region_name="eu-west-1")
+    api_secret = secrets.create_secret(Name="web/api", SecretString="t")["ARN"]
+    clients.session().client("ssm", region_name="eu-west-1").put_parameter(Name="/web/db", Value="x", Type="String")
     for setting, name in (("GITHUB_WEBHOOK_SECRET", "github-webhook"), ("PUSH_WEBHOOK_SECRET", "push-webhook")):
         arn = secrets.create_secret(Name=f"ecs-image-updater/{name}", SecretString="s")["ARN"]
         assert fnmatch(arn, secret_resource())  # the policy's resource covers the secrets the docs name
@@ -126,6 +140,16 @@ def test_api_handler(
             == 200
         )
         assert post(http, "/rollback", {"cluster": "test-cluster", "service": "web"}).status_code == 200
+        # A rollback to a revision with secrets of its own checks that they exist.
+        with_secrets = register(
+            setup_ecs,
+            [
+                {**rich_container("app", f"{WEB}:2"), "secrets": [{"name": "DB", "valueFrom": "/web/db"}]},
+                {**rich_container("worker", f"{WEB}:3"), "secrets": [{"name": "API", "valueFrom": api_secret}]},
+            ],
+        )
+        named = {"cluster": "test-cluster", "service": "web", "taskDefinition": with_secrets}
+        assert post(http, "/rollback", named).status_code == 200
         apply = {"descriptions": [{"cluster": "test-cluster", "service": "web", "containers": {"app": f"{WEB}:4"}}]}
         assert post(http, "/apply", apply).status_code == 200
         for path in (
@@ -157,6 +181,7 @@ def test_api_handler(
             == 200
         )
     assert {"ecs:UpdateService", "dynamodb:PutItem", "sqs:SendMessage", "secretsmanager:GetSecretValue"} <= needed
+    assert {"ecr:BatchGetImage", "secretsmanager:DescribeSecret", "ssm:GetParameters"} <= needed
     assert needed <= granted("policy-dev.json")
 
 
@@ -187,7 +212,7 @@ def test_push_work(followers: Any, http: Any, push_queue: PushQueue, setup_ecs: 
         assert held.status_code == 202
         deliver(followers, push_queue)
     needed -= {"sqs:SendMessage"}  # the hook's, made in the same process
-    assert {"ecs:UpdateService", "dynamodb:UpdateItem"} <= needed
+    assert {"ecs:UpdateService", "dynamodb:UpdateItem", "ecr:BatchGetImage"} <= needed
     assert needed <= granted("policy-dev-push-work.json")
     # What Lambda's event source does with the function's own role.
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= granted("policy-dev-push-work.json")
@@ -242,5 +267,5 @@ def test_pipeline_deploy(
             "pipeline_deploy", job_event("job-1", {"cluster": "test-cluster", "service": "web", "wait": False}, key)
         )
     needed.add("codepipeline:PutJobSuccessResult")  # its client is stubbed (moto lacks it): the call it made
-    assert {"ecs:RegisterTaskDefinition", "dynamodb:PutItem"} <= needed
+    assert {"ecs:RegisterTaskDefinition", "dynamodb:PutItem", "ecr:BatchGetImage"} <= needed
     assert needed <= granted("policy-dev-pipeline-deploy.json")

@@ -139,6 +139,21 @@ def cached_client(service: str) -> Any:
         return _clients[service]
 
 
+def regional_client(service: str, region: str | None) -> Any:
+    """The process-wide client of `service` in `region` (the home region's own client when it is that one):
+    an ECR registry, a secret or a parameter lives in the region its name says."""
+    home = cached_client(service)
+    if not region or region == home.meta.region_name:
+        return home
+    key = f"{service}@{region}"
+    with _clients_lock:
+        if key not in _clients:
+            client = session().client(service, region_name=region, config=client_config(service))
+            budget.install(client, attempt_seconds(service))
+            _clients[key] = client
+        return _clients[key]
+
+
 def reset_clients() -> None:
     """Forget the cached clients (tests start each AWS world with fresh ones)."""
     with _clients_lock:

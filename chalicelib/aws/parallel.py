@@ -9,6 +9,7 @@ from whichever thread asks first).
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,18 @@ def values(task: Callable[[Item], Value], items: Sequence[Item], limit: int = MA
         if outcome.error is not None:
             raise outcome.error
     return [outcome.value for outcome in outcomes]  # type: ignore[misc]
+
+
+def start(task: Callable[[Item], Value], item: Item) -> Callable[[], Outcome[Item, Value]]:
+    """Start `task(item)` now, alongside what the caller does next; the function returned waits for its outcome.
+
+    From inside a worker it starts nothing (a worker must never wait on the pool): the task then runs when
+    its outcome is first asked for.
+    """
+    if getattr(_in_worker, "active", False):
+        return functools.cache(lambda: _run(task, item))
+    future = _shared_pool().submit(contextvars.copy_context().run, _run_in_worker, task, item)
+    return future.result
 
 
 def _shared_pool() -> ThreadPoolExecutor:

@@ -45,6 +45,10 @@ class Settings:
     # takes nothing, /hooks/push needs no signature.
     github_webhook_secret: str | None = None
     push_webhook_secret: str | None = None
+    # Before anything is written, check that each image changed exists (and offers the task's platform), and
+    # that secrets a revision newly references exist: "require" (a registry that cannot answer refuses the
+    # change), "warn" (it lets the change through with a warning), "off".
+    verify_images: str = "require"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,7 +69,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         permissions_file=(env.get("PERMISSIONS_FILE") or "").strip() or None,
         github_webhook_secret=(env.get("GITHUB_WEBHOOK_SECRET") or "").strip() or None,
         push_webhook_secret=(env.get("PUSH_WEBHOOK_SECRET") or "").strip() or None,
+        verify_images=_choice(env.get("VERIFY_IMAGES"), VERIFY_MODES, "VERIFY_IMAGES"),
     )
+
+
+VERIFY_MODES = ("require", "warn", "off")
+
+
+def _choice(value: str | None, choices: tuple[str, ...], name: str) -> str:
+    """One of `choices` (the first when unset); anything else is the first too, with a warning: the safe one."""
+    if value is None or not value.strip():
+        return choices[0]
+    chosen = value.strip().lower()
+    if chosen not in choices:
+        logger.warning("%s=%r is not one of %s; using %s", name, value, ", ".join(choices), choices[0])
+        return choices[0]
+    return chosen
 
 
 AUTH_MODES = ("key", "iam")

@@ -57,6 +57,17 @@ class PermissionsFileError(UpdateError):
     retryable = True
 
 
+class DeploymentWouldFailError(UpdateError):
+    """A check before any write found that the deployment cannot work: an image or a platform that is not there,
+    a secret that does not exist. The message names every failed check."""
+
+
+class RegistryUnavailableError(UpdateError):
+    """A registry (or the secret store) could not confirm an image: unreachable, 5xx, refused. Maybe later."""
+
+    retryable = True
+
+
 class ServiceBusyError(UpdateError):
     """Another request holds the service's lock."""
 
@@ -167,6 +178,8 @@ HTTP_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     DeploymentNotFoundError: (404, "NotFoundError"),
     PushNotFoundError: (404, "NotFoundError"),
     NotAllowedError: (403, "ForbiddenError"),
+    DeploymentWouldFailError: (422, "UnprocessableEntityError"),
+    RegistryUnavailableError: (502, "BadGatewayError"),
     UnauthorizedError: (401, "UnauthorizedError"),
     WebhookNotConfiguredError: (404, "NotFoundError"),
     ServiceNotUpdatableError: (409, "ConflictError"),

@@ -66,6 +66,10 @@ class Push:
         """JSON shape."""
         return {"repository": self.repository, "tag": self.tag, "digest": self.digest}
 
+    def image(self) -> ImageReference:
+        """What was pushed, as a reference: by digest when the push names one (what a tag pointed to then)."""
+        return ImageReference(self.repository, None if self.digest else self.tag, self.digest)
+
     @classmethod
     def of_ecr_event(cls, event: Mapping[str, Any]) -> Push:
         """The push an "ECR Image Action" event tells of; ValueError names what is wrong with it."""

@@ -48,10 +48,11 @@ class ContainerChange:
     name: str
     previous_image: str
     image: str
+    digest: str | None = None  # what the image resolved to when it was verified (chalicelib.deploy.verify)
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | None]:
         """JSON shape."""
-        return {"name": self.name, "previousImage": self.previous_image, "image": self.image}
+        return {"name": self.name, "previousImage": self.previous_image, "image": self.image, "digest": self.digest}
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class ChangeResult:
     service_status: str
     dry_run: bool = False
     diff: list[FieldChange] = field(default_factory=list)
+    # What the checks before the write could not confirm (VERIFY_IMAGES=warn), and, for a dry run, every check.
+    warnings: list[str] = field(default_factory=list)
+    verification: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -106,10 +110,12 @@ class ChangeResult:
             "containers": [change.as_dict() for change in self.containers],
             "deployment": self.deployment,
             "serviceStatus": self.service_status,
+            "warnings": list(self.warnings),
         }
         if self.dry_run:
             body["dryRun"] = True
             body["diff"] = [change.as_dict() for change in self.diff]
+            body["verification"] = list(self.verification)
         return body
 
 

@@ -9,7 +9,7 @@ running revision, new images and revision tags share one new revision
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.core import taskdef
@@ -38,6 +38,9 @@ class Plan:
     wanted: dict[str, str] = field(default_factory=dict)
     registration: dict[str, Any] | None = None  # the copy to register, for a change
     proposed_diff: list[taskdef.FieldChange] = field(default_factory=list)
+    # What verification found (chalicelib.deploy.verify): warnings, and every check for a dry run's answer.
+    warnings: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -113,7 +116,12 @@ def runs_new(plan: Plan, now: Mapping[str, Any], registered: Mapping[RevisionKey
 
 
 def dry_result(plan: Plan) -> ChangeResult:
-    """What a dry run answers for the plan: the revision that would be registered (no ARN yet) and its diff."""
+    """What a dry run answers for the plan: the revision that would be registered (no ARN yet), its diff, and
+    every check verification made."""
+    return replace(_dry_result(plan), warnings=list(plan.warnings), verification=list(plan.checks))
+
+
+def _dry_result(plan: Plan) -> ChangeResult:
     if not plan.is_change:
         return ChangeResult.of(False, plan.service, plan.current, None, plan.changes, None, dry_run=True)
     return ChangeResult(
@@ -134,6 +142,12 @@ def result(
     plan: Plan, registered: Mapping[RevisionKey, dict[str, Any]], updated: dict[str, Any] | None
 ) -> ChangeResult:
     """What the update answers for the plan, from the revision registered and the service UpdateService returned."""
+    return replace(_result(plan, registered, updated), warnings=list(plan.warnings))
+
+
+def _result(
+    plan: Plan, registered: Mapping[RevisionKey, dict[str, Any]], updated: dict[str, Any] | None
+) -> ChangeResult:
     if plan.is_change:
         new = registered[plan.revision_key]
         assert updated is not None

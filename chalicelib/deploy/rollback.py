@@ -12,6 +12,7 @@ one write.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.access.audit import Provenance
@@ -20,6 +21,7 @@ from chalicelib.core import taskdef
 from chalicelib.core.errors import InvalidRequestError, NothingToRollBackToError, RevisionNotActiveError
 from chalicelib.core.requests import RollbackRequest
 from chalicelib.core.results import ChangeResult, ContainerChange, deployment_running
+from chalicelib.deploy.verify import ServiceChange, Verified, Verifier
 from chalicelib.state.lock import NO_LOCKS, Locks
 from chalicelib.state.table import service_key
 
@@ -30,6 +32,7 @@ def roll_back(
     locks: Locks = NO_LOCKS,
     allow_image: Callable[[str], None] = lambda _image: None,
     provenance: Provenance | None = None,
+    verifier: Verifier | None = None,
 ) -> ChangeResult:
     """Point the service at the target revision; same result shape as an update.
 
@@ -42,12 +45,14 @@ def roll_back(
         budget.within(budget.MAIN_SECONDS),
         locks.hold([key], provenance or Provenance("rollback")) as held,
     ):
-        result = _roll_back_under_lock(client, request, allow_image)
+        result = _roll_back_under_lock(client, request, allow_image, verifier)
         held.succeeded(key, result)
         return result
 
 
-def _roll_back_under_lock(client: Any, request: RollbackRequest, allow_image: Callable[[str], None]) -> ChangeResult:
+def _roll_back_under_lock(
+    client: Any, request: RollbackRequest, allow_image: Callable[[str], None], verifier: Verifier | None
+) -> ChangeResult:
     service = ecs.describe_service(client, request.cluster, request.service)
     ecs.check_updatable(service)
     running, tags = ecs.describe_task_definition(client, service["taskDefinition"])
@@ -74,12 +79,16 @@ def _roll_back_under_lock(client: Any, request: RollbackRequest, allow_image: Ca
         if running_images.get(name) != image:  # only what the rollback changes
             allow_image(image)
     target_images = taskdef.container_images(target)
+    changed = {name: image for name, image in target_images.items() if running_images.get(name) != image}
+    verified = Verified()
+    if verifier is not None:
+        [verified] = verifier.verify([ServiceChange.of(service["serviceName"], target, changed, running)])
     changes = [
-        ContainerChange(name, running_images.get(name, ""), image)
-        for name, image in target_images.items()
-        if running_images.get(name) != image
+        ContainerChange(name, running_images.get(name, ""), image, verified.digests.get(name))
+        for name, image in changed.items()
     ]
     updated = ecs.update_service(client, service["clusterArn"], service["serviceArn"], target["taskDefinitionArn"])
-    return ChangeResult.of(
+    result = ChangeResult.of(
         True, updated, target, running, changes, deployment_running(updated, target["taskDefinitionArn"])
     )
+    return replace(result, warnings=verified.warnings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.aws import budget, ecs, parallel
@@ -22,6 +22,7 @@ from chalicelib.core.requests import FanOutRequest
 from chalicelib.core.results import ChangeResult
 from chalicelib.deploy import notes
 from chalicelib.deploy.plan import Plan, RevisionKey, dry_result, plan_service, registrations, result, runs_new
+from chalicelib.deploy.verify import ServiceChange, Verifier
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,13 @@ class Rollout:
         request: FanOutRequest,
         audit_tags: Mapping[str, str],
         allow_image: Callable[[str, ImageReference], None] | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.client = client
         self.request = request
         self.audit_tags = audit_tags
         self.allow_image = allow_image
+        self.verifier = verifier
         self.several = len(request.targets) > 1 or request.name_services
         self.plans: list[Plan] = []
         self.log = UndoLog()
@@ -72,7 +75,32 @@ class Rollout:
     # -- read phase: every check, nothing written --------------------------------------------------
 
     def read(self) -> list[Plan]:
-        """Describe every service and each distinct running revision once, and plan each service."""
+        """Describe every service and each distinct running revision once, plan each service, and verify what
+        would change (the lookups of the images the request names start first, alongside the reads)."""
+        if self.verifier is not None:
+            self.verifier.prefetch(image for t in self.request.targets for image in t.change.requested_images())
+        plans = self._plans()
+        if self.verifier is not None:
+            self._verify(plans, self.verifier)
+        return plans
+
+    def _verify(self, plans: Sequence[Plan], verifier: Verifier) -> None:
+        """Check every image that changes (and its platform); keep each digest, and the warnings and checks."""
+        changing = [plan for plan in plans if plan.is_change]
+        changes = [
+            ServiceChange.of(
+                plan.name,
+                plan.registration or plan.current,
+                {c.name: c.image for c in plan.changes if c.image != c.previous_image},
+            )
+            for plan in changing
+        ]
+        for plan, verified in zip(changing, verifier.verify(changes, self.several), strict=True):
+            plan.changes = [replace(c, digest=verified.digests.get(c.name)) for c in plan.changes]
+            plan.warnings = verified.warnings
+            plan.checks = [check.as_dict() for check in verified.checks]
+
+    def _plans(self) -> list[Plan]:
         services = self._describe_services()
         for target in self.request.targets:
             self._named(target.service, lambda target=target: ecs.check_updatable(services[target.service]))

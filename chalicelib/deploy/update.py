@@ -6,9 +6,11 @@ services on K distinct running task definitions, of which K' change:
 
 1. take every service's lock together (one DynamoDB call, see chalicelib.state.lock);
 2. read everything first: DescribeServices in batches of 10 and one
-   DescribeTaskDefinition per distinct running revision, at once. Every check
-   runs here (missing, not ACTIVE or not ECS-controlled, no container to
-   choose); any failure names the service and nothing is written;
+   DescribeTaskDefinition per distinct running revision, at once, and, alongside,
+   look up each image that would change (chalicelib.deploy.verify: it exists, it
+   offers the task's platform). Every check runs here (missing, not ACTIVE or
+   not ECS-controlled, no container to choose, an image that is not there); any
+   failure names the service and nothing is written;
 3. write, at once: one RegisterTaskDefinition per distinct revision that changes
    (services on the same revision share the new one), then one UpdateService per
    service that changes;
@@ -41,6 +43,7 @@ from chalicelib.core.images import ImageReference
 from chalicelib.core.requests import FanOutRequest, Target, UpdateRequest
 from chalicelib.core.results import ChangeResult, FanOutResult
 from chalicelib.deploy.rollout import Rollout
+from chalicelib.deploy.verify import Verifier
 from chalicelib.state import followers
 from chalicelib.state.lock import NO_LOCKS, Locks
 from chalicelib.state.table import service_key
@@ -54,6 +57,8 @@ def update_image(
     request: UpdateRequest,
     locks: Locks = NO_LOCKS,
     provenance: Provenance | None = None,
+    *,
+    verifier: Verifier | None = None,
 ) -> ChangeResult:
     """Roll one service onto the requested images; see the module docstring for the calls made."""
     fan_out = FanOutRequest(
@@ -62,7 +67,7 @@ def update_image(
         force_new_deployment=request.force_new_deployment,
         dry_run=request.dry_run,
     )
-    return _update(client, fan_out, locks, provenance)[0]
+    return _update(client, fan_out, locks, provenance, verifier=verifier)[0]
 
 
 def update_target(
@@ -74,6 +79,7 @@ def update_target(
     locks: Locks = NO_LOCKS,
     provenance: Provenance | None = None,
     settle: Settle | None = None,
+    verifier: Verifier | None = None,
 ) -> ChangeResult:
     """Roll one service onto a change decided elsewhere (a queued push): the same path as `/update`.
 
@@ -84,7 +90,7 @@ def update_target(
     request = FanOutRequest(
         cluster, (target,), force_new_deployment=force_new_deployment, record_no_change=False, record_failures=False
     )
-    return _update(client, request, locks, provenance, settle=settle)[0]
+    return _update(client, request, locks, provenance, settle=settle, verifier=verifier)[0]
 
 
 def update_services(
@@ -93,6 +99,8 @@ def update_services(
     locks: Locks = NO_LOCKS,
     provenance: Provenance | None = None,
     allow_image: Callable[[str, ImageReference], None] | None = None,
+    *,
+    verifier: Verifier | None = None,
 ) -> FanOutResult:
     """Roll several services onto the requested images together: all of them, or none.
 
@@ -103,7 +111,7 @@ def update_services(
     batch_id = None if request.dry_run else uuid.uuid4().hex
     if provenance is not None:
         provenance = replace(provenance, batch_id=batch_id)
-    results = _update(client, request, locks, provenance, batch_id, allow_image)
+    results = _update(client, request, locks, provenance, batch_id, allow_image, verifier=verifier)
     return FanOutResult(_cluster_name(request.cluster, results), results, request.dry_run, batch_id)
 
 
@@ -115,6 +123,7 @@ def _update(
     batch_id: str | None = None,
     allow_image: Callable[[str, ImageReference], None] | None = None,
     settle: Settle | None = None,
+    verifier: Verifier | None = None,
 ) -> list[ChangeResult]:
     """The one update path: lock, read, write, undo on failure, record (see the module docstring).
 
@@ -127,13 +136,13 @@ def _update(
     who = provenance or Provenance("update", batch_id=batch_id)
     with budget.within(budget.MAIN_SECONDS):
         if request.dry_run:
-            return Rollout(client, request, audit_tags, allow_image).run()
+            return Rollout(client, request, audit_tags, allow_image, verifier).run()
         keys = [service_key(request.cluster, target.service) for target in request.targets]
         hold = locks.hold(
             keys, who, force_new_deployment=request.force_new_deployment, record_failures=request.record_failures
         )
         with hold as held:
-            rollout = Rollout(client, request, audit_tags, allow_image)
+            rollout = Rollout(client, request, audit_tags, allow_image, verifier)
             results = rollout.run()
             for key, result in zip(keys, results, strict=True):
                 if request.record_no_change or result.changed or result.deployment is not None:

@@ -143,6 +143,7 @@ def push_work(event: SQSEvent) -> dict[str, Any]:
         locks=wiring.locks(),
         access=wiring.policy(),
         permissions=wiring.permissions,
+        verifier=wiring.verifier,
         sqs=sqs,
         queue_url=queue.url_of(sqs, wiring.push_queue_name()),
         sns=clients.sns_client() if settings.notify_topic_arn else None,
@@ -189,6 +190,7 @@ def pipeline_deploy(event: dict[str, Any], context: Any) -> None:
         codepipeline=clients.codepipeline_client(),
         locks=wiring.locks(),
         guard=wiring.guard(identity.Principal.service(identity.CODEPIPELINE)),
+        verifier=wiring.verifier,
         artifact_client=clients.artifact_client,
         record_of=wiring.record_lookup(wiring.state_table()),
     )

@@ -62,13 +62,17 @@ def update() -> Response:
         call.log.update(audit=provenance.tags())
         if isinstance(request, FanOutRequest):
             call.guard.check_targets(UPDATE, request.cluster, request.targets)
-            batch = update_services(clients.ecs_client(), request, locks=wiring.locks(), provenance=provenance)
+            batch = update_services(
+                clients.ecs_client(), request, locks=wiring.locks(), provenance=provenance, verifier=wiring.verifier()
+            )
             call.log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
             call.log.update(changed=batch.changed, dryRun=batch.dry_run)
             return batch.as_dict()
         call.guard.check(UPDATE, request.cluster, [(request.service, request.change.requested_images())])
         call.log.update(cluster=loggable(request.cluster), service=loggable(request.service))
-        result = update_image(clients.ecs_client(), request, locks=wiring.locks(), provenance=provenance)
+        result = update_image(
+            clients.ecs_client(), request, locks=wiring.locks(), provenance=provenance, verifier=wiring.verifier()
+        )
         return _logged_change(result, call.log)
 
     return respond(routes.current_request, handle, reads_body=True, takes_arrays=True)
@@ -88,6 +92,7 @@ def rollback() -> Response:
             wiring.locks(),
             allow_image=lambda image: gate(request.service, image),
             provenance=call.provenance("rollback"),
+            verifier=wiring.verifier(),
         )
         return _logged_change(result, call.log)
 
@@ -155,6 +160,7 @@ def apply() -> Response:
             locks=wiring.locks(),
             provenance=provenance,
             allow_image=call.guard.image_gate(APPLY, request.cluster),
+            verifier=wiring.verifier(),
         )
         call.log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
         call.log.update(changed=batch.changed, dryRun=batch.dry_run, audit=provenance.tags())
@@ -289,11 +295,12 @@ def _follow(pushed: Any, call: Call, source: str) -> dict[str, Any]:
     """Decide, record and queue a push for the caller (the pusher)."""
     wiring.push_queue_name()  # refused before anything is decided on a stage that could not queue the work
     call.guard.check_action(PUSH)
+    warnings = wiring.verifier().check_pushed(pushed.image())
     push_id = push_id_for(pushed)
     pusher = Pusher(call.provenance(PUSH), call.guard, source)
     result = follow_push(wiring.push_table(), wiring.enqueue_push_work, pushed, pusher, push_id)
-    call.log.update(push=pushed.as_dict(), pushId=push_id, decisions=_decision_counts(result))
-    return result.as_dict()
+    call.log.update(push=pushed.as_dict(), pushId=push_id, decisions=_decision_counts(result), warnings=warnings)
+    return {**result.as_dict(), "warnings": warnings}
 
 
 def _check_signature(request: Any, header: str, secret_id: str) -> None:

@@ -13,6 +13,7 @@ from chalicelib.access.identity import Principal
 from chalicelib.aws import clients, queue
 from chalicelib.core.config import Settings, load_settings
 from chalicelib.core.errors import NoHistoryError, NoPushQueueError, PermissionsFileError
+from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import outcomes
 from chalicelib.state.lock import Locks
 from chalicelib.state.records import DeploymentRecord
@@ -48,6 +49,12 @@ def permissions(settings: Settings | None = None) -> permissions_file.Permission
         _loaded.clear()
         _loaded[key] = permissions_file.load(path, name)
     return _loaded[key]
+
+
+def verifier() -> Verifier:
+    """The checks before a write, under the stage's VERIFY_IMAGES (one verifier per request: it keeps the lookups
+    it started)."""
+    return Verifier(load_settings().verify_images)
 
 
 def guard(principal: Principal) -> Guard:

@@ -62,6 +62,8 @@ class DeploymentRecord:
     push: dict[str, Any] | None = None
     # Who asked (chalicelib.access.identity); None on records written before principals were kept.
     principal: str | None = None
+    # What the checks before the write could not confirm (VERIFY_IMAGES=warn).
+    warnings: list[str] = field(default_factory=list)
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @classmethod
@@ -90,6 +92,7 @@ class DeploymentRecord:
             batch_id=provenance.batch_id,
             push=dict(provenance.push) if provenance.push else None,
             principal=provenance.principal,
+            warnings=list(result.warnings),
         )
 
     @classmethod
@@ -177,6 +180,7 @@ class DeploymentRecord:
             "outcomeReason": self.outcome_reason,
             "batchId": self.batch_id,
             "push": self.push,
+            "warnings": list(self.warnings),
         }
 
     def items(self, history_days: int, owed: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
@@ -239,6 +243,7 @@ class DeploymentRecord:
             batch_id=item.get("batchId"),
             push=item.get("push"),
             principal=item.get("principal"),
+            warnings=list(item.get("warnings") or []),
             record_id=item.get("recordId", ""),
         )
 

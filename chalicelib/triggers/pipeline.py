@@ -50,6 +50,7 @@ from chalicelib.core.validation import (
     service_list,
 )
 from chalicelib.deploy.update import update_services
+from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import deployment_status
 from chalicelib.state.lock import Locks
 from chalicelib.state.records import DeploymentRecord
@@ -146,6 +147,7 @@ class Services:
     codepipeline: Any
     locks: Locks
     guard: Guard  # the allowlists and what the permissions allow CodePipeline (action update)
+    verifier: Callable[[], Verifier]  # the checks before a write (VERIFY_IMAGES)
     artifact_client: Callable[[Mapping[str, str]], Any]
     record_of: Callable[[str], DeploymentRecord | None]
     now: Callable[[], float] = lambda: time.time()  # looked up on each call, so tests can set the clock
@@ -299,7 +301,7 @@ def _start(job: Job, services: Services) -> Report:
     request = FanOutRequest(parameters.cluster, tuple(Target(service, change) for service in parameters.services))
     services.guard.check_targets(UPDATE, request.cluster, request.targets)
     provenance = Provenance("pipeline", request_id=job.job_id, key_id=KEY_ID, principal=identity.CODEPIPELINE)
-    result = update_services(services.ecs, request, services.locks, provenance)
+    result = update_services(services.ecs, request, services.locks, provenance, verifier=services.verifier())
     deployments = [(r.deployment or {}).get("id") or "" for r in result.services]
     started = services.now()
     if not parameters.wait or not any(deployments):

@@ -42,6 +42,7 @@ from chalicelib.core.push_policy import POLICY_TAG, PUSHED_TAG_TAG, Following
 from chalicelib.core.requests import ImageChange, Target
 from chalicelib.core.results import ChangeResult
 from chalicelib.deploy.update import update_target
+from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import notify, outcomes
 from chalicelib.state import pushes
 from chalicelib.state.lock import Locks
@@ -72,6 +73,8 @@ class WorkServices:
     access: AccessPolicy
     # Read per item, so that a broken file fails the item (retryable) rather than the batch.
     permissions: Callable[[], Permissions | None]
+    # The checks before a write (VERIFY_IMAGES), one verifier per item.
+    verifier: Callable[[], Verifier]
     sqs: Any
     queue_url: str
     sns: Any | None
@@ -154,6 +157,7 @@ class _Worker:
                 locks=self.services.locks,
                 provenance=self._provenance(),
                 settle=lambda _key, result: [self._settled(result)],
+                verifier=self.services.verifier(),
             )
         except UpdateError as failure:
             return self._failed(failure, claim)

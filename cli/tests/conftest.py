@@ -119,9 +119,17 @@ def _session() -> boto3.session.Session:
 
 
 def local_service(tmp_path_factory: pytest.TempPathFactory, rollout_seconds: float) -> Iterator[LocalRun]:
-    """moto's server and `chalice local`, with the workload; deployments complete after `rollout_seconds`."""
+    """moto's server and `chalice local`, with the workload; deployments complete after `rollout_seconds`.
+
+    The client's tests deploy made-up versions of a public image, which the offline run cannot look up, so
+    the service checks no image (VERIFY_IMAGES=off); the checks have tests of their own (tests/deploy/test_verify.py,
+    and tests/test_end_to_end.py against the local run's ECR).
+    """
     log_path = tmp_path_factory.mktemp("local-service") / "servers.log"
-    with log_path.open("wb") as log, local_run(log=log.fileno(), rollout_seconds=rollout_seconds) as service:
+    with (
+        log_path.open("wb") as log,
+        local_run(log=log.fileno(), rollout_seconds=rollout_seconds, verify_images="off") as service,
+    ):
         yield service
 
 
@@ -135,7 +143,10 @@ def quick_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun
 def iam_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
     """The local stage with AUTH_MODE=iam: it checks each request's SigV4 signature (credentials local/local)."""
     log_path = tmp_path_factory.mktemp("iam-service") / "servers.log"
-    with log_path.open("wb") as log, local_run(log=log.fileno(), rollout_seconds=2, auth_mode="iam") as service:
+    with (
+        log_path.open("wb") as log,
+        local_run(log=log.fileno(), rollout_seconds=2, auth_mode="iam", verify_images="off") as service,
+    ):
         yield service
 
 

@@ -89,7 +89,12 @@ def test_json_prints_the_raw_answer_for_machines(quick_service: LocalRun, workdi
     answer = json.loads(result.stdout)
     assert answer["changed"] is True
     assert answer["containers"] == [
-        {"name": "web", "previousImage": answer["containers"][0]["previousImage"], "image": f"{IMAGE}:1.28.3"}
+        {
+            "name": "web",
+            "previousImage": answer["containers"][0]["previousImage"],
+            "image": f"{IMAGE}:1.28.3",
+            "digest": None,  # the run checks no image (VERIFY_IMAGES=off: see conftest.local_service)
+        }
     ]
     assert answer["deployment"]["id"].startswith("ecs-svc/")
 
@@ -243,7 +248,7 @@ def test_rollback_goes_back_to_the_image_before_the_last_update(quick_service: L
 def test_rollback_to_a_named_revision(quick_service: LocalRun, workdir: Path) -> None:
     result = cli(quick_service, "rollback", CLUSTER, SERVICE, "--to", "web:1", cwd=workdir)
     assert result.returncode == 0, result.output
-    assert running_image(quick_service) == f"{IMAGE}:1.27.0"  # the workload's first revision
+    assert running_image(quick_service) == f"{quick_service.image}:1.27.0"  # the workload's first revision
     assert " web:1 " in result.stdout
 
 

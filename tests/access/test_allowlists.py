@@ -146,7 +146,7 @@ def test_rollback_checks_only_the_images_it_changes(ecs: Any, setup_ecs: Any, wo
         allow_image=AccessPolicy(require_digest=True).check_image,
     )
     assert [c.as_dict() for c in result.containers] == [
-        {"name": "app", "previousImage": f"{ECR}/web@{DIGEST}", "image": first}
+        {"name": "app", "previousImage": f"{ECR}/web@{DIGEST}", "image": first, "digest": None}
     ]
 
 

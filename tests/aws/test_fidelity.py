@@ -232,7 +232,7 @@ def test_rollback_reads_both_revisions_from_ecs_json(http: Any, setup_ecs: Any, 
 
     assert response.status_code == 200, response.json_body
     assert response.json_body["containers"] == [
-        {"name": "app", "previousImage": f"{ECR}/web:1.1", "image": f"{ECR}/web:1.0"}
+        {"name": "app", "previousImage": f"{ECR}/web:1.1", "image": f"{ECR}/web:1.0", "digest": None}
     ]
     assert served.bodies("RegisterTaskDefinition") == []
     assert running_task_definition(setup_ecs, workload)["taskDefinitionArn"] == workload.running_arn

@@ -139,6 +139,7 @@ def test_editing_the_tag_rolls_the_service_and_the_old_file_brings_it_back(
         "name": "app",
         "previousImage": f"{ECR}/web:1.1",
         "image": f"{ECR}/web:1.0",
+        "digest": None,  # the checks before a write are off in this test (tests/deploy/test_verify.py)
     }
 
 

@@ -52,7 +52,7 @@ def test_rollback_after_update_restores_the_exact_previous_revision(
     assert result.previous_task_definition is not None
     assert result.previous_task_definition.arn == new_arn
     assert [c.as_dict() for c in result.containers] == [
-        {"name": "app", "previousImage": f"{ECR}/web:1.1", "image": f"{ECR}/web:1.0"}
+        {"name": "app", "previousImage": f"{ECR}/web:1.1", "image": f"{ECR}/web:1.0", "digest": None}
     ]
 
 
@@ -125,7 +125,9 @@ def test_rollback_route_answers_like_update(http: Any, ecs: Any, workload: Workl
     assert body["changed"] is True
     assert body["taskDefinition"]["arn"] == workload.running_arn
     assert body["previousTaskDefinition"]["arn"] == new_arn
-    assert body["containers"] == [{"name": "app", "previousImage": f"{ECR}/web:1.1", "image": f"{ECR}/web:1.0"}]
+    assert body["containers"] == [
+        {"name": "app", "previousImage": f"{ECR}/web:1.1", "image": f"{ECR}/web:1.0", "digest": None}
+    ]
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def test_change_result_names_both_revisions_and_the_container(ecs: Any, workload
     assert result.previous_task_definition is not None
     assert result.previous_task_definition.arn == workload.running_arn
     assert [c.as_dict() for c in result.containers] == [
-        {"name": "app", "previousImage": f"{ECR}/web:1.0", "image": f"{ECR}/web:1.1"}
+        {"name": "app", "previousImage": f"{ECR}/web:1.0", "image": f"{ECR}/web:1.1", "digest": None}
     ]
 
 
@@ -162,7 +162,7 @@ def test_single_container_changes_to_any_repository(ecs: Any, setup_ecs: Any) ->
     create_service(setup_ecs, "c", "solo", register(setup_ecs, [rich_container("app", "old/name:1")]))
     result = update_image(ecs, UpdateRequest("c", "solo", parse_image("new/name:2")))
     assert [c.as_dict() for c in result.containers] == [
-        {"name": "app", "previousImage": "old/name:1", "image": "new/name:2"}
+        {"name": "app", "previousImage": "old/name:1", "image": "new/name:2", "digest": None}
     ]
 
 

@@ -20,6 +20,7 @@ import pytest
 from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
 from chalicelib.aws import clients
+from chalicelib.deploy.verify import Verifier
 from chalicelib.state.table import StateTable, to_item
 from chalicelib.triggers import push_work
 from tests.conftest import (
@@ -263,6 +264,7 @@ def test_two_consumers_at_once_deploy_once(
         locks=stage_locks(),
         access=AccessPolicy(),
         permissions=lambda: None,
+        verifier=lambda: Verifier("off"),
         sqs=clients.sqs_client(),
         queue_url=push_queue.url,
         sns=None,
