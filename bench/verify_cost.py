@@ -20,6 +20,8 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,9 +65,12 @@ class VerifyCost:
 def measure(changes: int, round_trip_ms: float = 30.0) -> VerifyCost:
     """`changes` changes of each kind, alternating."""
     cost = VerifyCost(round_trip_ms, changes=changes)
-    logging.getLogger("ecs_image_updater.requests").setLevel(logging.WARNING)  # no request log on the terminal
     tags = [f"2.{number}" for number in range(2 * changes)]
-    with bench_world([UNVERIFIED, VERIFIED]), Client(_app(), stage_name="dev", project_dir=str(PROJECT_DIR)) as app:
+    with (
+        _quiet_request_log(),
+        bench_world([UNVERIFIED, VERIFIED]),
+        Client(_app(), stage_name="dev", project_dir=str(PROJECT_DIR)) as app,
+    ):
         _push(tags)
         log, round_trip = CallLog(), SimulatedRoundTrip()
         for client in (clients.ecs_client(), clients.dynamodb_client(), clients.regional_client("ecr", REGION)):
@@ -120,6 +125,18 @@ def write_section(section: str, results: Path = RESULTS_FILE) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     results.write_text(text)
+
+
+@contextmanager
+def _quiet_request_log() -> Iterator[None]:
+    """No request log line on the terminal while measuring (the level is put back after)."""
+    logger = logging.getLogger("ecs_image_updater.requests")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _app() -> Any:
