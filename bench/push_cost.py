@@ -30,9 +30,9 @@ if __package__ in (None, ""):
 
 from moto import mock_aws
 
+from bench.sections import write_section
 from bench.world import OFFLINE_ENVIRONMENT, REMOVED_ENVIRONMENT
 
-RESULTS_FILE = Path(__file__).resolve().parent / "results.md"
 SECTION_START = "<!-- push cost: written by bench/push_cost.py -->"
 SECTION_END = "<!-- end of push cost -->"
 CLUSTERS = 5
@@ -212,18 +212,6 @@ def render(cost: PushCost) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str, results: Path = RESULTS_FILE) -> None:
-    """Put the section into bench/results.md, replacing the one there."""
-    text = results.read_text() if results.exists() else ""
-    if SECTION_START in text:
-        head, _, rest = text.partition(SECTION_START)
-        _, _, tail = rest.partition(SECTION_END + "\n")
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="50 services, printed only")
@@ -232,7 +220,7 @@ def main() -> int:
     section = render(cost)
     print(section)
     if not args.quick:
-        write_section(section)
+        write_section(section, SECTION_START, SECTION_END)
     return 0
 
 

@@ -32,11 +32,11 @@ if __package__ in (None, ""):
 from chalice.test import Client
 
 from bench.hooks import CallLog, SimulatedRoundTrip, operations
+from bench.sections import write_section
 from bench.world import CLUSTER, REPOSITORY, bench_world
 from chalicelib.aws import clients
 from tests.conftest import API_KEY, PROJECT_DIR, REGION
 
-RESULTS_FILE = Path(__file__).resolve().parent / "results.md"
 SECTION_START = "<!-- verify cost: written by bench/verify_cost.py -->"
 SECTION_END = "<!-- end of verify cost -->"
 UNVERIFIED, VERIFIED = "web-unverified", "web-verified"
@@ -115,18 +115,6 @@ def render(cost: VerifyCost) -> str:
     )
 
 
-def write_section(section: str, results: Path = RESULTS_FILE) -> None:
-    """Put the section into bench/results.md, replacing the one there."""
-    text = results.read_text() if results.exists() else ""
-    if SECTION_START in text:
-        head, _, rest = text.partition(SECTION_START)
-        _, _, tail = rest.partition(SECTION_END + "\n")
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    results.write_text(text)
-
-
 @contextmanager
 def _quiet_request_log() -> Iterator[None]:
     """No request log line on the terminal while measuring (the level is put back after)."""
@@ -173,7 +161,7 @@ def main() -> int:
     section = render(cost)
     print(section)
     if not args.quick:
-        write_section(section)
+        write_section(section, SECTION_START, SECTION_END)
     return 0
 
 

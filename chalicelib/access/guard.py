@@ -19,7 +19,7 @@ from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.identity import Principal
 from chalicelib.access.permissions import Permissions
 from chalicelib.core.errors import NotAllowedError
-from chalicelib.core.images import ImageReference, InvalidImageError, parse_image
+from chalicelib.core.images import ImageReference, InvalidImageError, as_reference
 
 
 class _Change(Protocol):
@@ -89,9 +89,7 @@ class Guard:
 
 
 def _reference(image: ImageReference | str) -> ImageReference:
-    if isinstance(image, ImageReference):
-        return image
     try:
-        return parse_image(image)
+        return as_reference(image)
     except InvalidImageError as error:
         raise NotAllowedError(f"image '{image}' cannot be checked against the allowlists: {error}") from error

@@ -133,12 +133,13 @@ def unsafe_aws_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
         return "AWS_ENDPOINT_URL is not set, so AWS calls would go to real AWS"
     for name in sorted(key for key in env if key.startswith("AWS_ENDPOINT_URL")):
         host = urlsplit(env[name]).hostname or ""
-        if not _is_loopback(host):
+        if not is_loopback(host):
             return f"{name}={env[name]} is not a loopback address"
     return None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for `localhost`, `127.0.0.0/8` and `::1` (a host name, without a port)."""
     if host == "localhost":
         return True
     try:

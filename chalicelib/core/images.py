@@ -115,6 +115,11 @@ def parse_image(text: str) -> ImageReference:
     return ImageReference(repository, tag, digest or None)
 
 
+def as_reference(image: ImageReference | str) -> ImageReference:
+    """`image` as a reference, parsed if it is text (InvalidImageError if it is not one)."""
+    return image if isinstance(image, ImageReference) else parse_image(image)
+
+
 def canonical_repository(repository: str) -> str:
     """Normalise Docker Hub spellings so `nginx` and `docker.io/library/nginx` compare equal."""
     domain, _, remainder = repository.partition("/")

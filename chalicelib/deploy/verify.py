@@ -33,7 +33,7 @@ from typing import Any
 
 from chalicelib.aws import clients, parallel, secrets
 from chalicelib.core.errors import AwsCallError, DeploymentWouldFailError, RegistryUnavailableError
-from chalicelib.core.images import ImageReference, InvalidImageError, parse_image
+from chalicelib.core.images import ImageReference, InvalidImageError, as_reference, parse_image
 from chalicelib.core.manifests import Manifest, Platform, named, task_platform
 from chalicelib.registry import ImageMissing, RegistryUnreachable, ecr, oci
 
@@ -315,10 +315,8 @@ def _new_secrets(revision: Mapping[str, Any], running: Mapping[str, Any]) -> lis
 
 
 def _reference(image: ImageReference | str) -> ImageReference:
-    if isinstance(image, ImageReference):
-        return image
     try:
-        return parse_image(image)
+        return as_reference(image)
     except InvalidImageError as error:
         raise DeploymentWouldFailError(f"image '{image}' cannot be verified: {error}") from error
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
-import ipaddress
 import json
 import re
 import urllib.error
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.aws import budget
+from chalicelib.core.config import is_loopback
 from chalicelib.core.images import DOCKER_HUB, ImageReference
 from chalicelib.core.manifests import ACCEPTED, Manifest, is_index, platforms_of
 from chalicelib.registry import ImageMissing, RegistryUnreachable
@@ -174,11 +174,5 @@ def _lower(headers: Any) -> dict[str, str]:
 
 
 def _is_loopback(host: str) -> bool:
-    """`localhost`, `127.0.0.0/8` or `::1`, with or without a port (`[::1]:5000`)."""
-    name = urllib.parse.urlsplit(f"//{host}").hostname or ""
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    """A registry host (with or without a port, `[::1]:5000` too) on this machine."""
+    return is_loopback(urllib.parse.urlsplit(f"//{host}").hostname or "")
