@@ -9,6 +9,10 @@
    consumer (scripts/local_queue.py: what Lambda's SQS event source and the hourly schedule do in AWS),
 4. prints commands that update the workload and show its history, and stops every process on Ctrl-C.
 
+A second account (222222222222, in TARGET_ACCOUNTS of the local stage) holds a workload of the same
+names and its own images: the service reaches it by assuming its role (moto accepts any), as it would
+reach another account in AWS, and a printed command deploys to it by its cluster's ARN.
+
 `AUTH_MODE=iam make dev` runs the local stage with IAM sign-in: it then checks every request's SigV4
 signature itself (credentials local / local, region us-east-1), and the printed commands sign.
 
@@ -52,6 +56,10 @@ START_TIMEOUT_SECONDS = 60.0
 # The workload's images, in the embedded AWS's ECR (moto's account 123456789012): what was "pushed".
 LOCAL_REPOSITORY = "nginx"
 LOCAL_IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{LOCAL_REPOSITORY}"
+# Another account of the organization, in the local stage's TARGET_ACCOUNTS, with a workload of its own.
+SECOND_ACCOUNT = "222222222222"
+SECOND_IMAGE = f"{SECOND_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{LOCAL_REPOSITORY}"
+TARGET_ROLE = f"arn:aws:iam::{SECOND_ACCOUNT}:role/ecs-image-updater-target"
 LOCAL_TAGS = ("1.27.0", "1.27.1", "1.27.9", "1.28.0", "1.28.1", "1.29.0", "1.29.1", "1.29.2", "2.0.0")
 RUNNING_TAG = "1.27.0"
 
@@ -68,6 +76,8 @@ class LocalRun:
     processes: tuple[subprocess.Popen[bytes], ...] = ()
     auth_mode: str = "key"  # "iam": every request must be signed (SigV4) with local / local
     image: str = LOCAL_IMAGE  # the workload's repository, in the embedded ECR, with the tags of LOCAL_TAGS
+    second_cluster_arn: str = ""  # the second account's workload cluster, by ARN
+    second_image: str = SECOND_IMAGE  # its repository, in that account's ECR, with the tags of LOCAL_TAGS
 
     def all_running(self) -> bool:
         """True while both servers are up."""
@@ -173,11 +183,31 @@ def wait_until_listening(url: str, process: subprocess.Popen[bytes], timeout: fl
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
+def account_session(aws_endpoint: str, account: str | None = None) -> boto3.session.Session:
+    """A session in the embedded AWS: the home account's (local / local), or another's through its role."""
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)  # noqa: S106
+    if account is None:
+        return session
+    role = f"arn:aws:iam::{account}:role/ecs-image-updater-target"
+    sts = session.client("sts", endpoint_url=aws_endpoint)
+    credentials = sts.assume_role(RoleArn=role, RoleSessionName="make-dev")["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=REGION,
+    )
+
+
 def create_stack(
-    aws_endpoint: str, name: str, template: Path, parameters: Mapping[str, str] | None = None
+    aws_endpoint: str,
+    name: str,
+    template: Path,
+    parameters: Mapping[str, str] | None = None,
+    session: boto3.session.Session | None = None,
 ) -> dict[str, str]:
     """Create a stack from `template` (with `parameters`) in the embedded AWS; returns its outputs."""
-    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)  # noqa: S106
+    session = session or account_session(aws_endpoint)
     cloudformation = session.client("cloudformation", endpoint_url=aws_endpoint)
     cloudformation.create_stack(
         StackName=name,
@@ -202,10 +232,20 @@ def create_workload(aws_endpoint: str) -> dict[str, str]:
     return outputs
 
 
-def push_images(aws_endpoint: str, tags: tuple[str, ...]) -> None:
+def create_second_account(aws_endpoint: str) -> str:
+    """The same workload in the second account, with its own images; returns its cluster's ARN."""
+    session = account_session(aws_endpoint, SECOND_ACCOUNT)
+    push_images(aws_endpoint, LOCAL_TAGS, session)
+    outputs = create_stack(
+        aws_endpoint, STACK_NAME, WORKLOAD_TEMPLATE, {"Image": f"{SECOND_IMAGE}:{RUNNING_TAG}"}, session
+    )
+    tag_service_as_the_template_does(aws_endpoint, outputs["ClusterName"], outputs["ServiceName"], session)
+    return f"arn:aws:ecs:{REGION}:{SECOND_ACCOUNT}:cluster/{outputs['ClusterName']}"
+
+
+def push_images(aws_endpoint: str, tags: tuple[str, ...], session: boto3.session.Session | None = None) -> None:
     """Put an image for each tag into the embedded ECR's repository (a small manifest per tag: each its digest)."""
-    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)  # noqa: S106
-    ecr = session.client("ecr", endpoint_url=aws_endpoint)
+    ecr = (session or account_session(aws_endpoint)).client("ecr", endpoint_url=aws_endpoint)
     with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
         ecr.create_repository(repositoryName=LOCAL_REPOSITORY)
     for tag in tags:
@@ -237,7 +277,9 @@ _CloudFormationLoader.add_constructor("!Ref", lambda loader, node: {"Ref": loade
 _CloudFormationLoader.add_multi_constructor("!", lambda loader, _suffix, node: None)
 
 
-def tag_service_as_the_template_does(aws_endpoint: str, cluster: str, service: str) -> None:
+def tag_service_as_the_template_does(
+    aws_endpoint: str, cluster: str, service: str, session: boto3.session.Session | None = None
+) -> None:
     """Give the service the tags the workload template gives it: moto's CloudFormation drops ECS service tags."""
     template = yaml.load(WORKLOAD_TEMPLATE.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - a safe loader
     defaults = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
@@ -249,8 +291,7 @@ def tag_service_as_the_template_does(aws_endpoint: str, cluster: str, service: s
         tags.append({"key": tag["Key"], "value": str(value)})
     if not tags:
         return
-    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)  # noqa: S106
-    ecs = session.client("ecs", endpoint_url=aws_endpoint)
+    ecs = (session or account_session(aws_endpoint)).client("ecs", endpoint_url=aws_endpoint)
     arn = ecs.describe_services(cluster=cluster, services=[service])["services"][0]["serviceArn"]
     ecs.tag_resource(resourceArn=arn, tags=tags)
 
@@ -295,6 +336,7 @@ def local_run(
     try:
         wait_until_listening(f"{aws_endpoint}/moto-api/", moto)
         outputs = create_workload(aws_endpoint)
+        second_cluster_arn = create_second_account(aws_endpoint)
         chalice = start_chalice(api_port, aws_endpoint, log, auth_mode, verify_images)
         started.append(chalice)
         started.append(start_consumer(aws_endpoint, log, verify_images))
@@ -308,6 +350,7 @@ def local_run(
             outputs["ServiceName"],
             (moto, *started),
             auth_mode,
+            second_cluster_arn=second_cluster_arn,
         )
     finally:
         for process in reversed(started):
@@ -327,9 +370,11 @@ def sign_in(run: LocalRun) -> str:
     return f"{key} \\\n  --aws-sigv4 'aws:amz:{REGION}:execute-api' --user {LOCAL_CREDENTIALS}"
 
 
-def curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
-    """A ready-to-paste curl that updates the workload's image."""
-    body = json.dumps({"cluster": run.cluster, "service": run.service, "image": run.image, "tag": tag})
+def curl_command(run: LocalRun, tag: str = "1.27.1", cluster: str = "", image: str = "") -> str:
+    """A ready-to-paste curl that updates the workload's image (or the one of `cluster`, from `image`)."""
+    body = json.dumps(
+        {"cluster": cluster or run.cluster, "service": run.service, "image": image or run.image, "tag": tag}
+    )
     return (
         f"curl -sS --fail-with-body -X POST {run.api_url}/update \\\n"
         f"  {sign_in(run)} \\\n"
@@ -367,6 +412,11 @@ def push_status_curl_command(run: LocalRun) -> str:
     """A ready-to-paste curl that shows what became of the push in push.json."""
     push_id = """$(python3 -c 'import json; print(json.load(open("push.json"))["pushId"])')"""
     return f'curl -sS --fail-with-body "{run.api_url}/pushes/{push_id}" \\\n  {sign_in(run)}'
+
+
+def second_account_curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
+    """A ready-to-paste curl that updates the second account's workload, its cluster named by ARN."""
+    return curl_command(run, tag, run.second_cluster_arn, run.second_image)
 
 
 def history_curl_command(run: LocalRun) -> str:
@@ -409,6 +459,10 @@ def instructions(run: LocalRun) -> str:
             "# See who deployed what, and how it went:",
             history_curl_command(run),
             "",
+            f"# The same workload in another account ({SECOND_ACCOUNT}): named by its cluster's ARN, reached by "
+            "assuming its role:",
+            second_account_curl_command(run),
+            "",
             "# Or use the command-line client (installed in this checkout's .venv):",
             f"export ECS_IMAGE_UPDATER_URL={run.api_url} ECS_IMAGE_UPDATER_API_KEY={run.api_key}",
             *(
@@ -424,6 +478,7 @@ def instructions(run: LocalRun) -> str:
             "cp web.yaml web-before.yaml   # edit the tag in web.yaml, then:",
             f"{client} apply web.yaml --wait",
             f"{client} apply web-before.yaml --wait   # and back",
+            f"{client} history {run.second_cluster_arn} {run.service}   # the other account's",
             "",
             f"# Inspect it with the AWS CLI, if you have one: AWS_ENDPOINT_URL={run.aws_endpoint} "
             f"aws ecs describe-services --region {REGION} --cluster {run.cluster} --services {run.service}",

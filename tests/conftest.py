@@ -63,19 +63,20 @@ def offline_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def moto_world() -> Iterator[None]:
     """An empty in-process AWS; the service's cached clients are made inside it."""
-    from chalicelib.aws import queue, secrets
+    from chalicelib.aws import accounts, queue, secrets
     from chalicelib.deploy import verify
 
+    def forget() -> None:
+        clients.reset_clients()
+        accounts.forget()
+        queue.forget_urls()
+        secrets.forget()
+        verify.forget()
+
     with mock_aws():
-        clients.reset_clients()
-        queue.forget_urls()
-        secrets.forget()
-        verify.forget()
+        forget()
         yield
-        clients.reset_clients()
-        queue.forget_urls()
-        secrets.forget()
-        verify.forget()
+        forget()
 
 
 @pytest.fixture
@@ -458,9 +459,10 @@ class EcsDeployments:
     ids `ecs-svc/1000000000000000001`, `…2`, and so on.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, events: Any) -> None:
+        """`events`: a client's (its calls) or the session's (the calls of every client made after)."""
         self.made: list[dict[str, Any]] = []
-        client.meta.events.register("after-call.ecs.UpdateService", self._add_deployment)
+        events.register("after-call.ecs.UpdateService", self._add_deployment)
 
     def _add_deployment(self, parsed: dict[str, Any], **_: Any) -> None:
         service = parsed.get("service")
@@ -491,7 +493,7 @@ class EcsDeployments:
 @pytest.fixture
 def ecs_deployments(ecs: Any) -> EcsDeployments:
     """UpdateService answers that carry the new deployment, as ECS's do."""
-    return EcsDeployments(ecs)
+    return EcsDeployments(ecs.meta.events)
 
 
 TOPIC_NAME = "ecs-image-updater-notifications"

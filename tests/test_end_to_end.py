@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +21,9 @@ from chalicelib.core.config import unsafe_aws_endpoint
 from scripts.local_aws import (
     PROJECT_DIR,
     REGION,
+    SECOND_ACCOUNT,
     LocalRun,
+    account_session,
     chalice_local_command,
     curl_command,
     embedded_aws_environment,
@@ -78,6 +81,33 @@ def test_update_over_http_changes_the_service_in_the_embedded_aws(running: Local
     assert service["taskDefinition"] == answer["taskDefinition"]["arn"]
     described = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     assert described["containerDefinitions"][0]["image"] == f"{running.image}:1.28.1"
+
+
+def test_the_second_account_is_deployed_to_by_its_cluster_arn_over_http(running: LocalRun) -> None:
+    """`chalice local` hands the ARN in the path over still percent-encoded (%3A, %2F): it is decoded once."""
+    home_before = embedded_ecs(running).describe_services(cluster=running.cluster, services=[running.service])
+    status, answer = post(
+        f"{running.api_url}/update",
+        {"cluster": running.second_cluster_arn, "service": running.service, "image": f"{running.second_image}:1.29.1"},
+        {"Content-Type": "application/json", "x-api-key": running.api_key},
+    )
+    assert status == 200, answer
+    there = account_session(running.aws_endpoint, SECOND_ACCOUNT).client("ecs", endpoint_url=running.aws_endpoint)
+    service = there.describe_services(cluster=running.cluster, services=[running.service])["services"][0]
+    assert service["taskDefinition"] == answer["taskDefinition"]["arn"]
+    assert f":{SECOND_ACCOUNT}:" in service["taskDefinition"]
+    home_after = embedded_ecs(running).describe_services(cluster=running.cluster, services=[running.service])
+    assert home_after["services"][0]["taskDefinition"] == home_before["services"][0]["taskDefinition"]
+
+    cluster = urllib.parse.quote(running.second_cluster_arn, safe="")
+    assert "%3A" in cluster
+    assert "%2F" in cluster
+    status, history = get(
+        f"{running.api_url}/services/{cluster}/{running.service}/history", {"x-api-key": running.api_key}
+    )
+    assert status == 200, history
+    assert (history["account"], history["records"][0]["account"]) == (SECOND_ACCOUNT, SECOND_ACCOUNT)
+    assert history["records"][0]["containers"][0]["image"] == f"{running.second_image}:1.29.1"
 
 
 def get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:

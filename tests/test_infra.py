@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,64 @@ def test_the_example_pipeline_hands_the_deploy_function_parameters_it_takes() ->
         parameters = parse_parameters(text)
         assert (parameters.cluster, parameters.services, parameters.wait) == ("prod", ("web",), True)
         assert parameters.timeout_minutes == 30
+
+
+def test_a_target_account_forwards_what_the_event_functions_match() -> None:
+    from chalicelib.entrypoints.functions import DEPLOYMENT_EVENTS, ECR_PUSHES, TAG_CHANGES
+
+    template, matches = decode(str(PROJECT_DIR / "infra" / "target-account.yaml"))
+    assert not matches
+    rules = {name: r["Properties"] for name, r in template["Resources"].items() if r["Type"] == "AWS::Events::Rule"}
+    assert rules["ForwardDeploymentEvents"]["EventPattern"] == DEPLOYMENT_EVENTS
+    assert rules["ForwardRegistryPushes"]["EventPattern"] == ECR_PUSHES
+    assert rules["ForwardServiceTagChanges"]["EventPattern"] == TAG_CHANGES
+    for rule in rules.values():
+        [target] = rule["Targets"]
+        assert target["Arn"] == {
+            "Fn::Sub": "arn:${AWS::Partition}:events:${HomeRegion}:${HomeAccountId}:event-bus/default"
+        }
+
+
+def test_the_target_role_trusts_only_the_service_functions_with_the_external_id() -> None:
+    template, _ = decode(str(PROJECT_DIR / "infra" / "target-account.yaml"))
+    role = template["Resources"]["TargetRole"]["Properties"]
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text())
+    assert template["Parameters"]["RoleName"]["Default"] == "ecs-image-updater-target"
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"]["StringEquals"] == {"sts:ExternalId": {"Ref": "ExternalId"}}
+    pattern = trust["Condition"]["ArnLike"]["aws:PrincipalArn"]["Fn::Sub"]
+    assert pattern.endswith(":role/${TrustedRolePattern}")
+    trusted = template["Parameters"]["TrustedRolePattern"]["Default"]
+    # Chalice names a function's role <app>-<stage>-<function>; `make deploy`'s stack <stack>-<id>-<suffix>.
+    assert fnmatch(f"{config['app_name']}-dev-api_handler", trusted)
+    assert fnmatch("ecs-image-updater-ApiHandlerRole-1A2B3C", trusted)
+    passes = [s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if "iam:PassRole" in _actions(s)]
+    assert [s["Condition"] for s in passes] == [{"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}]
+
+
+def test_the_target_account_stack_deploys_in_another_account(moto_world: None) -> None:
+    """Deployed into account 222222222222 (moto's CloudFormation, with the credentials of a role there)."""
+    credentials = (
+        clients.session()
+        .client("sts")
+        .assume_role(RoleArn="arn:aws:iam::222222222222:role/admin", RoleSessionName="stackset")["Credentials"]
+    )
+    there = {
+        "aws_access_key_id": credentials["AccessKeyId"],
+        "aws_secret_access_key": credentials["SecretAccessKey"],
+        "aws_session_token": credentials["SessionToken"],
+    }
+    cloudformation = clients.session().client("cloudformation", region_name="eu-west-1", **there)
+    parameters = {"HomeAccountId": "123456789012", "HomeRegion": "us-east-1", "ExternalId": "org-external-id"}
+    cloudformation.create_stack(
+        StackName="ecs-image-updater-target",
+        TemplateBody=(PROJECT_DIR / "infra" / "target-account.yaml").read_text(),
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+    )
+    stack = cloudformation.describe_stacks(StackName="ecs-image-updater-target")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["TargetRoleArn"] == "arn:aws:iam::222222222222:role/ecs-image-updater-target"
+    rules = clients.session().client("events", region_name="eu-west-1", **there).list_rules()["Rules"]
+    assert len(rules) == 3

@@ -72,10 +72,20 @@ def session() -> boto3.session.Session:
         return _session
 
 
-def new_client(service: str) -> Any:
-    """A new client with this service's timeouts, retries and time budget."""
+def new_client(service: str, region: str | None = None, credentials: Mapping[str, str] | None = None) -> Any:
+    """A new client with this service's timeouts, retries and time budget (in `region`, with `credentials`:
+    AccessKeyId, SecretAccessKey, SessionToken, when given; the function's own otherwise)."""
+    keys = (
+        {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
+        if credentials
+        else {}
+    )
     with _clients_lock:
-        client = session().client(service, config=client_config(service))
+        client = session().client(service, region_name=region, config=client_config(service), **keys)
     budget.install(client, attempt_seconds(service))
     if service == "ecs":
         fidelity.install(client)  # task definitions are copied from ECS's own JSON, every field kept
@@ -148,9 +158,7 @@ def regional_client(service: str, region: str | None) -> Any:
     key = f"{service}@{region}"
     with _clients_lock:
         if key not in _clients:
-            client = session().client(service, region_name=region, config=client_config(service))
-            budget.install(client, attempt_seconds(service))
-            _clients[key] = client
+            _clients[key] = new_client(service, region)
         return _clients[key]
 
 

@@ -49,6 +49,12 @@ class Settings:
     # that secrets a revision newly references exist: "require" (a registry that cannot answer refuses the
     # change), "warn" (it lets the change through with a warning), "off".
     verify_images: str = "require"
+    # Other accounts and regions the service may reach (None: home only), the role it assumes in each account,
+    # and the external id that role's trust policy asks for.
+    target_accounts: tuple[str, ...] | None = None
+    target_regions: tuple[str, ...] | None = None
+    target_role_name: str = "ecs-image-updater-target"
+    target_external_id: str | None = None
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +76,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         github_webhook_secret=(env.get("GITHUB_WEBHOOK_SECRET") or "").strip() or None,
         push_webhook_secret=(env.get("PUSH_WEBHOOK_SECRET") or "").strip() or None,
         verify_images=_choice(env.get("VERIFY_IMAGES"), VERIFY_MODES, "VERIFY_IMAGES"),
+        target_accounts=_list(env.get("TARGET_ACCOUNTS")),
+        target_regions=_list(env.get("TARGET_REGIONS")),
+        target_role_name=(env.get("TARGET_ROLE_NAME") or "").strip() or "ecs-image-updater-target",
+        target_external_id=(env.get("TARGET_EXTERNAL_ID") or "").strip() or None,
     )
 
 

@@ -72,6 +72,7 @@ class ChangeResult:
     # What the checks before the write could not confirm (VERIFY_IMAGES=warn), and, for a dry run, every check.
     warnings: list[str] = field(default_factory=list)
     verification: list[dict[str, Any]] = field(default_factory=list)
+    service_arn: str | None = None  # which account and region the service is in (not in the JSON: the record has it)
 
     @classmethod
     def of(
@@ -95,6 +96,7 @@ class ChangeResult:
             deployment=deployment,
             service_status=service.get("status", "UNKNOWN"),
             dry_run=dry_run,
+            service_arn=service.get("serviceArn"),
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from chalicelib.core.errors import InvalidRequestError, echo_input
 from chalicelib.core.images import DIGEST_PATTERN, TAG_PATTERN, ImageReference, InvalidImageError, parse_image
@@ -306,13 +307,14 @@ def path_push_id(value: str) -> str:
 
 
 def path_cluster(value: str) -> str:
-    """A cluster name or ARN given in the URL path."""
-    return cluster_identifier({"cluster": value}, "cluster")
+    """A cluster name or ARN given in the URL path, percent-decoded once (`chalice local` hands a path
+    parameter over still encoded, and API Gateway may keep `%2F` encoded)."""
+    return cluster_identifier({"cluster": unquote(value)}, "cluster")
 
 
 def path_service(value: str, cluster: str) -> str:
-    """A service name or ARN given in the URL path."""
-    return service_identifier({"service": value}, "service", cluster)
+    """A service name or ARN given in the URL path, percent-decoded once."""
+    return service_identifier({"service": unquote(value)}, "service", cluster)
 
 
 def _image(body: Mapping[str, Any], name: str, label: str | None = None) -> ImageReference:

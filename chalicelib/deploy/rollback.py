@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import budget, ecs
+from chalicelib.aws import accounts, budget, ecs
 from chalicelib.core import taskdef
 from chalicelib.core.errors import InvalidRequestError, NothingToRollBackToError, RevisionNotActiveError
 from chalicelib.core.requests import RollbackRequest
@@ -40,7 +40,7 @@ def roll_back(
     records the rollback; `allow_image` raises for an image the rollback would
     change a container to that the allowlists refuse.
     """
-    key = service_key(request.cluster, request.service)
+    key = service_key(request.cluster, request.service, accounts.where_of(request.cluster, request.service))
     with (
         budget.within(budget.MAIN_SECONDS),
         locks.hold([key], provenance or Provenance("rollback")) as held,

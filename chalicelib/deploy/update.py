@@ -38,7 +38,7 @@ from dataclasses import replace
 from typing import Any
 
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import budget
+from chalicelib.aws import accounts, budget
 from chalicelib.core.images import ImageReference
 from chalicelib.core.requests import FanOutRequest, Target, UpdateRequest
 from chalicelib.core.results import ChangeResult, FanOutResult
@@ -137,7 +137,8 @@ def _update(
     with budget.within(budget.MAIN_SECONDS):
         if request.dry_run:
             return Rollout(client, request, audit_tags, allow_image, verifier).run()
-        keys = [service_key(request.cluster, target.service) for target in request.targets]
+        where = accounts.where_of(request.cluster, *(target.service for target in request.targets))
+        keys = [service_key(request.cluster, target.service, where) for target in request.targets]
         hold = locks.hold(
             keys, who, force_new_deployment=request.force_new_deployment, record_failures=request.record_failures
         )

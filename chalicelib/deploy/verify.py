@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.aws import clients, parallel, secrets
+from chalicelib.aws import accounts, clients, parallel, secrets
 from chalicelib.core.errors import AwsCallError, DeploymentWouldFailError, RegistryUnavailableError
 from chalicelib.core.images import ImageReference, InvalidImageError, as_reference, parse_image
+from chalicelib.core.locations import Location
 from chalicelib.core.manifests import Manifest, Platform, named, task_platform
 from chalicelib.registry import ImageMissing, RegistryUnreachable, ecr, oci
 
@@ -106,13 +107,21 @@ class Verified:
 
 
 Lookup = Callable[[], parallel.Outcome[Any, Manifest]]
+# (AWS service, region or None for the target's) -> a client with the target account's credentials.
+ClientFor = Callable[[str, str | None], Any]
+
+
+def _home_client(service: str, region: str | None) -> Any:
+    return clients.regional_client(service, region)
 
 
 class Verifier:
-    """The checks of one request, under one VERIFY_IMAGES mode."""
+    """The checks of one request, under one VERIFY_IMAGES mode, with the credentials of the target's account
+    (`client_for`): an image in a registry is looked up, and a secret asked about, as that account would."""
 
-    def __init__(self, mode: str = REQUIRE) -> None:
+    def __init__(self, mode: str = REQUIRE, client_for: ClientFor = _home_client) -> None:
         self.mode = mode
+        self.client_for = client_for
         self._started: dict[str, Lookup] = {}
 
     @property
@@ -127,7 +136,7 @@ class Verifier:
             return
         for image in images:
             if str(image) not in self._started and _kept_answer(image) is None:
-                self._started[str(image)] = parallel.start(lambda ref: _look_up(ref, None), image)
+                self._started[str(image)] = parallel.start(lambda ref: _look_up(ref, None, self.client_for), image)
 
     def verify(self, changes: Sequence[ServiceChange], name_services: bool = False) -> list[Verified]:
         """Check every change; raise DeploymentWouldFailError naming each failed check (422), or, under
@@ -139,7 +148,7 @@ class Verifier:
             key=str,
         )
         answers = dict(zip(wanted, parallel.values(self._answer, wanted), strict=True))
-        secret_answers = _secret_answers([item for change in changes for item in change.secrets])
+        secret_answers = _secret_answers([item for change in changes for item in change.secrets], self.client_for)
         found = [self._judge(change, answers, secret_answers) for change in changes]
         failed, unverified = [], []
         for change, (verified, failures, unreachable) in zip(changes, found, strict=True):
@@ -187,7 +196,7 @@ class Verifier:
         if outcome is not None and not (credentials and isinstance(outcome.error, RegistryUnreachable)):
             return outcome.error  # type: ignore[return-value]
         try:
-            return _look_up(image, credentials)
+            return _look_up(image, credentials, self.client_for)
         except (ImageMissing, RegistryUnreachable) as finding:
             return finding
 
@@ -237,15 +246,27 @@ def forget() -> None:
         _kept.clear()
 
 
-def _look_up(image: ImageReference, credentials_arn: str | None) -> Manifest:
+def _look_up(image: ImageReference, credentials_arn: str | None, client_for: ClientFor) -> Manifest:
     kept = _kept_answer(image)
     if kept is not None:
         return kept
     repository = ecr.repository_of(image)
     if repository is not None:
-        manifest = ecr.lookup(repository, image, lambda region: clients.regional_client("ecr", region))
+        # A registry of an account the service reaches is asked with that account's credentials (a push to a
+        # target's ECR); any other (a shared registry account) as the target would pull from it.
+        in_registry_account = accounts.reaches(repository.account)
+        manifest = ecr.lookup(
+            repository,
+            image,
+            lambda region: (
+                accounts.client_in("ecr", Location(repository.account, region))
+                if in_registry_account
+                else client_for("ecr", region)
+            ),
+        )
     else:
-        manifest = oci.lookup(image, _credentials(credentials_arn, image) if credentials_arn else None)
+        credentials = _credentials(credentials_arn, image, client_for) if credentials_arn else None
+        manifest = oci.lookup(image, credentials)
     with _kept_lock:
         if len(_kept) >= MAX_KEPT:
             _kept.clear()
@@ -265,11 +286,11 @@ def _kept_answer(image: ImageReference) -> Manifest | None:
     return manifest if expires is None or clock() < expires else None
 
 
-def _credentials(arn: str, image: ImageReference) -> oci.Credentials:
+def _credentials(arn: str, image: ImageReference, client_for: ClientFor) -> oci.Credentials:
     """The registry credentials a container's repositoryCredentials secret holds ({"username", "password"})."""
     host, _name = oci.location(image)
     try:
-        stored = json.loads(secrets.secret_string(arn))
+        stored = json.loads(secrets.secret_string(arn, client_for("secretsmanager", secrets.region_of(arn))))
     except AwsCallError as failure:
         raise RegistryUnreachable(host, f"its credentials ({arn}) could not be read: {failure.message}") from None
     except ValueError:
@@ -279,18 +300,24 @@ def _credentials(arn: str, image: ImageReference) -> oci.Credentials:
     return oci.Credentials(str(stored["username"]), str(stored["password"]))
 
 
-def _secret_answers(secrets_wanted: Sequence[tuple[str, str, str]]) -> dict[str, bool | str]:
+def _secret_answers(secrets_wanted: Sequence[tuple[str, str, str]], client_for: ClientFor) -> dict[str, bool | str]:
     """For each valueFrom: True (it exists), False (it does not), or why it could not be said."""
     value_froms = sorted({value_from for _container, _name, value_from in secrets_wanted})
     answers: dict[str, bool | str] = {}
     in_secrets_manager = [v for v in value_froms if v.startswith("arn:") and ":secretsmanager:" in v]
-    for outcome in parallel.each(secrets.secret_exists, in_secrets_manager):
+
+    def exists(arn: str) -> bool:
+        return secrets.secret_exists(arn, client_for("secretsmanager", secrets.region_of(arn)))
+
+    for outcome in parallel.each(exists, in_secrets_manager):
         answers[outcome.item] = outcome.value if outcome.error is None else _reason(outcome.error)
     parameters = [v for v in value_froms if v not in answers]
     by_region: dict[str | None, list[str]] = {}
     for name in parameters:
         by_region.setdefault(secrets.region_of(name), []).append(name)
-    for outcome in parallel.each(lambda region: secrets.missing_parameters(by_region[region], region), list(by_region)):
+    for outcome in parallel.each(
+        lambda region: secrets.missing_parameters(by_region[region], region, client_for("ssm", region)), list(by_region)
+    ):
         for name in by_region[outcome.item]:
             if outcome.error is not None:
                 answers[name] = _reason(outcome.error)

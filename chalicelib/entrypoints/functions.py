@@ -10,9 +10,9 @@ from chalice.app import CloudWatchEvent, SQSEvent
 
 from chalicelib.access import identity
 from chalicelib.access.audit import Provenance
-from chalicelib.aws import budget, clients, queue
+from chalicelib.aws import accounts, budget, clients, queue
 from chalicelib.core.config import load_settings
-from chalicelib.core.errors import UpdateError
+from chalicelib.core.errors import NotAllowedError, UpdateError
 from chalicelib.core.push_policy import FOLLOWING_TAGS, Push
 from chalicelib.entrypoints import requestlog, wiring
 from chalicelib.follow import outcomes
@@ -71,9 +71,18 @@ PUSH_WORK_MARGIN_SECONDS = 30.0
 PIPELINE_MARGIN_SECONDS = 10.0
 
 
+def _ecs_of(service_arn: str) -> Any:
+    """The ECS client of the account and region a service's ARN names (403 NotAllowedError when not reached)."""
+    return wiring.reach(service_arn).client("ecs")
+
+
 @functions.on_cw_event(DEPLOYMENT_EVENTS, name="deployment_events")
 def deployment_events(event: CloudWatchEvent) -> None:
-    """Follow a recorded deployment to the outcome ECS reports, and tell the subscribers (SNS)."""
+    """Follow a recorded deployment to the outcome ECS reports, and tell the subscribers (SNS).
+
+    Events of other accounts and regions arrive forwarded to the home bus (infra/target-account.yaml); the
+    service's ARN in the event says where it is."""
+    accounts.learn_home(event.context)
     settings = load_settings()
     table = wiring.state_table(settings)
     try:
@@ -90,7 +99,11 @@ def deployment_events(event: CloudWatchEvent) -> None:
         # A deployment this service did not make (or the circuit breaker's rollback) moves what a follower runs.
         index = None
         if followed.name == outcomes.IN_PROGRESS_EVENT and (done.ignored or followed.is_rollback):
-            index = followers.on_deployment(clients.ecs_client(), table, followed.service_arn)
+            index = followers.on_deployment(_ecs_of(followed.service_arn), table, followed.service_arn)
+    except NotAllowedError as refused:
+        # Forwarded from an account or a region this service does not reach: nothing of it is kept.
+        requestlog.log_event({"function": "deployment_events", "event": followed.event_id, "ignored": refused.message})
+        return
     except UpdateError as failure:
         # Failing the invocation makes Lambda deliver the event again; the retry sends only what is owed.
         requestlog.log_event({"function": "deployment_events", "event": followed.event_id, "error": failure.message})
@@ -107,6 +120,7 @@ def registry_push(event: CloudWatchEvent) -> None:
 
     A failure to record or queue fails the invocation, so that Lambda delivers the event again.
     """
+    accounts.learn_home(event.context)
     try:
         pushed = Push.of_ecr_event(event.to_dict())
     except ValueError as unreadable:
@@ -131,6 +145,7 @@ registry_push.event_class = ReceivedEvent
 @functions.on_sqs_message(queue=PUSH_QUEUE_NAME, batch_size=PUSH_WORK_BATCH, name="push_work")
 def push_work(event: SQSEvent) -> dict[str, Any]:
     """Deploy a push's work items through the update path; the ones that may yet land go back to the queue."""
+    accounts.learn_home(event.context)
     records = list(event.to_dict().get("Records") or [])
     if not records:
         requestlog.log_event({"function": "push_work", "items": []})
@@ -138,7 +153,7 @@ def push_work(event: SQSEvent) -> dict[str, Any]:
     settings = load_settings()
     sqs = clients.sqs_client()
     services = push_work_module.WorkServices(
-        ecs=clients.ecs_client(),
+        reach=wiring.reach,
         table=wiring.push_table(),
         locks=wiring.locks(),
         access=wiring.policy(),
@@ -163,9 +178,13 @@ def follower_tags(event: CloudWatchEvent) -> None:
     if not resources or not isinstance(resources[0], str) or ":service/" not in resources[0]:
         requestlog.log_event({"function": "follower_tags", "event": event.event_id, "ignored": "no service named"})
         return
+    accounts.learn_home(event.context)
     table = wiring.push_table()
     try:
-        done = followers.refresh(clients.ecs_client(), table, resources[0])
+        done = followers.refresh(_ecs_of(resources[0]), table, resources[0])
+    except NotAllowedError as refused:
+        requestlog.log_event({"function": "follower_tags", "service": resources[0], "ignored": refused.message})
+        return
     except UpdateError as failure:
         requestlog.log_event({"function": "follower_tags", "service": resources[0], "error": failure.message})
         raise
@@ -177,16 +196,19 @@ follower_tags.event_class = ReceivedEvent
 
 @functions.schedule(Rate(1, unit=Rate.HOURS), name="followers_reconcile")
 def followers_reconcile(event: CloudWatchEvent) -> None:
-    """Every hour: walk the tagged services and correct the follower index where it is wrong."""
-    report = followers.reconcile_in_time(clients.tagging_client(), clients.ecs_client(), wiring.push_table())
+    """Every hour: walk the tagged services of every account and region reached, and correct the follower
+    index where it is wrong."""
+    accounts.learn_home(event.context)
+    report = followers.reconcile_in_time(accounts.everywhere(), wiring.push_table())
     requestlog.log_event({"function": "followers_reconcile", **report.as_dict()})
 
 
 @functions.lambda_function(name="pipeline_deploy")
 def pipeline_deploy(event: dict[str, Any], context: Any) -> None:
     """A CodePipeline Invoke action: deploy the job's artifact, follow the outcome, report to CodePipeline."""
+    accounts.learn_home(context)
     services = pipeline.Services(
-        ecs=clients.ecs_client(),
+        reach=wiring.reach,
         codepipeline=clients.codepipeline_client(),
         locks=wiring.locks(),
         guard=wiring.guard(identity.Principal.service(identity.CODEPIPELINE)),

@@ -26,6 +26,7 @@ from chalice.app import Request
 from chalicelib.access import identity, sigv4
 from chalicelib.access.audit import Provenance
 from chalicelib.access.guard import Guard
+from chalicelib.aws import accounts
 from chalicelib.core.config import Settings, load_settings
 from chalicelib.core.errors import (
     INTERNAL_ERROR_MESSAGE,
@@ -102,6 +103,7 @@ def respond(
         "requestId": context.get("requestId"),
     }
     try:
+        accounts.learn_home(getattr(request, "lambda_context", None))
         settings = load_settings()
         caller = principal or identity.Principal.of_request(context, local=settings.local_api_key is not None)
         log["principal"] = caller.id

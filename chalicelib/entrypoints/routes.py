@@ -13,9 +13,10 @@ from chalice import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.access import identity, signatures
 from chalicelib.access.permissions import APPLY, PUSH, READ, ROLLBACK, UPDATE
-from chalicelib.aws import clients, secrets
+from chalicelib.aws import secrets
 from chalicelib.core.config import auth_mode, load_settings
 from chalicelib.core.errors import NoHistoryError, PushNotFoundError, WebhookNotConfiguredError
+from chalicelib.core.locations import cluster_arn_of
 from chalicelib.core.requests import FanOutRequest
 from chalicelib.core.results import ChangeResult
 from chalicelib.core.validation import (
@@ -61,17 +62,24 @@ def update() -> Response:
         provenance = call.provenance("update")
         call.log.update(audit=provenance.tags())
         if isinstance(request, FanOutRequest):
-            call.guard.check_targets(UPDATE, request.cluster, request.targets)
+            target = wiring.reach(request.cluster, *(t.service for t in request.targets))
+            call.guard.check_targets(UPDATE, target.location.cluster_arn(request.cluster), request.targets)
             batch = update_services(
-                clients.ecs_client(), request, locks=wiring.locks(), provenance=provenance, verifier=wiring.verifier()
+                target.client("ecs"),
+                request,
+                locks=wiring.locks(),
+                provenance=provenance,
+                verifier=wiring.verifier(target),
             )
             call.log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
             call.log.update(changed=batch.changed, dryRun=batch.dry_run)
             return batch.as_dict()
-        call.guard.check(UPDATE, request.cluster, [(request.service, request.change.requested_images())])
+        target = wiring.reach(request.cluster, request.service)
+        cluster_arn = target.location.cluster_arn(request.cluster)
+        call.guard.check(UPDATE, cluster_arn, [(request.service, request.change.requested_images())])
         call.log.update(cluster=loggable(request.cluster), service=loggable(request.service))
         result = update_image(
-            clients.ecs_client(), request, locks=wiring.locks(), provenance=provenance, verifier=wiring.verifier()
+            target.client("ecs"), request, locks=wiring.locks(), provenance=provenance, verifier=wiring.verifier(target)
         )
         return _logged_change(result, call.log)
 
@@ -84,15 +92,17 @@ def rollback() -> Response:
 
     def handle(body: dict[str, Any], call: Call) -> dict[str, Any]:
         request = parse_rollback_request(body)
-        call.guard.check_target(ROLLBACK, request.cluster, request.service)
-        gate = call.guard.image_gate(ROLLBACK, request.cluster)
+        target = wiring.reach(request.cluster, request.service)
+        cluster_arn = target.location.cluster_arn(request.cluster)
+        call.guard.check_target(ROLLBACK, cluster_arn, request.service)
+        gate = call.guard.image_gate(ROLLBACK, cluster_arn)
         result = roll_back(
-            clients.ecs_client(),
+            target.client("ecs"),
             request,
             wiring.locks(),
             allow_image=lambda image: gate(request.service, image),
             provenance=call.provenance("rollback"),
-            verifier=wiring.verifier(),
+            verifier=wiring.verifier(target),
         )
         return _logged_change(result, call.log)
 
@@ -107,9 +117,10 @@ def service(cluster: str, service: str) -> Response:
         cluster_id = path_cluster(params["cluster"])
         service_id = path_service(params["service"], cluster_id)
         wanted = deployment_id(_query(("deployment",)))
-        call.guard.check_target(READ, cluster_id, service_id)
+        target = wiring.reach(cluster_id, service_id)
+        call.guard.check_target(READ, target.location.cluster_arn(cluster_id), service_id)
         lookup = wiring.record_lookup(wiring.state_table())
-        return service_status(clients.ecs_client(), cluster_id, service_id, wanted, lookup)
+        return service_status(target.client("ecs"), cluster_id, service_id, wanted, lookup)
 
     return respond(routes.current_request, handle, reads_body=False)
 
@@ -122,7 +133,8 @@ def history(cluster: str, service: str) -> Response:
         cluster_id = path_cluster(params["cluster"])
         service_id = path_service(params["service"], cluster_id)
         limit, token = history_page(_query(("limit", "next")), DEFAULT_LIMIT, MAX_LIMIT)
-        call.guard.check_target(READ, cluster_id, service_id)
+        target = wiring.reach(cluster_id, service_id)
+        call.guard.check_target(READ, target.location.cluster_arn(cluster_id), service_id)
         table = wiring.state_table()
         if table is None:
             raise NoHistoryError("this stage keeps no history: its STATE_TABLE is not set")
@@ -139,8 +151,11 @@ def description(cluster: str, service: str) -> Response:
         cluster_id = path_cluster(params["cluster"])
         service_id = path_service(params["service"], cluster_id)
         _query(())
-        call.guard.check_target(READ, cluster_id, service_id)
-        return service_description(clients.ecs_client(), cluster_id, service_id)
+        target = wiring.reach(cluster_id, service_id)
+        call.guard.check_target(READ, target.location.cluster_arn(cluster_id), service_id)
+        described = service_description(target.client("ecs"), cluster_id, service_id)
+        # A description of a service elsewhere names its cluster by ARN, so that applying it reaches it again.
+        return {**described, "cluster": target.cluster(described["cluster"])}
 
     return respond(routes.current_request, handle, reads_body=False)
 
@@ -151,16 +166,18 @@ def apply() -> Response:
 
     def handle(body: dict[str, Any], call: Call) -> dict[str, Any]:
         request = parse_apply_request(body)
-        call.guard.check_targets(APPLY, request.cluster, request.targets, images=False)
+        target = wiring.reach(request.cluster, *(t.service for t in request.targets))
+        cluster_arn = target.location.cluster_arn(request.cluster)
+        call.guard.check_targets(APPLY, cluster_arn, request.targets, images=False)
         provenance = call.provenance("apply")
         # Only the images that change are checked (once read): an unchanged export applies as a no-op.
         batch = update_services(
-            clients.ecs_client(),
+            target.client("ecs"),
             request,
             locks=wiring.locks(),
             provenance=provenance,
-            allow_image=call.guard.image_gate(APPLY, request.cluster),
-            verifier=wiring.verifier(),
+            allow_image=call.guard.image_gate(APPLY, cluster_arn),
+            verifier=wiring.verifier(target),
         )
         call.log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
         call.log.update(changed=batch.changed, dryRun=batch.dry_run, audit=provenance.tags())
@@ -241,7 +258,9 @@ def push_route(push_id: str) -> Response:
             "digest": header.get("digest"),
             "at": header.get("at"),
             "services": [
-                target.as_dict() for target in targets if call.guard.allows(READ, target.cluster, target.service)
+                target.as_dict()
+                for target in targets
+                if call.guard.allows(READ, cluster_arn_of(target.service_arn), target.service)
             ],
         }
 
@@ -255,9 +274,11 @@ def cluster_services_route(cluster: str) -> Response:
     def handle(params: dict[str, Any], call: Call) -> dict[str, Any]:
         cluster_id = path_cluster(params["cluster"])
         _query(())
-        call.guard.check_cluster(READ, cluster_id)
-        include = lambda service: call.guard.allows(READ, cluster_id, service)  # noqa: E731 - one use
-        return cluster_services(clients.ecs_client(), cluster_id, include=include)
+        target = wiring.reach(cluster_id)
+        cluster_arn = target.location.cluster_arn(cluster_id)
+        call.guard.check_cluster(READ, cluster_arn)
+        include = lambda service: call.guard.allows(READ, cluster_arn, service)  # noqa: E731 - one use
+        return cluster_services(target.client("ecs"), cluster_id, include=include)
 
     return respond(routes.current_request, handle, reads_body=False)
 

@@ -10,7 +10,8 @@ from chalicelib.access import permissions as permissions_file
 from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.guard import Guard
 from chalicelib.access.identity import Principal
-from chalicelib.aws import clients, queue
+from chalicelib.aws import accounts, clients, queue
+from chalicelib.aws.accounts import Reach
 from chalicelib.core.config import Settings, load_settings
 from chalicelib.core.errors import NoHistoryError, NoPushQueueError, PermissionsFileError
 from chalicelib.deploy.verify import Verifier
@@ -51,10 +52,16 @@ def permissions(settings: Settings | None = None) -> permissions_file.Permission
     return _loaded[key]
 
 
-def verifier() -> Verifier:
-    """The checks before a write, under the stage's VERIFY_IMAGES (one verifier per request: it keeps the lookups
-    it started)."""
-    return Verifier(load_settings().verify_images)
+def verifier(target: Reach | None = None) -> Verifier:
+    """The checks before a write, under the stage's VERIFY_IMAGES, with the credentials of the target's account
+    (one verifier per request: it keeps the lookups it started)."""
+    mode = load_settings().verify_images
+    return Verifier(mode, target.client) if target is not None else Verifier(mode)
+
+
+def reach(cluster: str, *services: str) -> Reach:
+    """Where a request's cluster is (home, or another account or region it may reach), and how to reach it."""
+    return accounts.reach(cluster, *services)
 
 
 def guard(principal: Principal) -> Guard:

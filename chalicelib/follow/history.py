@@ -12,6 +12,7 @@ import binascii
 import json
 from typing import Any
 
+from chalicelib.aws import accounts
 from chalicelib.core.errors import InvalidRequestError
 from chalicelib.core.validation import cluster_name
 from chalicelib.state.records import DeploymentRecord
@@ -24,17 +25,22 @@ MAX_TOKEN_LENGTH = 1024
 
 def service_history(table: StateTable, cluster: str, service: str, limit: int, token: str | None) -> dict[str, Any]:
     """One page of the service's deployment records, newest first."""
-    key = service_key(cluster, service)
+    where = accounts.where_of(cluster, service)
+    key = service_key(cluster, service, where)
     partition = service_partition(key)
     start = to_item({"pk": partition, "sk": decode_token(token, key)}) if token is not None else None
     # One more than asked for tells, in the same call, whether a next page exists.
     items = table.records_page(partition, limit + 1, start).get("Items", [])
     page = [DeploymentRecord.from_item(from_item(item)) for item in items[:limit]]
     more = len(items) > limit
+    location = where or accounts.home()
     return {
         "cluster": cluster_name(cluster),
         "service": service.rsplit("/", 1)[-1],
-        "records": [record.as_dict() for record in page],
+        "account": location.account,
+        "region": location.region,
+        # Records written before accounts were kept are of the home account and region, as their key says.
+        "records": [{**record.as_dict(), "account": location.account, "region": location.region} for record in page],
         "next": encode_token(page[-1].sort_key, key) if more and page else None,
     }
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.aws import accounts
 from chalicelib.core import circuit_breaker
 from chalicelib.core.errors import UpdateError
 from chalicelib.core.results import as_datetime, iso8601
@@ -48,6 +49,7 @@ from chalicelib.state.table import (
     StateTable,
     deployment_partition,
     from_item,
+    service_key,
     service_partition,
     to_item,
 )
@@ -113,10 +115,11 @@ class DeploymentEvent:
         return circuit_breaker.rollback_target(self.reason)
 
     def service_key(self) -> str | None:
-        """`cluster/service` from the service ARN; None for an ARN of the old format (no cluster)."""
+        """The key of the service's lock and records (`cluster/service` at home, `account/region/cluster/service`
+        elsewhere: an event may come from another account); None for an ARN of the old format (no cluster)."""
         _, _, resource = self.service_arn.partition(":service/")
         cluster, _, service = resource.partition("/")
-        return f"{cluster}/{service}" if cluster and service else None
+        return service_key(cluster, service, accounts.where_of(self.service_arn)) if cluster and service else None
 
 
 @dataclass

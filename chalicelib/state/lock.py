@@ -72,7 +72,7 @@ class Held:
 
     def succeeded(self, key: str, result: ChangeResult) -> DeploymentRecord:
         """Record what the request did to service `key` (answered with a 200)."""
-        record = DeploymentRecord.of_result(self.provenance, result, self.force_new_deployment)
+        record = DeploymentRecord.of_result(self.provenance, result, self.force_new_deployment, key)
         self.records[key] = record
         return record
 

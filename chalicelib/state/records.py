@@ -17,6 +17,7 @@ from typing import Any
 
 from chalicelib.access.audit import Provenance
 from chalicelib.core.errors import INTERNAL_ERROR_MESSAGE, UpdateError, http_status
+from chalicelib.core.locations import location_of
 from chalicelib.core.results import ChangeResult, as_datetime, iso8601
 from chalicelib.state.table import (
     POINTER_SORT_KEY,
@@ -64,11 +65,19 @@ class DeploymentRecord:
     principal: str | None = None
     # What the checks before the write could not confirm (VERIFY_IMAGES=warn).
     warnings: list[str] = field(default_factory=list)
+    # The service's account and region (None on records written before they were kept: the home ones), and
+    # the key its lock and records go by (chalicelib.core.locations; None: `cluster/service`).
+    account: str | None = None
+    region: str | None = None
+    service_key: str | None = None
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @classmethod
-    def of_result(cls, provenance: Provenance, result: ChangeResult, force_new_deployment: bool) -> DeploymentRecord:
-        """The record of a change that was answered with a 200."""
+    def of_result(
+        cls, provenance: Provenance, result: ChangeResult, force_new_deployment: bool, key: str | None = None
+    ) -> DeploymentRecord:
+        """The record of a change that was answered with a 200 (`key`: its service's, see service_key)."""
+        located = location_of(result.service_arn or "")
         started = result.changed or result.deployment is not None
         return cls(
             cluster=result.cluster,
@@ -93,6 +102,9 @@ class DeploymentRecord:
             push=dict(provenance.push) if provenance.push else None,
             principal=provenance.principal,
             warnings=list(result.warnings),
+            account=located.account if located else None,
+            region=located.region if located else None,
+            service_key=key,
         )
 
     @classmethod
@@ -102,7 +114,9 @@ class DeploymentRecord:
         """The record of a request that failed after taking the lock of service `key` (`cluster/service`)."""
         status, code = http_status(failure)
         message = failure.message if isinstance(failure, UpdateError) else INTERNAL_ERROR_MESSAGE
-        cluster, _, service = key.partition("/")
+        parts = key.split("/")
+        cluster, service = parts[-2], parts[-1]
+        elsewhere = len(parts) == 4  # account/region/cluster/service
         return cls(
             cluster=cluster,
             service=service,
@@ -123,6 +137,9 @@ class DeploymentRecord:
             batch_id=provenance.batch_id,
             push=dict(provenance.push) if provenance.push else None,
             principal=provenance.principal,
+            account=parts[0] if elsewhere else None,
+            region=parts[1] if elsewhere else None,
+            service_key=key,
         )
 
     @classmethod
@@ -133,9 +150,10 @@ class DeploymentRecord:
         service: str,
         failure: BaseException,
         containers: list[dict[str, str]],
+        key: str | None = None,
     ) -> DeploymentRecord:
         """The one record of a push that could not deploy a service: refused, or out of retries."""
-        failed = cls.of_failure(provenance, f"{cluster}/{service}", failure, force_new_deployment=False)
+        failed = cls.of_failure(provenance, key or f"{cluster}/{service}", failure, force_new_deployment=False)
         return replace(
             failed,
             cluster=cluster,  # a name with a "/" (an ARN) stays whole
@@ -148,8 +166,8 @@ class DeploymentRecord:
 
     @property
     def key(self) -> str:
-        """`cluster/service`."""
-        return f"{self.cluster}/{self.service}"
+        """The key its service's lock and records go by: `cluster/service` at home (chalicelib.core.locations)."""
+        return self.service_key or f"{self.cluster}/{self.service}"
 
     @property
     def sort_key(self) -> str:
@@ -163,6 +181,8 @@ class DeploymentRecord:
             "action": self.action,
             "cluster": self.cluster,
             "service": self.service,
+            "account": self.account,
+            "region": self.region,
             "principal": self.principal,
             "requestId": self.request_id,
             "keyId": self.key_id,
@@ -244,6 +264,9 @@ class DeploymentRecord:
             push=item.get("push"),
             principal=item.get("principal"),
             warnings=list(item.get("warnings") or []),
+            account=item.get("account"),
+            region=item.get("region"),
+            service_key=str(item["pk"]).removeprefix("SERVICE#") if item.get("pk") else None,
             record_id=item.get("recordId", ""),
         )
 

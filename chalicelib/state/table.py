@@ -2,12 +2,16 @@
 
 | item                                  | pk                               | sk                            |
 |---------------------------------------|----------------------------------|-------------------------------|
-| a service's lock                      | `SERVICE#<cluster>/<service>`    | `LOCK`                        |
-| a deployment record                   | `SERVICE#<cluster>/<service>`    | `RECORD#<at>#<id>`            |
+| a service's lock                      | `SERVICE#<key>`                  | `LOCK`                        |
+| a deployment record                   | `SERVICE#<key>`                  | `RECORD#<at>#<id>`            |
 | where a deployment's record is        | `DEPLOYMENT#<ECS deployment id>` | `POINTER`                     |
-| a push claimed for a service          | `EVENT#<event id>`               | `SERVICE#<cluster>/<service>` |
+| a push and each service it concerns   | `PUSH#<push id>`                 | `PUSH`, `SERVICE#<arn>`       |
+| the follower index                    | `FOLLOWERS`, `REPOSITORY#…`, `REVISION#…` | see chalicelib.state.followers |
 | a CodePipeline job's deployments      | `JOB#<job id>`                   | `JOB`                         |
 
+A service's key is `<cluster>/<service>` in the home account and region (as it
+always was, so an existing table carries over unchanged), and
+`<account>/<region>/<cluster>/<service>` in any other (chalicelib.core.locations).
 A service's lock and its records share a partition, so the history is one
 Query and the lock never shows in it. Every item carries its expiry in the
 table's TTL attribute `expiresAt` (epoch seconds): a minute for a lock,
@@ -26,7 +30,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.aws import clients
+from chalicelib.core import locations
 from chalicelib.core.errors import StateTableMissingError, UpdateError
+from chalicelib.core.locations import Location
 
 TTL_ATTRIBUTE = "expiresAt"
 LOCK_SORT_KEY = "LOCK"
@@ -38,9 +44,10 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def service_key(cluster: str, service: str) -> str:
-    """`cluster/service` by name, whether the caller gave names or ARNs."""
-    return f"{cluster.rsplit('/', 1)[-1]}/{service.rsplit('/', 1)[-1]}"
+def service_key(cluster: str, service: str, where: Location | None = None) -> str:
+    """`cluster/service` by name, whether the caller gave names or ARNs; `account/region/cluster/service` for a
+    service in another account or region (`where`: chalicelib.core.locations)."""
+    return locations.service_key(cluster, service, where)
 
 
 def service_partition(key: str) -> str:

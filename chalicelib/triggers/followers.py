@@ -10,7 +10,8 @@ nothing of is caught here:
 - a tag added, changed or removed: the "Tag Change on Resource" event of an
   ECS service whose `image-updater:*` tags changed (`refresh`);
 - anything either missed (events are best effort): the hourly `reconcile`,
-  which walks the tagged services in ⌈N/100⌉ GetResources, one
+  which walks the tagged services of every account and region the service
+  reaches (home, each of TARGET_ACCOUNTS in each of TARGET_REGIONS) in ⌈N/100⌉ GetResources, one
   DescribeServices per 10 services of a cluster and one DescribeTaskDefinition
   per revision it has never seen, and writes only what differs.
 """
@@ -18,12 +19,14 @@ nothing of is caught here:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.aws import budget, clients, ecs, parallel
-from chalicelib.core.errors import ServiceNotFoundError
+from chalicelib.aws.accounts import Reach
+from chalicelib.core.errors import ServiceNotFoundError, UpdateError
+from chalicelib.core.locations import location_of
 from chalicelib.core.push_policy import POLICY_TAG
 from chalicelib.state import followers
 from chalicelib.state.followers import Follower, Revision
@@ -87,11 +90,45 @@ def on_deployment(ecs_client: Any, table: StateTable, service_arn: str) -> str |
     return refresh(ecs_client, table, service_arn)
 
 
-def reconcile(tagging: Any, ecs_client: Any, table: StateTable) -> Reconciled:
-    """Walk every tagged service and write what the index has wrong (see the module docstring)."""
+def reconcile(places: Sequence[Reach], table: StateTable) -> Reconciled:
+    """Walk every tagged service of every place the service reaches and write what the index has wrong (see
+    the module docstring). A place that cannot be read (its role cannot be assumed, its API fails) is reported,
+    and its followers are left as they were."""
     report = Reconciled()
-    tagged = _tagged_services(tagging)
-    report.tagged = len(tagged)
+    current: dict[str, Follower] = {}
+    unread: set[str] = set()
+    scanned: set[tuple[str, str]] = set()
+    for place in places:
+        try:
+            found, missed = _reconcile_place(place, table, report)
+        except UpdateError as failure:
+            report.unreadable.append(f"{place.location}: {failure.message}")
+            continue
+        scanned.add((place.location.account, place.location.region))
+        current.update(found)
+        unread |= missed
+    report.followers = len(current)
+    indexed = {f.service_arn: f for f in followers.all_followers(table)}
+    entries: list[dict[str, Any]] = []
+    for arn, follower in current.items():
+        if indexed.get(arn) != follower:
+            old = indexed[arn].repositories if arn in indexed else set()
+            entries += followers.writes(table.name, arn, follower, old)
+            report.written += 1
+    for arn, gone in indexed.items():
+        # A service that could not be read, or of a place that was not read, is left as it was.
+        if arn not in current and arn not in unread and _place_of(arn) in scanned:
+            entries += followers.writes(table.name, arn, None, gone.repositories)
+            report.removed += 1
+    followers.write_batch(table, entries)
+    return report
+
+
+def _reconcile_place(place: Reach, table: StateTable, report: Reconciled) -> tuple[dict[str, Follower], set[str]]:
+    """The followers of one account and region, and the tagged services of it that could not be read."""
+    tagged = _tagged_services(place.client("resourcegroupstaggingapi"))
+    report.tagged += len(tagged)
+    ecs_client = place.client("ecs")
     described = _describe(ecs_client, tagged, report)
     revisions = _revisions(
         ecs_client, table, {s["taskDefinition"] for s in described if s.get("taskDefinition")}, report
@@ -106,21 +143,12 @@ def reconcile(tagging: Any, ecs_client: Any, table: StateTable) -> Reconciled:
         )
         if found is not None:
             current[found.service_arn] = found
-    report.followers = len(current)
-    indexed = {f.service_arn: f for f in followers.all_followers(table)}
-    entries: list[dict[str, Any]] = []
-    for arn, follower in current.items():
-        if indexed.get(arn) != follower:
-            old = indexed[arn].repositories if arn in indexed else set()
-            entries += followers.writes(table.name, arn, follower, old)
-            report.written += 1
-    unread = {arn for arn in tagged if arn not in {s["serviceArn"] for s in described}}
-    for arn, gone in indexed.items():
-        if arn not in current and arn not in unread:  # a service that could not be read is left as it was
-            entries += followers.writes(table.name, arn, None, gone.repositories)
-            report.removed += 1
-    followers.write_batch(table, entries)
-    return report
+    return current, {arn for arn in tagged if arn not in {s["serviceArn"] for s in described}}
+
+
+def _place_of(service_arn: str) -> tuple[str, str] | None:
+    found = location_of(service_arn)
+    return (found.account, found.region) if found else None
 
 
 def _follower_of(ecs_client: Any, table: StateTable, service: Mapping[str, Any]) -> Follower | None:
@@ -197,7 +225,7 @@ def _as_tag_list(tags: Mapping[str, str] | None) -> list[dict[str, str]]:
     return [{"key": key, "value": value} for key, value in (tags or {}).items()]
 
 
-def reconcile_in_time(tagging: Any, ecs_client: Any, table: StateTable) -> Reconciled:
+def reconcile_in_time(places: Sequence[Reach], table: StateTable) -> Reconciled:
     """The reconcile within its function's time (a budget of its own, not an HTTP request's)."""
     with budget.within(RECONCILE_SECONDS):
-        return reconcile(tagging, ecs_client, table)
+        return reconcile(places, table)

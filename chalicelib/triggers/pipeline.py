@@ -36,6 +36,7 @@ from chalicelib.access.audit import Provenance
 from chalicelib.access.guard import Guard
 from chalicelib.access.permissions import UPDATE
 from chalicelib.aws import budget, clients, ecs, parallel
+from chalicelib.aws.accounts import Reach
 from chalicelib.core.errors import InvalidRequestError, NotAllowedError, UpdateError
 from chalicelib.core.images import InvalidImageError, parse_image
 from chalicelib.core.requests import FanOutRequest, ImageChange, Target
@@ -143,11 +144,12 @@ class Report:
 class Services:
     """The AWS clients and settings a job works with."""
 
-    ecs: Any
+    # Where the job's cluster is (its ARN, or a name at home) and how to reach it; refuses what it may not reach.
+    reach: Callable[..., Reach]
     codepipeline: Any
     locks: Locks
     guard: Guard  # the allowlists and what the permissions allow CodePipeline (action update)
-    verifier: Callable[[], Verifier]  # the checks before a write (VERIFY_IMAGES)
+    verifier: Callable[[Reach], Verifier]  # the checks before a write (VERIFY_IMAGES), with the target's credentials
     artifact_client: Callable[[Mapping[str, str]], Any]
     record_of: Callable[[str], DeploymentRecord | None]
     now: Callable[[], float] = lambda: time.time()  # looked up on each call, so tests can set the clock
@@ -299,9 +301,12 @@ def _start(job: Job, services: Services) -> Report:
     files = _artifact_files(job, services)
     change = change_from_artifact(files, parameters.container)
     request = FanOutRequest(parameters.cluster, tuple(Target(service, change) for service in parameters.services))
-    services.guard.check_targets(UPDATE, request.cluster, request.targets)
+    target = services.reach(request.cluster, *parameters.services)
+    services.guard.check_targets(UPDATE, target.location.cluster_arn(request.cluster), request.targets)
     provenance = Provenance("pipeline", request_id=job.job_id, key_id=KEY_ID, principal=identity.CODEPIPELINE)
-    result = update_services(services.ecs, request, services.locks, provenance, verifier=services.verifier())
+    result = update_services(
+        target.client("ecs"), request, services.locks, provenance, verifier=services.verifier(target)
+    )
     deployments = [(r.deployment or {}).get("id") or "" for r in result.services]
     started = services.now()
     if not parameters.wait or not any(deployments):
@@ -358,8 +363,9 @@ def _judge(
 
 
 def _described(services: Services, cluster: str, wanted: Sequence[str]) -> dict[str, dict[str, Any]]:
+    client = services.reach(cluster, *wanted).client("ecs")
     with budget.within(budget.MAIN_SECONDS):
-        batches = parallel.values(lambda b: ecs.describe_services(services.ecs, cluster, b), ecs.in_batches(wanted))
+        batches = parallel.values(lambda b: ecs.describe_services(client, cluster, b), ecs.in_batches(wanted))
     found = ecs.by_identifier(wanted, [service for batch in batches for service in batch])
     for service in wanted:
         if service not in found:

@@ -29,9 +29,10 @@ from typing import Any
 from chalicelib.access.audit import Provenance
 from chalicelib.access.guard import Guard
 from chalicelib.access.permissions import PUSH
-from chalicelib.aws import budget
+from chalicelib.aws import accounts, budget
 from chalicelib.core.errors import NotAllowedError
 from chalicelib.core.images import ImageReference, InvalidImageError, parse_image
+from chalicelib.core.locations import cluster_arn_of
 from chalicelib.core.push_policy import Following, Push, Verdict, follows_repository, judge
 from chalicelib.state import pushes
 from chalicelib.state.followers import Follower, followers_of
@@ -258,8 +259,10 @@ def _verdicts(follower: Follower, followed: Mapping[str, ImageReference], push: 
 
 def _refusal(follower: Follower, verdicts: Mapping[str, Verdict], guard: Guard) -> str | None:
     """Why the service does not move for this push, or None."""
+    cluster = cluster_arn_of(follower.service_arn)
     try:
-        guard.check_target(PUSH, follower.cluster, follower.service)
+        accounts.reach(cluster)  # an account or region the service may reach (the index may hold others)
+        guard.check_target(PUSH, cluster, follower.service)
     except NotAllowedError as refused:
         return refused.message
     if guard.ceiling.require_digest and not follower.following.pin_digest:
@@ -270,7 +273,7 @@ def _refusal(follower: Follower, verdicts: Mapping[str, Verdict], guard: Guard) 
     # A redeploy starts the running image again: it too must be one the allowlists and the rules take.
     images = [verdict.image or follower.images[name] for name, verdict in acting.items()]
     try:
-        guard.check(PUSH, follower.cluster, [(follower.service, images)])
+        guard.check(PUSH, cluster, [(follower.service, images)])
     except NotAllowedError as refused:
         return refused.message
     return None

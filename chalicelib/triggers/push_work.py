@@ -34,7 +34,8 @@ from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
 from chalicelib.access.guard import Guard
 from chalicelib.access.permissions import PUSH, Permissions
-from chalicelib.aws import budget, parallel, queue
+from chalicelib.aws import accounts, budget, parallel, queue
+from chalicelib.aws.accounts import Reach
 from chalicelib.core import taskdef
 from chalicelib.core.errors import ServiceChangedError, UnexpectedError, UpdateError
 from chalicelib.core.images import ImageReference, parse_image
@@ -47,7 +48,7 @@ from chalicelib.follow import notify, outcomes
 from chalicelib.state import pushes
 from chalicelib.state.lock import Locks
 from chalicelib.state.records import DeploymentRecord
-from chalicelib.state.table import StateTable
+from chalicelib.state.table import StateTable, service_key
 from chalicelib.triggers.push import WorkItem, followed_containers, verdicts_for
 
 logger = logging.getLogger(__name__)
@@ -67,14 +68,15 @@ NOT_STARTED_RETRY_SECONDS = 5
 class WorkServices:
     """What the consumer works with."""
 
-    ecs: Any
+    # Where a service is (from its cluster's ARN) and how to reach it; refuses an account or region it may not.
+    reach: Callable[[str], Reach]
     table: StateTable
     locks: Locks
     access: AccessPolicy
     # Read per item, so that a broken file fails the item (retryable) rather than the batch.
     permissions: Callable[[], Permissions | None]
-    # The checks before a write (VERIFY_IMAGES), one verifier per item.
-    verifier: Callable[[], Verifier]
+    # The checks before a write (VERIFY_IMAGES), one verifier per item, with its target's credentials.
+    verifier: Callable[[Reach], Verifier]
     sqs: Any
     queue_url: str
     sns: Any | None
@@ -149,15 +151,16 @@ class _Worker:
         if not claim.won:
             return self._already(claim)
         try:
+            target = self.services.reach(self.item.cluster_arn)
             result = update_target(
-                self.services.ecs,
+                target.client("ecs"),
                 self.item.cluster_arn,
                 Target(self.item.service_arn, self._change()),
                 force_new_deployment=self.item.redeploy,
                 locks=self.services.locks,
                 provenance=self._provenance(),
                 settle=lambda _key, result: [self._settled(result)],
-                verifier=self.services.verifier(),
+                verifier=self.services.verifier(target),
             )
         except UpdateError as failure:
             return self._failed(failure, claim)
@@ -197,8 +200,14 @@ class _Worker:
 
     def _record_failure(self, failure: UpdateError, final: str) -> None:
         """The push's one record for this service (FAILED, the reason, the pushed reference), and its notification."""
+        where = accounts.where_of(self.item.service_arn)
         record = DeploymentRecord.of_push_failure(
-            self._provenance(), self.item.cluster, self.item.service, failure, self._intended_containers()
+            self._provenance(),
+            self.item.cluster,
+            self.item.service,
+            failure,
+            self._intended_containers(),
+            service_key(self.item.cluster, self.item.service, where),
         )
         owed = frozenset({notify.FAILED}) if self.services.topic_arn else frozenset()
         items = record.items(self.services.locks.history_days, owed=owed)
@@ -244,7 +253,7 @@ class _Worker:
             raise ServiceChangedError("the service no longer follows pushes (its image-updater:policy tag is gone)")
         following = Following.of(service_tags)
         guard = self._guard()
-        guard.check_target(PUSH, self.item.cluster, self.item.service)
+        guard.check_target(PUSH, self.item.cluster_arn, self.item.service)
         followed = followed_containers(following, taskdef.container_images(current), self.item.push)
         verdicts = verdicts_for(following, followed, taskdef.tag_value(tags, PUSHED_TAG_TAG), self.item.push)
         decided: dict[str, ImageReference] = {}
@@ -252,7 +261,7 @@ class _Worker:
             target = parse_image(wanted)
             verdict = verdicts.get(name)
             if verdict is not None and verdict.action == "deploy":
-                guard.check(PUSH, self.item.cluster, [(self.item.service, [verdict.image or target])])
+                guard.check(PUSH, self.item.cluster_arn, [(self.item.service, [verdict.image or target])])
                 decided[name] = verdict.image or target
             elif name in followed and followed[name].same_image_as(target):
                 decided[name] = followed[name]  # it runs the pushed image already: nothing to do

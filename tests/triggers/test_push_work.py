@@ -21,6 +21,7 @@ from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.audit import Provenance
 from chalicelib.aws import clients
 from chalicelib.deploy.verify import Verifier
+from chalicelib.entrypoints import wiring
 from chalicelib.state.table import StateTable, to_item
 from chalicelib.triggers import push_work
 from tests.conftest import (
@@ -259,12 +260,12 @@ def test_two_consumers_at_once_deploy_once(
     sqs = push_queue.sqs()
     [message] = sqs.receive_message(QueueUrl=push_queue.url)["Messages"]
     services = push_work.WorkServices(
-        ecs=clients.ecs_client(),
+        reach=wiring.reach,
         table=StateTable(clients.dynamodb_client(), STATE_TABLE),
         locks=stage_locks(),
         access=AccessPolicy(),
         permissions=lambda: None,
-        verifier=lambda: Verifier("off"),
+        verifier=lambda _target: Verifier("off"),
         sqs=clients.sqs_client(),
         queue_url=push_queue.url,
         sns=None,
