@@ -449,3 +449,59 @@ def test_a_key_elsewhere_names_its_place() -> None:
     assert service_key("prod", "web") == "prod/web"
     assert service_key("prod", "web", Location(TARGET, REGION)) == f"{TARGET}/{REGION}/prod/web"
     assert service_key(CLUSTER_ARN, SERVICE_ARN, Location(TARGET, REGION)) == f"{TARGET}/{REGION}/test-cluster/web"
+
+
+def test_a_pipeline_job_naming_a_cluster_arn_deploys_in_that_account(
+    lambda_time: None,
+    app_client: Any,
+    codepipeline: Any,
+    elsewhere: Elsewhere,
+    remote_deployments: EcsDeployments,
+) -> None:
+    from tests.triggers.test_pipeline import artifact, job_event
+
+    elsewhere.workload()
+    definitions = artifact({"imagedefinitions.json": [{"name": "app", "imageUri": f"{TARGET_ECR}/web:2.0"}]})
+    codepipeline.expect_success("job-1", variables=True)
+    parameters = {"cluster": CLUSTER_ARN, "service": "web", "wait": False}
+    app_client.lambda_.invoke("pipeline_deploy", job_event("job-1", parameters, definitions))
+    assert elsewhere.image_of() == f"{TARGET_ECR}/web:2.0"
+    assert codepipeline.last()["outputVariables"]["deploymentId"] == remote_deployments.last_id
+    [record] = records_of(f"{TARGET}/{REGION}/test-cluster", "web")
+    assert (record["action"], record["account"]) == ("pipeline", TARGET)
+
+
+def test_a_pipeline_job_naming_an_unlisted_account_fails_as_a_permission_error(
+    lambda_time: None, app_client: Any, codepipeline: Any, elsewhere: Elsewhere
+) -> None:
+    from tests.triggers.test_pipeline import artifact, job_event
+
+    definitions = artifact({"imagedefinitions.json": [{"name": "app", "imageUri": f"{TARGET_ECR}/web:2.0"}]})
+    codepipeline.expect_failure("job-2")
+    parameters = {"cluster": "arn:aws:ecs:eu-west-1:333333333333:cluster/prod", "service": "web", "wait": False}
+    app_client.lambda_.invoke("pipeline_deploy", job_event("job-2", parameters, definitions))
+    failure = codepipeline.last()["failureDetails"]
+    assert failure["type"] == "PermissionError"
+    assert "account 333333333333" in failure["message"]
+
+
+def test_an_update_elsewhere_costs_the_calls_of_one_at_home_and_one_assume_role_per_account(
+    http: Any,
+    elsewhere: Elsewhere,
+    workload: Workload,
+    ecs_deployments: EcsDeployments,
+    remote_deployments: EcsDeployments,
+    aws_calls: list[tuple[str, str]],
+) -> None:
+    elsewhere.workload()
+    assert (
+        post(http, "/update", {"cluster": "test-cluster", "service": "web", "image": f"{ECR}/web:2"}).status_code == 200
+    )
+    at_home = [call for call in aws_calls if call[0] == "ecs"]
+    aws_calls.clear()
+    for tag in ("2.0", "3.0"):
+        body = {"cluster": CLUSTER_ARN, "service": "web", "image": f"{TARGET_ECR}/web:{tag}"}
+        assert post(http, "/update", body).status_code == 200
+    there = [call for call in aws_calls if call[0] == "ecs"]
+    assert there == at_home * 2
+    assert [call for call in aws_calls if call[0] == "sts"] == [("sts", "AssumeRole")]

@@ -322,6 +322,7 @@ def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
         "ecr:BatchGetImage",  # the image exists, before anything is written
         "secretsmanager:DescribeSecret",  # a secret a rollback's revision references exists (never read)
         "ssm:GetParameters",
+        "sts:AssumeRole",  # the target role of another account (ecs-image-updater-target only)
         "logs:CreateLogGroup",
         "logs:CreateLogStream",
         "logs:PutLogEvents",

@@ -48,6 +48,8 @@ def notification(event: str, record: Mapping[str, Any], reason: str | None) -> N
         "event": event,
         "cluster": record.get("cluster"),
         "service": record.get("service"),
+        "account": record.get("account"),
+        "region": record.get("region"),
         "deploymentId": record.get("deploymentId"),
         "taskDefinition": record.get("taskDefinition"),
         "previousTaskDefinition": record.get("previousTaskDefinition"),
@@ -59,6 +61,8 @@ def notification(event: str, record: Mapping[str, Any], reason: str | None) -> N
         "reason": reason,
     }
     attributes = {"event": event, "cluster": str(record.get("cluster")), "service": str(record.get("service"))}
+    # A subscription may filter on the account or region (an SNS filter policy on the attribute).
+    attributes.update({name: str(record[name]) for name in ("account", "region") if record.get(name)})
     return Notification(_subject_text(subject), message, attributes)
 
 

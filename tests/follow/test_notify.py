@@ -49,6 +49,8 @@ def test_the_message_carries_the_record_and_the_attributes_filter_on_it() -> Non
         "event": "DEPLOYMENT_COMPLETED",
         "cluster": "prod",
         "service": "web",
+        "account": None,
+        "region": None,
         "deploymentId": "ecs-svc/1",
         "taskDefinition": RECORD["taskDefinition"],
         "previousTaskDefinition": RECORD["previousTaskDefinition"],
@@ -60,6 +62,14 @@ def test_the_message_carries_the_record_and_the_attributes_filter_on_it() -> Non
         "reason": "done",
     }
     assert sent.attributes == {"event": "DEPLOYMENT_COMPLETED", "cluster": "prod", "service": "web"}
+
+
+def test_a_record_of_another_account_is_told_with_its_account_and_region_to_filter_on() -> None:
+    elsewhere = {**RECORD, "account": "222222222222", "region": "us-west-2"}
+    sent = notify.notification(notify.FAILED, elsewhere, "tasks failed")
+    assert (sent.message["account"], sent.message["region"]) == ("222222222222", "us-west-2")
+    assert sent.attributes["account"] == "222222222222"
+    assert sent.attributes["region"] == "us-west-2"
 
 
 def test_history_days_and_topic_come_from_the_environment() -> None:

@@ -98,7 +98,13 @@ def test_completed_event_completes_the_record_and_tells_once(deploy: Any, invoke
     assert record["outcomeAt"] == event["detail"]["updatedAt"]
     [told] = subscriber.received()
     assert told["subject"] == "web on test-cluster: deployment web:2 completed (ECS deployment ecs-svc/1 completed)"
-    assert told["attributes"] == {"event": "DEPLOYMENT_COMPLETED", "cluster": "test-cluster", "service": "web"}
+    assert told["attributes"] == {
+        "event": "DEPLOYMENT_COMPLETED",
+        "cluster": "test-cluster",
+        "service": "web",
+        "account": ACCOUNT,
+        "region": REGION,
+    }
     message = told["message"]
     assert message["event"] == "DEPLOYMENT_COMPLETED"
     assert message["deploymentId"] == deployment
