@@ -213,6 +213,15 @@ def test_a_forwarded_ecs_event_completes_the_record_of_that_accounts_deployment(
     [home] = records_of("test-cluster", "web")
     assert there["outcome"] == "COMPLETED"
     assert home["outcome"] == "IN_PROGRESS"
+    # The home deployment of the same id ends on its own, and the other account's record is left as it was.
+    app_client.lambda_.invoke("deployment_events", deployment_event("SERVICE_DEPLOYMENT_FAILED", remote_id))
+    assert records_of("test-cluster", "web")[0]["outcome"] == "FAILED"
+    assert records_of(f"{TARGET}/{REGION}/test-cluster", "web")[0]["outcome"] == "COMPLETED"
+    # And the status of each, by that id, is its own.
+    for cluster, outcome in (("test-cluster", "FAILED"), (path_of(CLUSTER_ARN), "COMPLETED")):
+        status = http.get(f"/services/{cluster}/web?deployment={quote(remote_id, safe='')}", headers=HEADERS)
+        assert status.status_code == 200, status.json_body
+        assert status.json_body["deployment"]["outcome"] == outcome
 
 
 def test_a_push_to_the_target_accounts_registry_moves_its_followers_there(
@@ -505,3 +514,43 @@ def test_an_update_elsewhere_costs_the_calls_of_one_at_home_and_one_assume_role_
     there = [call for call in aws_calls if call[0] == "ecs"]
     assert there == at_home * 2
     assert [call for call in aws_calls if call[0] == "sts"] == [("sts", "AssumeRole")]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "home_status", "there_status"),
+    [
+        ("test-cluster", 200, 403),  # a name means the home account's cluster, as in a request
+        (f"arn:aws:ecs:*:{TARGET}:cluster/*", 403, 200),
+        (f"test-cluster,arn:aws:ecs:{REGION}:{TARGET}:cluster/test-*", 200, 200),
+    ],
+)
+def test_a_cluster_name_in_the_allowlists_and_rules_means_the_home_one(
+    http: Any,
+    elsewhere: Elsewhere,
+    workload: Workload,
+    ecs_deployments: EcsDeployments,
+    remote_deployments: EcsDeployments,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    allowed: str,
+    home_status: int,
+    there_status: int,
+) -> None:
+    elsewhere.workload()
+    home = {"cluster": "test-cluster", "service": "web", "image": f"{ECR}/web:2"}
+    there = {"cluster": CLUSTER_ARN, "service": "web", "image": f"{TARGET_ECR}/web:2.0"}
+    monkeypatch.setenv("ALLOWED_CLUSTERS", allowed)
+    assert (post(http, "/update", home).status_code, post(http, "/update", there).status_code) == (
+        home_status,
+        there_status,
+    )
+    # The same in a permissions file's rule (the allowlists let everything through).
+    monkeypatch.delenv("ALLOWED_CLUSTERS")
+    rules = {"rules": [{"principals": ["*"], "actions": ["*"], "clusters": allowed.split(",")}]}
+    (tmp_path / "permissions.yaml").write_text(yaml.safe_dump(rules))
+    monkeypatch.setenv("PERMISSIONS_FILE", str(tmp_path / "permissions.yaml"))
+    home["image"], there["image"] = f"{ECR}/web:3", f"{TARGET_ECR}/web:3.0"
+    assert (post(http, "/update", home).status_code, post(http, "/update", there).status_code) == (
+        home_status,
+        there_status,
+    )

@@ -137,12 +137,22 @@ def test_the_target_role_trusts_only_the_service_functions_with_the_external_id(
     assert template["Parameters"]["RoleName"]["Default"] == "ecs-image-updater-target"
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Condition"]["StringEquals"] == {"sts:ExternalId": {"Ref": "ExternalId"}}
-    pattern = trust["Condition"]["ArnLike"]["aws:PrincipalArn"]["Fn::Sub"]
-    assert pattern.endswith(":role/${TrustedRolePattern}")
-    trusted = template["Parameters"]["TrustedRolePattern"]["Default"]
-    # Chalice names a function's role <app>-<stage>-<function>; `make deploy`'s stack <stack>-<id>-<suffix>.
-    assert fnmatch(f"{config['app_name']}-dev-api_handler", trusted)
-    assert fnmatch("ecs-image-updater-ApiHandlerRole-1A2B3C", trusted)
+    home = "arn:aws:iam::111111111111:role/"
+    patterns = [
+        pattern["Fn::Sub"]
+        .replace("${AWS::Partition}", "aws")
+        .replace("${HomeAccountId}", "111111111111")
+        .replace("${HomeStackName}", template["Parameters"]["HomeStackName"]["Default"])
+        .replace("${HomeStage}", template["Parameters"]["HomeStage"]["Default"])
+        for pattern in trust["Condition"]["ArnLike"]["aws:PrincipalArn"]
+    ]
+    reaching = [name for name in config["stages"]["dev"]["lambda_functions"] if name != "registry_push"]
+    for function in reaching:  # as `chalice deploy` names a function's role, and as `make deploy`'s stack does
+        assert any(fnmatch(f"{home}{config['app_name']}-dev-{function}", p) for p in patterns), function
+        logical = "".join(part.title() for part in function.split("_")) + "Role"
+        assert any(fnmatch(f"{home}ecs-image-updater-{logical}-1A2B3C4D", p) for p in patterns), logical
+    for other in ("ecs-image-updater-workload-TaskExecutionRole-1A2B", "ecs-image-updater-dev-registry_push", "admin"):
+        assert not any(fnmatch(f"{home}{other}", p) for p in patterns), other
     passes = [s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if "iam:PassRole" in _actions(s)]
     assert [s["Condition"] for s in passes] == [{"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}]
 

@@ -7,12 +7,18 @@ Two layers answer it, both before any AWS write:
 2. the permissions file (chalicelib.access.permissions), when the stage has
    one: its rules for the principal. Without a file, every principal may do
    everything the ceiling allows (the behaviour before permissions existed).
+
+A cluster is checked by its ARN. A cluster *name* in either layer (`prod`,
+`web-*`) means a cluster of the home account and region, as a name does in a
+request: it never matches a cluster elsewhere, which only an ARN pattern
+(`arn:aws:ecs:*:222222222222:cluster/*`) names. So listing more accounts in
+TARGET_ACCOUNTS widens no rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from chalicelib.access.allowlists import AccessPolicy
@@ -20,6 +26,7 @@ from chalicelib.access.identity import Principal
 from chalicelib.access.permissions import Permissions
 from chalicelib.core.errors import NotAllowedError
 from chalicelib.core.images import ImageReference, InvalidImageError, as_reference
+from chalicelib.core.locations import Location
 
 
 class _Change(Protocol):
@@ -44,16 +51,49 @@ class Guard:
     principal: Principal
     ceiling: AccessPolicy
     permissions: Permissions | None = None
+    # The home account and region (asked for only when a list or a rule names a cluster by name): cluster
+    # names mean its clusters. None: any cluster of that name, for checks that never see another account's.
+    home: Callable[[], Location] | None = None
+    _localized: list[tuple[AccessPolicy, Permissions | None]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+
+    @property
+    def _ceiling(self) -> AccessPolicy:
+        return self._here()[0]
+
+    @property
+    def _permissions(self) -> Permissions | None:
+        return self._here()[1]
+
+    def _here(self) -> tuple[AccessPolicy, Permissions | None]:
+        """The lists and rules with each cluster name made the ARN pattern of that name at home (once)."""
+        if not self._localized:
+            rules = self.permissions.rules if self.permissions is not None else ()
+            named = [
+                p for c in (self.ceiling.clusters, *(r.clusters for r in rules)) for p in c or () if p[:4] != "arn:"
+            ]
+            if self.home is None or not named:
+                self._localized.append((self.ceiling, self.permissions))
+            else:
+                home = self.home()
+                ceiling = replace(self.ceiling, clusters=_at_home(self.ceiling.clusters, home))
+                permissions = self.permissions
+                if permissions is not None:
+                    localized = tuple(replace(rule, clusters=_at_home(rule.clusters, home)) for rule in rules)
+                    permissions = replace(permissions, rules=localized)
+                self._localized.append((ceiling, permissions))
+        return self._localized[0]
 
     def check(self, action: str, cluster: str, services: Iterable[tuple[str, Sequence[ImageReference | str]]]) -> None:
         """Refuse (403) unless every (service, images) is inside the allowlists and allowed by one rule."""
         wanted = [(service, [_reference(image) for image in images]) for service, images in services]
         for service, images in wanted:
-            self.ceiling.check_target(cluster, service)
+            self._ceiling.check_target(cluster, service)
             for image in images:
-                self.ceiling.check_image(image)
-        if self.permissions is not None:
-            self.permissions.check(self.principal.id, action, cluster, wanted)
+                self._ceiling.check_image(image)
+        if self._permissions is not None:
+            self._permissions.check(self.principal.id, action, cluster, wanted)
 
     def check_targets(self, action: str, cluster: str, targets: Iterable[_Target], *, images: bool = True) -> None:
         """`check` for a request's targets, each with the images it asks for (`images` False: the service alone,
@@ -75,9 +115,9 @@ class Guard:
 
     def check_cluster(self, action: str, cluster: str) -> None:
         """Refuse a cluster outside the allowlists, or one on which no rule gives the principal `action`."""
-        self.ceiling.check_cluster(cluster)
-        if self.permissions is not None:
-            self.permissions.check_cluster(self.principal.id, action, cluster)
+        self._ceiling.check_cluster(cluster)
+        if self._permissions is not None:
+            self._permissions.check_cluster(self.principal.id, action, cluster)
 
     def allows(self, action: str, cluster: str, service: str) -> bool:
         """True when `check_target` would pass (for lists that show only what the principal may see)."""
@@ -86,6 +126,13 @@ class Guard:
         except NotAllowedError:
             return False
         return True
+
+
+def _at_home(patterns: tuple[str, ...] | None, home: Location) -> tuple[str, ...] | None:
+    """Cluster patterns with each name made the ARN pattern of that name in the home account and region."""
+    if patterns is None:
+        return None
+    return tuple(pattern if pattern.startswith("arn:") else home.cluster_arn(pattern) for pattern in patterns)
 
 
 def _reference(image: ImageReference | str) -> ImageReference:

@@ -19,7 +19,8 @@ PERMISSIONS_FILE) holds a top-level `rules:` list. Each rule names
   since that is the ARN a signed request of the role carries.
 - `actions`: read, update, rollback, apply, push (or `*`, every action).
   Actions are independent: `update` does not imply `read`.
-- `clusters`, `services`: names or ARNs, as globs; `images`: repository
+- `clusters`, `services`: names or ARNs, as globs (a cluster name means the
+  home account and region's: chalicelib.access.guard); `images`: repository
   prefixes, matched at boundaries like the allowlists.
 
 A request is allowed when, for every service it names, one rule allows the

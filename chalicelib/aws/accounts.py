@@ -36,6 +36,8 @@ RENEW_BEFORE = timedelta(minutes=5)
 _lock = threading.RLock()
 _home: dict[str, Location] = {}
 _credentials: dict[str, tuple[dict[str, str], datetime]] = {}
+# One AssumeRole at a time per account: parallel work on a cold container waits for the first one's answer.
+_assuming: dict[str, threading.Lock] = {}
 _clients: dict[tuple[str, str, str, datetime], Any] = {}
 
 
@@ -123,9 +125,13 @@ def where_of(*identifiers: str) -> Location | None:
     return None
 
 
-def reaches(account: str, settings: Settings | None = None) -> bool:
-    """True for the home account and the accounts listed in TARGET_ACCOUNTS."""
-    return account == home().account or account in ((settings or load_settings()).target_accounts or ())
+def reaches(location: Location, settings: Settings | None = None) -> bool:
+    """True for a place the service may reach: home or listed, its account and its region."""
+    try:
+        check(location, home(), settings or load_settings())
+    except NotAllowedError:
+        return False
+    return True
 
 
 def check(location: Location, at_home: Location, settings: Settings) -> None:
@@ -172,11 +178,18 @@ def forget() -> None:
 
 def _assumed(account: str) -> tuple[Mapping[str, str], datetime]:
     """The target role's credentials in `account`, kept until five minutes before they expire."""
-    now = datetime.now(UTC)
     with _lock:
-        kept = _credentials.get(account)
-    if kept is not None and kept[1] - RENEW_BEFORE > now:
-        return kept
+        assuming = _assuming.setdefault(account, threading.Lock())
+    with assuming:
+        now = datetime.now(UTC)
+        with _lock:
+            kept = _credentials.get(account)
+        if kept is not None and kept[1] - RENEW_BEFORE > now:
+            return kept
+        return _assume(account, now)
+
+
+def _assume(account: str, now: datetime) -> tuple[Mapping[str, str], datetime]:
     settings = load_settings()
     extra = {"ExternalId": settings.target_external_id} if settings.target_external_id else {}
     answer = clients.call(

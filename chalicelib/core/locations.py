@@ -52,6 +52,12 @@ def cluster_arn_of(service_arn: str) -> str:
     return f"{prefix}:cluster/{cluster}" if cluster and name else service_arn
 
 
+def where_of_key(key: str) -> Location | None:
+    """The location a service key names (`account/region/cluster/service`); None for a home key."""
+    parts = key.split("/")
+    return Location(parts[0], parts[1]) if len(parts) == 4 else None
+
+
 def service_key(cluster: str, service: str, where: Location | None = None) -> str:
     """The key of a service's lock and records: `cluster/service` at home (`where` None),
     `account/region/cluster/service` elsewhere."""

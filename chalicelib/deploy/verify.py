@@ -254,7 +254,7 @@ def _look_up(image: ImageReference, credentials_arn: str | None, client_for: Cli
     if repository is not None:
         # A registry of an account the service reaches is asked with that account's credentials (a push to a
         # target's ECR); any other (a shared registry account) as the target would pull from it.
-        in_registry_account = accounts.reaches(repository.account)
+        in_registry_account = accounts.reaches(Location(repository.account, repository.region))
         manifest = ecr.lookup(
             repository,
             image,

@@ -95,11 +95,12 @@ def deployment_events(event: CloudWatchEvent) -> None:
         return
     topic = settings.notify_topic_arn
     try:
+        there = wiring.reach(followed.service_arn)  # refused first when it is from a place not reached
         done = outcomes.follow(table, clients.sns_client() if topic else None, topic, followed)
         # A deployment this service did not make (or the circuit breaker's rollback) moves what a follower runs.
         index = None
         if followed.name == outcomes.IN_PROGRESS_EVENT and (done.ignored or followed.is_rollback):
-            index = followers.on_deployment(_ecs_of(followed.service_arn), table, followed.service_arn)
+            index = followers.on_deployment(there.client("ecs"), table, followed.service_arn)
     except NotAllowedError as refused:
         # Forwarded from an account or a region this service does not reach: nothing of it is kept.
         requestlog.log_event({"function": "deployment_events", "event": followed.event_id, "ignored": refused.message})
@@ -214,7 +215,7 @@ def pipeline_deploy(event: dict[str, Any], context: Any) -> None:
         guard=wiring.guard(identity.Principal.service(identity.CODEPIPELINE)),
         verifier=wiring.verifier,
         artifact_client=clients.artifact_client,
-        record_of=wiring.record_lookup(wiring.state_table()),
+        record_of=lambda deployment, where: wiring.record_lookup(wiring.state_table(), where)(deployment),
     )
     left = context.get_remaining_time_in_millis() / 1000 if context else 60.0
     with budget.capped(max(left - PIPELINE_MARGIN_SECONDS, 1.0)):

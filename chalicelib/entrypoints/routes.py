@@ -119,7 +119,7 @@ def service(cluster: str, service: str) -> Response:
         wanted = deployment_id(_query(("deployment",)))
         target = wiring.reach(cluster_id, service_id)
         call.guard.check_target(READ, target.location.cluster_arn(cluster_id), service_id)
-        lookup = wiring.record_lookup(wiring.state_table())
+        lookup = wiring.record_lookup(wiring.state_table(), target.where)
         return service_status(target.client("ecs"), cluster_id, service_id, wanted, lookup)
 
     return respond(routes.current_request, handle, reads_body=False)

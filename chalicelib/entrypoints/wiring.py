@@ -14,6 +14,7 @@ from chalicelib.aws import accounts, clients, queue
 from chalicelib.aws.accounts import Reach
 from chalicelib.core.config import Settings, load_settings
 from chalicelib.core.errors import NoHistoryError, NoPushQueueError, PermissionsFileError
+from chalicelib.core.locations import Location
 from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import outcomes
 from chalicelib.state.lock import Locks
@@ -67,7 +68,7 @@ def reach(cluster: str, *services: str) -> Reach:
 def guard(principal: Principal) -> Guard:
     """What the stage's allowlists and permissions allow `principal`."""
     settings = load_settings()
-    return Guard(principal, AccessPolicy.from_settings(settings), permissions(settings))
+    return Guard(principal, AccessPolicy.from_settings(settings), permissions(settings), accounts.home)
 
 
 def state_table(settings: Settings | None = None) -> StateTable | None:
@@ -76,9 +77,9 @@ def state_table(settings: Settings | None = None) -> StateTable | None:
     return StateTable(clients.dynamodb_client(), settings.state_table) if settings.state_table else None
 
 
-def record_lookup(table: StateTable | None) -> Callable[[str], DeploymentRecord | None]:
-    """The record of an ECS deployment id, in `table` (none without one)."""
-    return (lambda id_: outcomes.record_of_deployment(table, id_)) if table else (lambda _id: None)
+def record_lookup(table: StateTable | None, where: Location | None = None) -> Callable[[str], DeploymentRecord | None]:
+    """The record of an ECS deployment id of a service at home (or in `where`), in `table` (none without one)."""
+    return (lambda id_: outcomes.record_of_deployment(table, id_, where)) if table else (lambda _id: None)
 
 
 def locks() -> Locks:

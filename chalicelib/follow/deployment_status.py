@@ -25,6 +25,7 @@ from typing import Any
 
 from chalicelib.core import circuit_breaker
 from chalicelib.core.errors import DeploymentNotFoundError, echo_input
+from chalicelib.core.locations import location_of
 from chalicelib.core.results import as_datetime, cluster_name_of
 from chalicelib.state import records
 from chalicelib.state.records import DeploymentRecord
@@ -40,7 +41,7 @@ def judge(deployment_id: str, service: Mapping[str, Any], record: DeploymentReco
     A record of another service's deployment (the id was mistyped or reused) is
     not this deployment's: it is left out.
     """
-    if record is not None and record.key != f"{cluster_name_of(service)}/{service.get('serviceName')}":
+    if record is not None and not _of_service(record, service):
         record = None
     deployments = list(service.get("deployments") or [])
     listed = next((d for d in deployments if d.get("id") == deployment_id), None)
@@ -75,6 +76,17 @@ def judge(deployment_id: str, service: Mapping[str, Any], record: DeploymentReco
     newest = _primary(deployments)
     replacement = f"replaced by deployment {newest.get('id')}" if newest else "replaced by a newer deployment"
     return _verdict(deployment_id, SUPERSEDED, replacement)
+
+
+def _of_service(record: DeploymentRecord, service: Mapping[str, Any]) -> bool:
+    """True when the record is of the described service: its cluster and name, and its account and region
+    when the record says them (records of a service elsewhere are kept under `account/region/cluster/service`)."""
+    if record.key.split("/")[-2:] != [cluster_name_of(service), str(service.get("serviceName"))]:
+        return False
+    located = location_of(str(service.get("serviceArn") or ""))
+    if record.account is None or located is None:
+        return True
+    return (record.account, record.region) == (located.account, located.region)
 
 
 def _verdict(deployment_id: str, outcome: str, reason: str | None) -> dict[str, Any]:

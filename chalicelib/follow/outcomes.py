@@ -38,6 +38,7 @@ from typing import Any
 from chalicelib.aws import accounts
 from chalicelib.core import circuit_breaker
 from chalicelib.core.errors import UpdateError
+from chalicelib.core.locations import Location
 from chalicelib.core.results import as_datetime, iso8601
 from chalicelib.follow import notify
 from chalicelib.state import records
@@ -251,7 +252,7 @@ def _rolled_back_partition(table: StateTable, event: DeploymentEvent) -> str | N
         return service_partition(key)
     # An old-format service ARN names no cluster: the deployment rolled back to may be recorded.
     target = event.rollback_target
-    pointer = _pointer(table, target) if target else None
+    pointer = _pointer(table, target, accounts.where_of(event.service_arn)) if target else None
     return str(pointer["recordPk"]) if pointer else None
 
 
@@ -286,21 +287,26 @@ def _find_rolled_back(table: StateTable, partition: str, event: DeploymentEvent)
     return None
 
 
-def _record_of_deployment(table: StateTable, deployment_id: str) -> dict[str, Any] | None:
-    pointer = _pointer(table, deployment_id)
+def _record_of_deployment(
+    table: StateTable, deployment_id: str, where: Location | None = None
+) -> dict[str, Any] | None:
+    pointer = _pointer(table, deployment_id, where)
     if pointer is None:
         return None
     return _get(table, str(pointer["recordPk"]), str(pointer["recordSk"]))
 
 
-def record_of_deployment(table: StateTable, deployment_id: str) -> DeploymentRecord | None:
-    """The record of an ECS deployment, or None when this service did not record it."""
-    item = _record_of_deployment(table, deployment_id)
+def record_of_deployment(
+    table: StateTable, deployment_id: str, where: Location | None = None
+) -> DeploymentRecord | None:
+    """The record of an ECS deployment of a service at home (or in `where`), or None when this service did
+    not record it."""
+    item = _record_of_deployment(table, deployment_id, where)
     return DeploymentRecord.from_item(item) if item else None
 
 
-def _pointer(table: StateTable, deployment_id: str) -> dict[str, Any] | None:
-    return _get(table, deployment_partition(deployment_id), POINTER_SORT_KEY)
+def _pointer(table: StateTable, deployment_id: str, where: Location | None) -> dict[str, Any] | None:
+    return _get(table, deployment_partition(deployment_id, where), POINTER_SORT_KEY)
 
 
 def _get(table: StateTable, pk: str, sk: str) -> dict[str, Any] | None:
@@ -428,7 +434,8 @@ def _record_or_none(table: StateTable, event: DeploymentEvent) -> dict[str, Any]
     since that transaction may have committed in between. An event that names no
     cluster (an old-format ARN) has no lock to look at: the clock decides.
     """
-    found = _record_of_deployment(table, event.deployment_id)
+    where = accounts.where_of(event.service_arn)
+    found = _record_of_deployment(table, event.deployment_id, where)
     if found is not None:
         return found
     key = event.service_key()
@@ -437,7 +444,7 @@ def _record_or_none(table: StateTable, event: DeploymentEvent) -> dict[str, Any]
         raise RecordNotYetWrittenError(
             f"deployment {event.deployment_id} has no record yet; it may still be written, so try again"
         )
-    return _record_of_deployment(table, event.deployment_id) if key is not None else None
+    return _record_of_deployment(table, event.deployment_id, where) if key is not None else None
 
 
 def _lock_held(table: StateTable, key: str) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 from chalicelib.access.audit import Provenance
 from chalicelib.core.errors import INTERNAL_ERROR_MESSAGE, UpdateError, http_status
-from chalicelib.core.locations import location_of
+from chalicelib.core.locations import location_of, where_of_key
 from chalicelib.core.results import ChangeResult, as_datetime, iso8601
 from chalicelib.state.table import (
     POINTER_SORT_KEY,
@@ -227,7 +227,7 @@ class DeploymentRecord:
             items.append(
                 to_item(
                     {
-                        "pk": deployment_partition(self.deployment_id),
+                        "pk": deployment_partition(self.deployment_id, where_of_key(self.key)),
                         "sk": POINTER_SORT_KEY,
                         "kind": "pointer",
                         "recordPk": service_partition(self.key),

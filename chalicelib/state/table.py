@@ -55,9 +55,12 @@ def service_partition(key: str) -> str:
     return f"SERVICE#{key}"
 
 
-def deployment_partition(deployment_id: str) -> str:
-    """The partition of the pointer from an ECS deployment id to its record."""
-    return f"DEPLOYMENT#{deployment_id}"
+def deployment_partition(deployment_id: str, where: Location | None = None) -> str:
+    """The partition of the pointer from an ECS deployment id to its record: `DEPLOYMENT#<id>` at home,
+    `DEPLOYMENT#<account>/<region>/<id>` elsewhere (ECS's ids are unique within an account and region)."""
+    return (
+        f"DEPLOYMENT#{deployment_id}" if where is None else f"DEPLOYMENT#{where.account}/{where.region}/{deployment_id}"
+    )
 
 
 def to_item(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -35,10 +35,11 @@ from chalicelib.access import identity
 from chalicelib.access.audit import Provenance
 from chalicelib.access.guard import Guard
 from chalicelib.access.permissions import UPDATE
-from chalicelib.aws import budget, clients, ecs, parallel
+from chalicelib.aws import accounts, budget, clients, ecs, parallel
 from chalicelib.aws.accounts import Reach
 from chalicelib.core.errors import InvalidRequestError, NotAllowedError, UpdateError
 from chalicelib.core.images import InvalidImageError, parse_image
+from chalicelib.core.locations import Location
 from chalicelib.core.requests import FanOutRequest, ImageChange, Target
 from chalicelib.core.results import FanOutResult
 from chalicelib.core.validation import (
@@ -151,7 +152,8 @@ class Services:
     guard: Guard  # the allowlists and what the permissions allow CodePipeline (action update)
     verifier: Callable[[Reach], Verifier]  # the checks before a write (VERIFY_IMAGES), with the target's credentials
     artifact_client: Callable[[Mapping[str, str]], Any]
-    record_of: Callable[[str], DeploymentRecord | None]
+    # The record of a deployment id of a service at home (None) or in another account and region.
+    record_of: Callable[[str, Location | None], DeploymentRecord | None]
     now: Callable[[], float] = lambda: time.time()  # looked up on each call, so tests can set the clock
 
 
@@ -358,7 +360,8 @@ def _judge(
             verdicts.append(None)
             continue
         current = described[service]
-        verdicts.append(deployment_status.judge(deployment, current, services.record_of(deployment)))
+        where = accounts.where_of(str(current.get("serviceArn") or parameters.cluster))
+        verdicts.append(deployment_status.judge(deployment, current, services.record_of(deployment, where)))
     return verdicts
 
 

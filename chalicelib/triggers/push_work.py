@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from chalicelib.aws.accounts import Reach
 from chalicelib.core import taskdef
 from chalicelib.core.errors import ServiceChangedError, UnexpectedError, UpdateError
 from chalicelib.core.images import ImageReference, parse_image
+from chalicelib.core.locations import location_of
 from chalicelib.core.push_policy import POLICY_TAG, PUSHED_TAG_TAG, Following
 from chalicelib.core.requests import ImageChange, Target
 from chalicelib.core.results import ChangeResult
@@ -209,6 +210,9 @@ class _Worker:
             self._intended_containers(),
             service_key(self.item.cluster, self.item.service, where),
         )
+        located = location_of(self.item.service_arn)  # its account and region, home or not, to filter on
+        if located is not None:
+            record = replace(record, account=located.account, region=located.region)
         owed = frozenset({notify.FAILED}) if self.services.topic_arn else frozenset()
         items = record.items(self.services.locks.history_days, owed=owed)
         reason = failure.message if final == pushes.REFUSED else f"{failure.message} (after {self.receives} attempts)"
@@ -283,7 +287,12 @@ class _Worker:
     def _guard(self) -> Guard:
         """The allowlists and the permissions as they are now, for the principal the push came from."""
         principal = self.item.provenance.get("principal") or identity.ANONYMOUS
-        return Guard(identity.Principal(str(principal), "recorded"), self.services.access, self.services.permissions())
+        return Guard(
+            identity.Principal(str(principal), "recorded"),
+            self.services.access,
+            self.services.permissions(),
+            accounts.home,
+        )
 
     def _provenance(self) -> Provenance:
         fields = self.item.provenance
