@@ -12,7 +12,6 @@ uses (once per call, not per retry).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -30,11 +29,12 @@ if __package__ in (None, ""):
 
 from moto import mock_aws
 
-from bench.sections import write_section
+from bench.sections import run
 from bench.world import OFFLINE_ENVIRONMENT, REMOVED_ENVIRONMENT
 
 SECTION_START = "<!-- push cost: written by bench/push_cost.py -->"
 SECTION_END = "<!-- end of push cost -->"
+MARKERS = (SECTION_START, SECTION_END)
 CLUSTERS = 5
 FOLLOWING = "ghcr.io/acme/web"
 PUSHED_TAG = "1.1.0"
@@ -213,15 +213,7 @@ def render(cost: PushCost) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="50 services, printed only")
-    args = parser.parse_args()
-    cost = measure(50 if args.quick else 1000)
-    section = render(cost)
-    print(section)
-    if not args.quick:
-        write_section(section, SECTION_START, SECTION_END)
-    return 0
+    return run(__doc__.splitlines()[0], measure, render, (50, 1000), "50 services, printed only", MARKERS)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ changes alternate, each on a service of its own.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -32,13 +31,14 @@ if __package__ in (None, ""):
 from chalice.test import Client
 
 from bench.hooks import CallLog, SimulatedRoundTrip, operations
-from bench.sections import write_section
+from bench.sections import run
 from bench.world import CLUSTER, REPOSITORY, bench_world
 from chalicelib.aws import clients
 from tests.conftest import API_KEY, PROJECT_DIR, REGION
 
 SECTION_START = "<!-- verify cost: written by bench/verify_cost.py -->"
 SECTION_END = "<!-- end of verify cost -->"
+MARKERS = (SECTION_START, SECTION_END)
 UNVERIFIED, VERIFIED = "web-unverified", "web-verified"
 MODES = {UNVERIFIED: "off", VERIFIED: "require"}
 
@@ -154,15 +154,7 @@ def _calls(per_change: dict[str, float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 changes each, printed only")
-    args = parser.parse_args()
-    cost = measure(5 if args.quick else 60)
-    section = render(cost)
-    print(section)
-    if not args.quick:
-        write_section(section, SECTION_START, SECTION_END)
-    return 0
+    return run(__doc__.splitlines()[0], measure, render, (5, 60), "5 changes each, printed only", MARKERS)
 
 
 if __name__ == "__main__":

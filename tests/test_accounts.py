@@ -368,26 +368,11 @@ def test_the_target_roles_policy_covers_every_call_made_in_the_target_account(
     """Everything the service does in a target account, with its calls held against infra/target-account.yaml's
     role policy; and every function that reaches one may assume the role."""
     monkeypatch.setenv("VERIFY_IMAGES", "require")
+    from tests.deploy.test_verify import ecr_push
+
     ecr = elsewhere.client("ecr")
-    ecr.create_repository(repositoryName="web")
     for tag in ("1.0.0", "1.1.0", "2.0"):
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {
-                "mediaType": "application/vnd.docker.container.image.v1+json",
-                "size": 1,
-                "digest": "sha256:" + "c" * 64,
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                    "size": 1,
-                    "digest": "sha256:" + tag.replace(".", "").ljust(64, "b"),
-                }
-            ],
-        }
-        ecr.put_image(repositoryName="web", imageManifest=json.dumps(manifest), imageTag=tag)
+        ecr_push(tag, ecr=ecr)  # into the target account's registry
     elsewhere.workload(tags=FOLLOWS_MINOR)
     made_there: set[str] = set()
     new_client = clients.new_client

@@ -51,10 +51,14 @@ def registry() -> Iterator[Registry]:
 
 
 def ecr_push(
-    tag: str, repository: str = "web", manifest: dict[str, Any] | None = None, media_type: str | None = None
+    tag: str,
+    repository: str = "web",
+    manifest: dict[str, Any] | None = None,
+    media_type: str | None = None,
+    ecr: Any = None,
 ) -> str:
-    """Put an image into moto's ECR; returns its digest."""
-    ecr = clients.session().client("ecr", region_name=REGION)
+    """Put an image into moto's ECR (the home account's, or the one of the client `ecr`); returns its digest."""
+    ecr = ecr or clients.session().client("ecr", region_name=REGION)
     with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
         ecr.create_repository(repositoryName=repository)
     body = manifest or {
