@@ -623,6 +623,16 @@ def deliver(app_client: Any, queue: PushQueue, rounds: int = 10) -> list[dict[st
     return answers
 
 
+FOLLOWS_MINOR = [{"key": "image-updater:policy", "value": "semver:minor"}]
+
+
+def create_follower(setup_ecs: Any, name: str = "shop") -> str:
+    """Service `name` in test-cluster on web:1.4.2 (moto's ECR), following semver:minor; its revision's ARN."""
+    arn = register(setup_ecs, [rich_container("app", f"{ECR}/web:1.4.2")], family=name)
+    create_service(setup_ecs, "test-cluster", name, arn, tags=FOLLOWS_MINOR)
+    return arn
+
+
 def index_followers(app_client: Any) -> None:
     """Run the hourly reconcile now: the follower index holds every tagged service."""
     app_client.lambda_.invoke("followers_reconcile", scheduled_event())

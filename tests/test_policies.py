@@ -21,6 +21,7 @@ from tests.conftest import (
     PushQueue,
     Subscriber,
     Workload,
+    create_follower,
     create_service,
     deliver,
     index_followers,
@@ -100,10 +101,7 @@ def calls_made() -> Iterator[set[str]]:
 def followers(
     app_client: Any, push_queue: PushQueue, setup_ecs: Any, workload: Workload, ecs_deployments: EcsDeployments
 ) -> Any:
-    arn = register(setup_ecs, [rich_container("app", f"{WEB}:1.4.2")], family="shop")
-    create_service(
-        setup_ecs, "test-cluster", "shop", arn, tags=[{"key": "image-updater:policy", "value": "semver:minor"}]
-    )
+    create_follower(setup_ecs)
     return app_client
 
 

@@ -96,6 +96,12 @@ def settings(server: ScriptedServer) -> dict[str, str]:
     return {"ECS_IMAGE_UPDATER_URL": server.url, "ECS_IMAGE_UPDATER_API_KEY": KEY}
 
 
+def deploy_web(server: ScriptedServer, workdir: Path, *options: str) -> Any:
+    """`ecs-image-updater deploy` of repo:2 to prod/web against the scripted server."""
+    args = ("deploy", "--cluster", "prod", "--service", "web", "--image", "repo:2", *options)
+    return run_cli(*args, env=settings(server), cwd=workdir)
+
+
 DRY_RUN_ANSWER = {
     "changed": True,
     "dryRun": True,
@@ -112,18 +118,7 @@ DRY_RUN_ANSWER = {
 
 def test_the_key_travels_in_the_x_api_key_header_only(server: ScriptedServer, workdir: Path) -> None:
     server.answer(200, DRY_RUN_ANSWER)
-    result = run_cli(
-        "deploy",
-        "--cluster",
-        "prod",
-        "--service",
-        "web",
-        "--image",
-        "repo:2",
-        "--dry-run",
-        env=settings(server),
-        cwd=workdir,
-    )
+    result = deploy_web(server, workdir, "--dry-run")
     assert result.returncode == 0, result.output
     [request] = server.received
     assert request.headers["x-api-key"] == KEY
@@ -168,18 +163,7 @@ def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(
 def test_a_429_is_retried_after_its_retry_after(server: ScriptedServer, workdir: Path) -> None:
     server.answer(429, {"message": "Too Many Requests"}, {"Retry-After": "0"})
     server.answer(200, DRY_RUN_ANSWER)
-    result = run_cli(
-        "deploy",
-        "--cluster",
-        "prod",
-        "--service",
-        "web",
-        "--image",
-        "repo:2",
-        "--dry-run",
-        env=settings(server),
-        cwd=workdir,
-    )
+    result = deploy_web(server, workdir, "--dry-run")
     assert result.returncode == 0, result.output
     assert len(server.received) == 2
     assert "containerDefinitions[app].image" in result.stdout
@@ -205,18 +189,7 @@ def test_a_busy_service_is_tried_again_after_its_retry_after_and_then_deploys(
     busy = {"Code": "ConflictError", "Message": "another request is changing service 'prod/web'"}
     server.answer(409, busy, {"Retry-After": "1"})
     server.answer(200, DRY_RUN_ANSWER)
-    result = run_cli(
-        "deploy",
-        "--cluster",
-        "prod",
-        "--service",
-        "web",
-        "--image",
-        "repo:2",
-        "--dry-run",
-        env=settings(server),
-        cwd=workdir,
-    )
+    result = deploy_web(server, workdir, "--dry-run")
     assert result.returncode == 0, result.output
     assert [r.path for r in server.received] == ["/update", "/update"]
     assert "containerDefinitions[app].image" in result.stdout
@@ -226,19 +199,7 @@ def test_a_service_busy_until_the_timeout_is_exit_code_4_never_3(server: Scripte
     busy = {"Code": "ConflictError", "Message": "another request is changing service 'prod/web'"}
     for _ in range(50):
         server.answer(409, busy, {"Retry-After": "1"})
-    result = run_cli(
-        "deploy",
-        "--cluster",
-        "prod",
-        "--service",
-        "web",
-        "--image",
-        "repo:2",
-        "--timeout",
-        "2s",
-        env=settings(server),
-        cwd=workdir,
-    )
+    result = deploy_web(server, workdir, "--timeout", "2s")
     assert result.returncode == 4
     assert "busy" in result.stderr
     assert "try again later" in result.stderr
@@ -246,9 +207,7 @@ def test_a_service_busy_until_the_timeout_is_exit_code_4_never_3(server: Scripte
 
 def test_a_conflict_without_retry_after_is_a_refusal(server: ScriptedServer, workdir: Path) -> None:
     server.answer(409, {"Code": "ConflictError", "Message": "service 'web' is DRAINING, not ACTIVE"})
-    result = run_cli(
-        "deploy", "--cluster", "prod", "--service", "web", "--image", "repo:2", env=settings(server), cwd=workdir
-    )
+    result = deploy_web(server, workdir)
     assert result.returncode == 3
     assert len(server.received) == 1  # not tried again: waiting would not change it
 

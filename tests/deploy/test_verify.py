@@ -25,6 +25,7 @@ from tests.conftest import (
     PushQueue,
     Workload,
     active_revisions,
+    create_follower,
     create_service,
     deliver,
     index_followers,
@@ -409,10 +410,7 @@ def test_an_ecr_push_is_verified_when_it_deploys(
 ) -> None:
     from tests.triggers.test_push import ecr_event
 
-    arn = register(setup_ecs, [rich_container("app", f"{WEB}:1.4.2")], family="shop")
-    create_service(
-        setup_ecs, "test-cluster", "shop", arn, tags=[{"key": "image-updater:policy", "value": "semver:minor"}]
-    )
+    create_follower(setup_ecs)
     index_followers(app_client)
     # ECR says 1.4.3 was pushed, but it is not there (deleted since): the deployment is refused for good.
     app_client.lambda_.invoke("registry_push", ecr_event(tag="1.4.3", digest=None))

@@ -18,11 +18,13 @@ from chalicelib.triggers import followers as upkeep
 from tests.conftest import (
     ACCOUNT,
     ECR,
+    FOLLOWS_MINOR,
     REGION,
     STATE_TABLE,
     EcsDeployments,
     PushQueue,
     Workload,
+    create_follower,
     create_service,
     deliver,
     index_followers,
@@ -34,7 +36,6 @@ from tests.conftest import (
 from tests.follow.test_outcomes import deployment_event
 
 WEB = f"{ECR}/web"
-POLICY = [{"key": "image-updater:policy", "value": "semver:minor"}]
 
 
 def table() -> StateTable:
@@ -55,8 +56,7 @@ def service_arn(setup_ecs: Any, name: str, cluster: str = "test-cluster") -> str
 @pytest.fixture
 def shop(app_client: Any, push_queue: PushQueue, setup_ecs: Any, workload: Workload) -> str:
     """Service `shop` on web:1.4.2, following semver:minor, in the index."""
-    arn = register(setup_ecs, [rich_container("app", f"{WEB}:1.4.2")], family="shop")
-    create_service(setup_ecs, "test-cluster", "shop", arn, tags=POLICY)
+    create_follower(setup_ecs)
     index_followers(app_client)
     return "shop"
 
@@ -140,7 +140,7 @@ def test_a_tag_change_adds_and_removes_a_follower(
     ecs_deployments: EcsDeployments,
 ) -> None:
     arn = service_arn(setup_ecs, "web")
-    setup_ecs.tag_resource(resourceArn=arn, tags=POLICY)
+    setup_ecs.tag_resource(resourceArn=arn, tags=FOLLOWS_MINOR)
     app_client.lambda_.invoke("follower_tags", tag_event(arn, ["image-updater:policy"]))
     assert indexed()["web"].tags == {"image-updater:policy": "semver:minor"}
 
@@ -159,10 +159,10 @@ def test_the_reconcile_adds_removes_and_corrects_what_the_index_has_wrong(
 ) -> None:
     # The events were lost: a new follower, a follower untagged, and a deployment made elsewhere.
     arn = register(setup_ecs, [rich_container("app", f"{WEB}:1.0.0")], family="basket")
-    create_service(setup_ecs, "test-cluster", "basket", arn, tags=POLICY)
+    create_service(setup_ecs, "test-cluster", "basket", arn, tags=FOLLOWS_MINOR)
     setup_ecs.untag_resource(resourceArn=service_arn(setup_ecs, "shop"), tagKeys=["image-updater:policy"])
     arn = register(setup_ecs, [rich_container("app", f"{WEB}:2.0.0")], family="cart")
-    create_service(setup_ecs, "test-cluster", "cart", arn, tags=POLICY)
+    create_service(setup_ecs, "test-cluster", "cart", arn, tags=FOLLOWS_MINOR)
     index_followers(app_client)
     newer = register(setup_ecs, [rich_container("app", f"{WEB}:2.1.0")], family="cart")
     setup_ecs.update_service(cluster="test-cluster", service="cart", taskDefinition=newer)
@@ -183,9 +183,9 @@ def test_the_reconcile_walks_the_account_in_pages_and_reads_each_revision_once(
     monkeypatch.setattr(upkeep, "TAGGING_PAGE_SIZE", 4)
     shared = register(setup_ecs, [rich_container("app", f"{WEB}:1.0.0")], family="shared")
     for number in range(12):
-        create_service(setup_ecs, "test-cluster", f"s{number:02d}", shared, tags=POLICY)
+        create_service(setup_ecs, "test-cluster", f"s{number:02d}", shared, tags=FOLLOWS_MINOR)
     own = register(setup_ecs, [rich_container("app", f"{WEB}:1.0.0")], family="own")
-    create_service(setup_ecs, "test-cluster", "s12", own, tags=POLICY)
+    create_service(setup_ecs, "test-cluster", "s12", own, tags=FOLLOWS_MINOR)
     made: list[str] = []
     for client in (clients.ecs_client(), clients.tagging_client()):
         client.meta.events.register("before-parameter-build", lambda model, **_: made.append(model.name))

@@ -30,7 +30,7 @@ from tests.conftest import (
     PushQueue,
     Subscriber,
     Workload,
-    create_service,
+    create_follower,
     deliver,
     index_followers,
     post,
@@ -52,10 +52,7 @@ def shop(
     app_client: Any, push_queue: PushQueue, setup_ecs: Any, workload: Workload, ecs_deployments: EcsDeployments
 ) -> str:
     """Service `shop` runs web:1.4.2 and follows semver:minor; it is in the follower index."""
-    arn = register(setup_ecs, [rich_container("app", f"{WEB}:1.4.2")], family="shop")
-    create_service(
-        setup_ecs, "test-cluster", "shop", arn, tags=[{"key": "image-updater:policy", "value": "semver:minor"}]
-    )
+    create_follower(setup_ecs)
     index_followers(app_client)
     return "shop"
 
@@ -389,10 +386,7 @@ def test_a_bug_in_one_item_is_retried_and_the_others_go_on(
     monkeypatch: pytest.MonkeyPatch,
     no_back_off: None,
 ) -> None:
-    arn = register(setup_ecs, [rich_container("app", f"{WEB}:1.4.2")], family="shop-2")
-    create_service(
-        setup_ecs, "test-cluster", "shop-2", arn, tags=[{"key": "image-updater:policy", "value": "semver:minor"}]
-    )
+    create_follower(setup_ecs, "shop-2")
     index_followers(app_client)
     original = push_work._Worker._recheck
     broken = {"times": 1}
