@@ -123,8 +123,15 @@ class Permissions:
                 continue
             where = f"cluster {_name_of(cluster)} service {_name_of(service)}"
             if any(rule.allows(action, cluster, service) for rule in mine):
-                refused = next(i for i in images if not any(r.allows(action, cluster, service, [i]) for r in mine))
-                raise NotPermittedError(f"principal {principal} may not {action} {where} with image {refused}")
+                alone = [i for i in images if not any(r.allows(action, cluster, service, [i]) for r in mine)]
+                refused = alone[0] if alone else None
+                if refused is not None:
+                    raise NotPermittedError(f"principal {principal} may not {action} {where} with image {refused}")
+                together = ", ".join(str(image) for image in images)
+                raise NotPermittedError(
+                    f"principal {principal} may not {action} {where} with images {together} together: each is "
+                    "allowed by a rule, but no one rule allows them all"
+                )
             raise NotPermittedError(f"principal {principal} may not {action} {where}")
 
     def check_action(self, principal: str, action: str) -> None:

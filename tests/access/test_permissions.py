@@ -122,6 +122,18 @@ def test_each_service_with_its_images_needs_one_rule_that_allows_both() -> None:
     with pytest.raises(NotPermittedError) as refused:
         rules.check("p", "update", "c", [("a", images("registry.example/x:1")), ("a", images("registry.example/y:1"))])
     assert refused.value.message == "principal p may not update cluster c service a with image registry.example/y:1"
+    # One service with both images (an app and its sidecar), each allowed by a different rule: refused, a 403.
+    both = [*images("registry.example/x:1"), *images("registry.example/y:1")]
+    rules = parse(
+        {
+            "rules": [
+                {"principals": ["p"], "actions": ["update"], "services": ["a"], "images": ["registry.example/x"]},
+                {"principals": ["p"], "actions": ["update"], "services": ["a"], "images": ["registry.example/y"]},
+            ]
+        }
+    )
+    with pytest.raises(NotPermittedError, match="no one rule allows them all"):
+        rules.check("p", "update", "c", [("a", both)])
 
 
 def test_a_refusal_names_the_principal_the_action_and_the_target() -> None:
