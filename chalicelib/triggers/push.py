@@ -23,7 +23,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.access.audit import Provenance
@@ -55,12 +55,14 @@ class WorkItem:
     redeploy: bool
     provenance: dict[str, Any]
     running: dict[str, str] = field(default_factory=dict)  # container -> its image when the push was decided
+    # Queued when the push was first recorded (not again for a duplicate of it): only such a message, moved
+    # back from the dead-letter queue, may reopen work whose retries ran out.
+    first: bool = True
 
     @property
     def cluster_arn(self) -> str:
         """The cluster's ARN, from the service's (`…:service/<cluster>/<name>`)."""
-        prefix, _, resource = self.service_arn.partition(":service/")
-        return f"{prefix}:cluster/{resource.split('/', 1)[0]}"
+        return cluster_arn_of(self.service_arn)
 
     def body(self) -> str:
         """The message body."""
@@ -76,6 +78,7 @@ class WorkItem:
                 "redeploy": self.redeploy,
                 "provenance": self.provenance,
                 "running": self.running,
+                "first": self.first,
             },
             sort_keys=True,
         )
@@ -101,6 +104,7 @@ class WorkItem:
                 redeploy=bool(raw["redeploy"]),
                 provenance=dict(raw.get("provenance") or {}),
                 running={str(k): str(v) for k, v in dict(raw.get("running") or {}).items()},
+                first=raw.get("first") is not False,
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"the work item lacks a field: {error}") from error
@@ -181,9 +185,9 @@ def follow_push(table: StateTable, enqueue: Enqueue, push: Push, pusher: Pusher,
         header = pushes.header(push.repository, push.tag, push.digest, pusher.source, pusher.provenance.at)
         recorded = pushes.record_decisions(table, push_id, header, targets)
         # Queued again for a duplicate too: a first invocation that died before queueing leaves nothing lost,
-        # and the consumer's claims deploy each service at most once.
+        # and the consumer's claims deploy each service at most once (a duplicate's never reopen failed work).
         if decided.work:
-            enqueue([item.body() for item in decided.work])
+            enqueue([replace(item, first=recorded).body() for item in decided.work])
     ordered = sorted(decided.decisions, key=lambda d: (d.cluster, d.service))
     return PushResult(push_id, push, ordered, recorded)
 

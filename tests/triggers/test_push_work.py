@@ -356,6 +356,30 @@ def test_a_message_moved_back_from_the_dead_letter_queue_is_tried_again(
     assert state_of(http, push_id)["state"] == "deployed"
 
 
+def test_a_duplicate_of_a_push_whose_retries_ran_out_reopens_nothing(
+    app_client: Any, http: Any, ecs: Any, push_queue: PushQueue, setup_ecs: Any, shop: str, no_back_off: None
+) -> None:
+    """A registry sending its webhook again (same digest: the same push) queues the work again; its message
+    arrives for the first time, like one moved back from the dead-letter queue, but it is a duplicate."""
+    faults = ServiceFaults(ecs)
+    broken = {"on": True}
+    faults.on("UpdateService", "shop", lambda _attempt: _throttled() if broken["on"] else None)
+    body = {"repository": WEB, "tag": "1.4.3", "digest": "sha256:" + "e" * 64}
+    first = post(http, "/hooks/push", body).json_body["pushId"]
+    deliver(app_client, push_queue, rounds=20)
+    assert len(push_queue.dead()) == 1
+
+    broken["on"] = False
+    again = post(http, "/hooks/push", body)
+    assert again.status_code == 202, again.json_body
+    assert again.json_body["pushId"] == first
+    deliver(app_client, push_queue)
+
+    assert len(records_of("test-cluster", "shop")) == 1  # still the one FAILED record
+    assert image_of(setup_ecs, "shop") == f"{WEB}:1.4.2"
+    assert state_of(http, first)["state"] == "failed"
+
+
 def test_a_lock_meeting_another_transaction_waits_and_the_push_still_deploys(
     app_client: Any, http: Any, push_queue: PushQueue, setup_ecs: Any, shop: str, virtual_clock: VirtualClock
 ) -> None:
