@@ -181,7 +181,8 @@ def render(cost: PushCost) -> str:
         f"Run with `.venv/bin/python bench/push_cost.py` ({cost.seconds:.0f} s). {cost.services} services tagged "
         f"`image-updater:policy` on {CLUSTERS} clusters, each on a revision of its own; {cost.followers} of them "
         f"run `{FOLLOWING}`, and `{PUSHED_TAG}` is pushed to it (`POST /hooks/push`). AWS calls by operation, "
-        "counted on every client the service uses; moto in process.",
+        "counted on every client the service uses, with VERIFY_IMAGES=off (bench/verify_cost.py measures the "
+        "lookup a verified deployment adds); moto in process.",
         "",
         "| step | AWS calls | by operation |",
         "|---|---|---|",

@@ -83,6 +83,9 @@ class FanOutRequest:
     # A failure after the lock was taken gets an ERROR record; a queued push's attempts do not (it records
     # its failure once, when it stops retrying).
     record_failures: bool = True
+    # The images named are looked up alongside the reads (no extra round trip for a change, one lookup for a
+    # no-op); an apply, where a no-op is the common case, looks up only what the reads say changes.
+    look_up_early: bool = True
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,14 @@ def parse_apply_request(body: Mapping[str, Any]) -> FanOutRequest:
             raise InvalidRequestError(f"service '{short}' is described more than once")
         seen.add(short)
         targets.append(Target(service, change))
-    return FanOutRequest(first_cluster, tuple(targets), dry_run=dry_run, name_services=True, record_no_change=False)
+    return FanOutRequest(
+        first_cluster,
+        tuple(targets),
+        dry_run=dry_run,
+        name_services=True,
+        record_no_change=False,
+        look_up_early=False,
+    )
 
 
 def parse_description(description: Any, where: str) -> tuple[str, str, ImageChange]:

@@ -76,8 +76,9 @@ class Rollout:
 
     def read(self) -> list[Plan]:
         """Describe every service and each distinct running revision once, plan each service, and verify what
-        would change (the lookups of the images the request names start first, alongside the reads)."""
-        if self.verifier is not None:
+        would change (the lookups of the images the request names start first, alongside the reads, unless the
+        request is an apply)."""
+        if self.verifier is not None and self.request.look_up_early:
             self.verifier.prefetch(image for t in self.request.targets for image in t.change.requested_images())
         plans = self._plans()
         if self.verifier is not None:

@@ -21,7 +21,8 @@ services on K distinct running task definitions, of which K' change:
 
 So a change of one service costs four ECS calls (DescribeServices,
 DescribeTaskDefinition, RegisterTaskDefinition, UpdateService), a no-op or a dry
-run two, a forced redeploy three. The new revision is a faithful copy of the one
+run two, a forced redeploy three (plus, under VERIFY_IMAGES, the registry
+lookup of each image named, made alongside the reads). The new revision is a faithful copy of the one
 the service runs now, with only the images changed, tagged with the revision it
 replaced.
 

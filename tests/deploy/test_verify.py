@@ -319,12 +319,23 @@ def test_a_fan_out_with_one_missing_image_names_it_and_moves_nothing(
     assert "RegisterTaskDefinition" not in calls
 
 
-def test_apply_checks_only_what_changes(http: Any, setup_ecs: Any, workload: Workload) -> None:
+def test_apply_checks_only_what_changes(
+    http: Any, setup_ecs: Any, workload: Workload, monkeypatch: pytest.MonkeyPatch
+) -> None:
     exported = http.get(
         "/services/test-cluster/web/description", headers={"x-api-key": "test-key-0123456789"}
     ).json_body
-    # An export applies as a no-op: its images (never pushed to moto's ECR) are not looked up.
+    # An export applies as a no-op: its images (never pushed to moto's ECR) are not looked up at all, not
+    # even ahead of the reads, as /update's are.
+    started: list[str] = []
+    prefetch = verify.Verifier.prefetch
+    monkeypatch.setattr(
+        verify.Verifier, "prefetch", lambda self, images: prefetch(self, [started.append(str(i)) or i for i in images])
+    )
     assert post(http, "/apply", {"descriptions": [exported]}).status_code == 200
+    assert started == []
+    assert post(http, "/update", {"cluster": "test-cluster", "service": "web", "image": f"{WEB}:1.0"}).status_code
+    assert started == [f"{WEB}:1.0"]
     edited = {**exported, "containers": {**exported["containers"], "app": f"{WEB}:8.8.8"}}
     answer = post(http, "/apply", {"descriptions": [edited]})
     assert answer.status_code == 422
