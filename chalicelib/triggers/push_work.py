@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +39,6 @@ from chalicelib.aws.accounts import Reach
 from chalicelib.core import taskdef
 from chalicelib.core.errors import ServiceChangedError, UnexpectedError, UpdateError
 from chalicelib.core.images import ImageReference, parse_image
-from chalicelib.core.locations import location_of
 from chalicelib.core.push_policy import POLICY_TAG, PUSHED_TAG_TAG, Following
 from chalicelib.core.requests import ImageChange, Target
 from chalicelib.core.results import ChangeResult
@@ -145,10 +144,10 @@ class _Worker:
         if left is not None and left < MIN_SECONDS_TO_START:
             self._retry_in(NOT_STARTED_RETRY_SECONDS)
             return self._back("not started: the function's time ran out before this item's turn")
-        # A message that comes back from the dead-letter queue (moved there by an operator) starts afresh.
-        claim = pushes.claim(
-            self.services.table, self.item.push_id, self.target, LEASE_SECONDS, reopen=self.receives == 1
-        )
+        # A message that comes back from the dead-letter queue (moved there by an operator) starts afresh; a
+        # duplicate push's message, which also arrives for the first time, does not.
+        reopen = self.receives == 1 and self.item.first
+        claim = pushes.claim(self.services.table, self.item.push_id, self.target, LEASE_SECONDS, reopen=reopen)
         if not claim.won:
             return self._already(claim)
         try:
@@ -209,10 +208,8 @@ class _Worker:
             failure,
             self._intended_containers(),
             service_key(self.item.cluster, self.item.service, where),
+            self.item.service_arn,
         )
-        located = location_of(self.item.service_arn)  # its account and region, home or not, to filter on
-        if located is not None:
-            record = replace(record, account=located.account, region=located.region)
         owed = frozenset({notify.FAILED}) if self.services.topic_arn else frozenset()
         items = record.items(self.services.locks.history_days, owed=owed)
         reason = failure.message if final == pushes.REFUSED else f"{failure.message} (after {self.receives} attempts)"
