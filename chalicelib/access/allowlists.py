@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import NotAllowedError
 from chalicelib.core.images import ImageReference, InvalidImageError, parse_image
+from chalicelib.core.locations import name_of
 from chalicelib.core.patterns import name_or_arn_matches, prefix_allows
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class AccessPolicy:
     def check_cluster(self, cluster: str) -> None:
         """Refuse a cluster (name or ARN) outside ALLOWED_CLUSTERS."""
         if self.clusters is not None and not any(name_or_arn_matches(p, cluster) for p in self.clusters):
-            raise NotAllowedError(f"cluster '{_name_of(cluster)}' is not allowed by ALLOWED_CLUSTERS")
+            raise NotAllowedError(f"cluster '{name_of(cluster)}' is not allowed by ALLOWED_CLUSTERS")
 
     def allows_service(self, service: str) -> bool:
         """True when a service (name or ARN) matches ALLOWED_SERVICES."""
@@ -61,7 +62,7 @@ class AccessPolicy:
     def check_service(self, service: str) -> None:
         """Refuse a service (name or ARN) outside ALLOWED_SERVICES."""
         if not self.allows_service(service):
-            raise NotAllowedError(f"service '{_name_of(service)}' is not allowed by ALLOWED_SERVICES")
+            raise NotAllowedError(f"service '{name_of(service)}' is not allowed by ALLOWED_SERVICES")
 
     def check_image(self, image: ImageReference | str) -> None:
         """Refuse an image outside ALLOWED_IMAGE_PREFIXES, or a tag when REQUIRE_DIGEST is on."""
@@ -80,11 +81,6 @@ class AccessPolicy:
         """Refuse a cluster or a service outside the lists."""
         self.check_cluster(cluster)
         self.check_service(service)
-
-
-def _name_of(identifier: str) -> str:
-    """The last part of an ARN (`…:service/cluster/web` is `web`), or the name itself."""
-    return identifier.rsplit("/", 1)[-1] if identifier.startswith("arn:") else identifier
 
 
 def _parse(image: str) -> ImageReference:

@@ -38,6 +38,7 @@ from typing import Any
 
 from chalicelib.core.errors import NotPermittedError, PermissionsFileError
 from chalicelib.core.images import ImageReference
+from chalicelib.core.locations import name_of
 from chalicelib.core.patterns import glob_matches, name_or_arn_matches, prefix_allows
 
 READ = "read"
@@ -121,7 +122,7 @@ class Permissions:
         for service, images in targets:
             if any(rule.allows(action, cluster, service, images) for rule in mine):
                 continue
-            where = f"cluster {_name_of(cluster)} service {_name_of(service)}"
+            where = f"cluster {name_of(cluster)} service {name_of(service)}"
             if any(rule.allows(action, cluster, service) for rule in mine):
                 alone = [i for i in images if not any(r.allows(action, cluster, service, [i]) for r in mine)]
                 refused = alone[0] if alone else None
@@ -142,7 +143,7 @@ class Permissions:
     def check_cluster(self, principal: str, action: str, cluster: str) -> None:
         """Refuse unless a rule allows `action` on some service of `cluster` (a listing; each service is filtered)."""
         if not self.allows(principal, action, cluster, None):
-            raise NotPermittedError(f"principal {principal} may not {action} cluster {_name_of(cluster)}")
+            raise NotPermittedError(f"principal {principal} may not {action} cluster {name_of(cluster)}")
 
 
 def parse(document: Any, source: str = "the permissions file") -> Permissions:
@@ -208,7 +209,3 @@ def _principal_matches(pattern: str, principal: str) -> bool:
         return False
     sessions = f"arn:{role['partition']}:sts::{role['account']}:assumed-role/{role['name']}/*"
     return glob_matches(sessions, principal)
-
-
-def _name_of(identifier: str) -> str:
-    return identifier.rsplit("/", 1)[-1] if identifier.startswith("arn:") else identifier

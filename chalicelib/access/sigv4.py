@@ -24,7 +24,6 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 SERVICE = "execute-api"
-ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = timedelta(minutes=15)
 _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 _AUTHORIZATION = re.compile(

@@ -27,7 +27,7 @@ from typing import Any
 from chalicelib.aws import budget, clients
 from chalicelib.core.config import Settings, load_settings
 from chalicelib.core.errors import InvalidRequestError, NotAllowedError
-from chalicelib.core.locations import Location, location_of
+from chalicelib.core.locations import Location, location_of, name_of
 
 SESSION_NAME = "ecs-image-updater"
 SESSION_SECONDS = 3600
@@ -59,7 +59,7 @@ class Reach:
 
     def cluster(self, cluster: str) -> str:
         """How an answer names the cluster: its name at home, its ARN elsewhere (so that it can be used again)."""
-        return cluster.rsplit("/", 1)[-1] if self.home else self.location.cluster_arn(cluster)
+        return name_of(cluster) if self.home else self.location.cluster_arn(cluster)
 
 
 def learn_home(lambda_context: Any) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import functools
 import re
 
+from chalicelib.core.locations import name_of
+
 _SEPARATORS = "/:"
 
 
@@ -39,8 +41,7 @@ def name_or_arn_matches(pattern: str, identifier: str) -> bool:
     """A pattern of ARNs matches the whole ARN; a pattern of names matches the name (an ARN's last part)."""
     if pattern.startswith("arn:"):
         return identifier.startswith("arn:") and glob_matches(pattern, identifier)
-    name = identifier.rsplit("/", 1)[-1] if identifier.startswith("arn:") else identifier
-    return glob_matches(pattern, name)
+    return glob_matches(pattern, name_of(identifier))
 
 
 @functools.lru_cache(maxsize=512)

@@ -150,14 +150,19 @@ class DeploymentRecord:
         service: str,
         failure: BaseException,
         containers: list[dict[str, str]],
-        key: str | None = None,
+        key: str,
+        service_arn: str,
     ) -> DeploymentRecord:
-        """The one record of a push that could not deploy a service: refused, or out of retries."""
-        failed = cls.of_failure(provenance, key or f"{cluster}/{service}", failure, force_new_deployment=False)
+        """The one record of a push that could not deploy a service (`key`: its service's, see service_key):
+        refused, or out of retries; its account and region from the service's ARN, as a change's."""
+        failed = cls.of_failure(provenance, key, failure, force_new_deployment=False)
+        located = location_of(service_arn)
         return replace(
             failed,
             cluster=cluster,  # a name with a "/" (an ARN) stays whole
             service=service,
+            account=located.account if located else None,
+            region=located.region if located else None,
             containers=containers,
             outcome=FAILED,
             outcome_at=iso8601(datetime.now(UTC)),

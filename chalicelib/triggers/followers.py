@@ -26,7 +26,7 @@ from typing import Any
 from chalicelib.aws import budget, clients, ecs, parallel
 from chalicelib.aws.accounts import Reach
 from chalicelib.core.errors import ServiceNotFoundError, UpdateError
-from chalicelib.core.locations import location_of
+from chalicelib.core.locations import cluster_arn_of, location_of
 from chalicelib.core.push_policy import POLICY_TAG
 from chalicelib.state import followers
 from chalicelib.state.followers import Follower, Revision
@@ -216,9 +216,9 @@ def _describe(ecs_client: Any, tagged: Mapping[str, Any], report: Reconciled) ->
 
 
 def _cluster_of(service_arn: str) -> str | None:
-    prefix, _, resource = service_arn.partition(":service/")
-    cluster, _, name = resource.partition("/")
-    return f"{prefix}:cluster/{cluster}" if cluster and name else None
+    """The cluster's ARN; None for a service ARN of the old format (it names no cluster)."""
+    cluster = cluster_arn_of(service_arn)
+    return None if cluster == service_arn else cluster
 
 
 def _as_tag_list(tags: Mapping[str, str] | None) -> list[dict[str, str]]:
