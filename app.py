@@ -1,9 +1,10 @@
 """The ECS image updater: one Chalice app, its entry points wired in by kind.
 
 - HTTP routes: chalicelib/entrypoints/routes.py (every route answers through
-  chalicelib/entrypoints/respond.py: key check, body rules, errors, log line);
+  chalicelib/entrypoints/respond.py: sign-in, body rules, errors, log line);
 - event functions: chalicelib/entrypoints/functions.py (ECS deployment events,
-  ECR pushes, CodePipeline jobs).
+  ECR pushes, the push work queue, the follower index's tag events and hourly
+  reconcile, CodePipeline jobs).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ In order, a request's principal is:
    role's ARN is `arn:aws:sts::<account>:assumed-role/<role>/<session>`);
 2. otherwise the id of the API key it carried (`identity.apiKeyId`: API
    Gateway passes no key name);
-3. `local` on the local stage, which checks its one key (or signature) itself.
+3. `local` on the local stage, which checks the key (and, with AUTH_MODE=iam,
+   the signature) itself.
 
 What starts a change from outside has a fixed principal of its own, named
 here, so that a permissions rule can give each exactly what it needs.
@@ -41,7 +42,9 @@ class Principal:
     """A request's principal: `id` is what permissions match and records keep; `kind` says how it was known."""
 
     id: str
-    kind: str  # iam, key, local, service (a fixed principal of an event or a webhook)
+    # iam, key, local, service (a fixed principal of an event or a webhook), or recorded (read back from a
+    # queued push's provenance)
+    kind: str
 
     @classmethod
     def of_request(cls, request_context: Mapping[str, Any], *, local: bool) -> Principal:

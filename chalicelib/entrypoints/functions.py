@@ -1,4 +1,5 @@
-"""The event functions: ECS deployment events, ECR pushes and CodePipeline jobs, each a few lines of wiring."""
+"""The event functions, each a few lines of wiring: ECS deployment events, ECR pushes, the push work queue,
+the follower index's tag events and hourly reconcile, and CodePipeline jobs."""
 
 from __future__ import annotations
 

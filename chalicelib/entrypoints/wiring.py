@@ -1,4 +1,5 @@
-"""What the entry points build from the stage's settings: the access policy, the state table, locks, provenance."""
+"""What the entry points build from the stage's settings: the guard (allowlists and permissions), the reach of
+a target, the checks before a write, the state table, locks and the push queue."""
 
 from __future__ import annotations
 
