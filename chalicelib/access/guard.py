@@ -17,8 +17,9 @@ TARGET_ACCOUNTS widens no rule.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from chalicelib.access.allowlists import AccessPolicy
@@ -51,39 +52,31 @@ class Guard:
     principal: Principal
     ceiling: AccessPolicy
     permissions: Permissions | None = None
-    # The home account and region (asked for only when a list or a rule names a cluster by name): cluster
-    # names mean its clusters. None: any cluster of that name, for checks that never see another account's.
+    # The home account and region, asked for at the first check: a cluster name in the lists and rules means
+    # its cluster. None (in tests that never see another account): a name matches that name anywhere.
     home: Callable[[], Location] | None = None
-    _localized: list[tuple[AccessPolicy, Permissions | None]] = field(
-        default_factory=list, init=False, repr=False, compare=False
-    )
+
+    @functools.cached_property
+    def _as_checked(self) -> tuple[AccessPolicy, Permissions | None]:
+        """`ceiling` and `permissions` as the checks apply them: each cluster name made the ARN pattern of that
+        name at home (`ceiling` and `permissions` themselves stay as written, for /whoami)."""
+        if self.home is None:
+            return self.ceiling, self.permissions
+        home = self.home()
+        ceiling = replace(self.ceiling, clusters=_at_home(self.ceiling.clusters, home))
+        permissions = self.permissions
+        if permissions is not None:
+            rules = tuple(replace(rule, clusters=_at_home(rule.clusters, home)) for rule in permissions.rules)
+            permissions = replace(permissions, rules=rules)
+        return ceiling, permissions
 
     @property
     def _ceiling(self) -> AccessPolicy:
-        return self._here()[0]
+        return self._as_checked[0]
 
     @property
     def _permissions(self) -> Permissions | None:
-        return self._here()[1]
-
-    def _here(self) -> tuple[AccessPolicy, Permissions | None]:
-        """The lists and rules with each cluster name made the ARN pattern of that name at home (once)."""
-        if not self._localized:
-            rules = self.permissions.rules if self.permissions is not None else ()
-            named = [
-                p for c in (self.ceiling.clusters, *(r.clusters for r in rules)) for p in c or () if p[:4] != "arn:"
-            ]
-            if self.home is None or not named:
-                self._localized.append((self.ceiling, self.permissions))
-            else:
-                home = self.home()
-                ceiling = replace(self.ceiling, clusters=_at_home(self.ceiling.clusters, home))
-                permissions = self.permissions
-                if permissions is not None:
-                    localized = tuple(replace(rule, clusters=_at_home(rule.clusters, home)) for rule in rules)
-                    permissions = replace(permissions, rules=localized)
-                self._localized.append((ceiling, permissions))
-        return self._localized[0]
+        return self._as_checked[1]
 
     def check(self, action: str, cluster: str, services: Iterable[tuple[str, Sequence[ImageReference | str]]]) -> None:
         """Refuse (403) unless every (service, images) is inside the allowlists and allowed by one rule."""
