@@ -281,7 +281,7 @@ def _release(
     with budget.within(budget.RELEASE_SECONDS, beyond_cap=True):
         try:
             with budget.within(TRANSACTION_SECONDS, beyond_cap=True):
-                _transact(table, keys, deletes, puts + bound + index[:room])
+                _transact(table, deletes, puts + bound + index[:room])
             if index[room:]:
                 write_batch(table, index[room:])
             return
@@ -290,9 +290,7 @@ def _release(
         _write_apart(table, keys, records, deletes, puts + bound + index)
 
 
-def _transact(
-    table: StateTable, keys: Sequence[str], deletes: list[dict[str, Any]], puts: list[dict[str, Any]]
-) -> None:
+def _transact(table: StateTable, deletes: list[dict[str, Any]], puts: list[dict[str, Any]]) -> None:
     """The release transaction, tried again while a conflict passes and the budget allows another attempt.
 
     A lock that is no longer ours (expired and taken) must keep neither the

@@ -143,7 +143,8 @@ def _reconcile_place(place: Reach, table: StateTable, report: Reconciled) -> tup
         )
         if found is not None:
             current[found.service_arn] = found
-    return current, {arn for arn in tagged if arn not in {s["serviceArn"] for s in described}}
+    read = {service["serviceArn"] for service in described}
+    return current, set(tagged) - read
 
 
 def _place_of(service_arn: str) -> tuple[str, str] | None:
