@@ -3,92 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_cli
+from conftest import ScriptedServer, run_cli
 from ecs_image_updater_cli.api import MAX_BODY_BYTES, ApiClient
 from ecs_image_updater_cli.config import Connection
 from ecs_image_updater_cli.exits import RefusedError
 
 KEY = "sk-test-0123456789abcdef"  # a key distinctive enough to find in any output
-
-
-@dataclass
-class Received:
-    """One request as the server saw it."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class ScriptedServer:
-    """Answers each request with the next scripted (status, headers, body); remembers what it received."""
-
-    answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
-    received: list[Received] = field(default_factory=list)
-    url: str = ""
-
-    def answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        """Queue one answer: `body` as JSON (or raw bytes) with `status` and `headers`."""
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.answers.append((status, {"Content-Type": "application/json", **(headers or {})}, raw))
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
-    """A scripted server for the client to talk to."""
-    yield from _serve()
-
-
-@pytest.fixture
-def elsewhere() -> Iterator[ScriptedServer]:
-    """A second scripted server, where a redirect points."""
-    yield from _serve()
-
-
-def _serve() -> Iterator[ScriptedServer]:
-    script = ScriptedServer()
-
-    class Handler(BaseHTTPRequestHandler):
-        """Records each request and sends the next scripted answer."""
-
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            script.received.append(Received(self.command, self.path, headers, body))
-            status, headers, raw = script.answers.pop(0) if script.answers else (500, {}, b"{}")
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        do_GET = do_POST = _handle
-
-        def log_message(self, *_args: Any) -> None:
-            """Keep the test output quiet."""
-            return
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    script.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield script
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def settings(server: ScriptedServer) -> dict[str, str]:
