@@ -12,7 +12,7 @@ from ecs_image_updater_cli.console import Console
 from ecs_image_updater_cli.deploy import show_change
 from ecs_image_updater_cli.descriptions import DescribedService, by_cluster, load_descriptions
 from ecs_image_updater_cli.exits import CliError, ExitCode
-from ecs_image_updater_cli.wait import add_wait_arguments, follow
+from ecs_image_updater_cli.wait import add_wait_arguments, follow, requested_goal
 
 _DESCRIPTION_INDEX = re.compile(r"descriptions\[(\d+)\]")
 _SERVICE_NAME = re.compile(r"service '([A-Za-z0-9_-]+)'")
@@ -44,7 +44,7 @@ def apply_bodies(groups: dict[str, list[DescribedService]], dry_run: bool) -> li
 
 
 def run(args: argparse.Namespace, client: ApiClient, console: Console) -> int:
-    """Load and check the files, POST /apply per cluster, show the answers, and with --wait follow them."""
+    """Load and check the files, POST /apply per cluster, show the answers, and with --wait(-until) follow them."""
     groups = by_cluster(load_descriptions(args.paths))
     bodies = apply_bodies(groups, args.dry_run)
     sources = [[item.source for item in group] for group in groups.values()]
@@ -59,8 +59,9 @@ def run(args: argparse.Namespace, client: ApiClient, console: Console) -> int:
     finally:
         if answers:  # on a failure too: what the clusters before it changed
             show_change(console, answers, args.dry_run)
-    if args.wait and not args.dry_run:
-        return follow(console, client, answers, args.timeout)
+    goal = requested_goal(args)
+    if goal is not None and not args.dry_run:
+        return follow(console, client, answers, args.timeout, goal)
     return ExitCode.DONE
 
 

@@ -9,7 +9,7 @@ from ecs_image_updater_cli import render
 from ecs_image_updater_cli.api import ApiClient
 from ecs_image_updater_cli.console import Console
 from ecs_image_updater_cli.exits import ExitCode, RefusedError
-from ecs_image_updater_cli.wait import add_wait_arguments, follow
+from ecs_image_updater_cli.wait import add_wait_arguments, follow, requested_goal
 
 MAX_SERVICES = 20
 
@@ -87,11 +87,12 @@ def update_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, client: ApiClient, console: Console) -> int:
-    """POST /update, show the answer, and with --wait follow the deployments it started."""
+    """POST /update, show the answer, and with --wait (or --wait-until) follow the deployments it started."""
     answer = client.post("/update", update_body(args))
     show_change(console, [answer], args.dry_run)
-    if args.wait and not args.dry_run:
-        return follow(console, client, [answer], args.timeout)
+    goal = requested_goal(args)
+    if goal is not None and not args.dry_run:
+        return follow(console, client, [answer], args.timeout, goal)
     return ExitCode.DONE
 
 

@@ -10,7 +10,7 @@ class ExitCode(IntEnum):
     """What the process's exit status means; documented in --help and cli/README.md."""
 
     DONE = 0  # completed, or nothing to change
-    FAILED = 1  # the deployment failed, was rolled back, or was superseded
+    FAILED = 1  # the deployment failed, was rolled back, stopped or superseded (for stop --wait: not as asked)
     TIMED_OUT = 2  # --wait ran out of time with a deployment still in progress
     REFUSED = 3  # the service refused the request (4xx), or the command line or a description file is invalid
     TRY_AGAIN_LATER = 4  # busy or throttled until --timeout, a 5xx, no answer, or an unreadable one
@@ -18,9 +18,12 @@ class ExitCode(IntEnum):
 
 
 EXIT_CODES_HELP = """exit codes:
-  0  done: completed, or nothing to change
-  1  a deployment failed, was rolled back, or was superseded by a newer one
-  2  timed out waiting (--wait, --timeout) with a deployment still in progress
+  0  done: completed (or reached the --wait-until stage; for stop, ended as
+     asked), or nothing to change
+  1  a deployment failed, was rolled back, was stopped, or was superseded by a
+     newer one (for stop --wait: it ended otherwise than asked)
+  2  timed out waiting (--wait, --wait-until, --timeout) with a deployment still
+     in progress (short of the --wait-until stage)
   3  refused: the service refused the request (a 4xx other than busy or throttled;
      its message is printed), or the command line, the configuration or a
      description file is invalid (nothing was sent)

@@ -114,6 +114,13 @@ def status_text(body: Mapping[str, Any]) -> str:
         f"{body.get('cluster')}/{body.get('service')}: {body.get('status')}, newest deployment {body.get('outcome')}",
         f"revision  {revision_label(body.get('taskDefinition'))}",
         f"tasks     {_tasks(body)}",
+    ]
+    if body.get("strategy"):
+        lines.append(f"strategy  {body.get('strategy')}")
+    newest = body.get("serviceDeployment")
+    if isinstance(newest, Mapping):
+        lines.append(f"stage     {_service_deployment(newest)}")
+    lines += [
         "",
         table(
             ["CONTAINER", "IMAGE"],
@@ -136,7 +143,34 @@ def status_text(body: Mapping[str, Any]) -> str:
     verdict = body.get("deployment")
     if isinstance(verdict, Mapping):
         reason = f" ({verdict.get('reason')})" if verdict.get("reason") else ""
-        lines += ["", f"deployment {verdict.get('id')}: {verdict.get('outcome')}{reason}"]
+        stage = f" at {verdict.get('lifecycleStage')}" if verdict.get("lifecycleStage") else ""
+        traffic = _traffic(verdict.get("traffic"))
+        lines += ["", f"deployment {verdict.get('id')}: {verdict.get('outcome')}{stage}{traffic}{reason}"]
+    return "\n".join(lines)
+
+
+STOP_REQUESTS = {
+    "rollback": "Asked ECS to roll back deployment {id} of {service}.",
+    "abort": "Asked ECS to stop deployment {id} of {service} where it is, without rolling back (abort).",
+}
+
+
+def stop_text(body: Mapping[str, Any]) -> str:
+    """What a stop asked: `Asked ECS to roll back deployment ecs-svc/1 of prod/web.` and who asked, when."""
+    action = str(body.get("action") or "rollback")
+    deployment_id, service = body.get("deploymentId"), f"{body.get('cluster')}/{body.get('service')}"
+    template = STOP_REQUESTS.get(action)
+    asked = f"Asked ECS to {action} deployment {deployment_id} of {service}."
+    lines = [template.format(id=deployment_id, service=service) if template else asked]
+    facts = []
+    if body.get("principal"):
+        facts.append(f"requested by {body.get('principal')}")
+    if body.get("requestedAt"):
+        facts.append(f"at {body.get('requestedAt')}")
+    if body.get("serviceDeploymentArn"):
+        facts.append(f"ECS service deployment {body.get('serviceDeploymentArn')}")
+    if facts:
+        lines.append(", ".join(facts))
     return "\n".join(lines)
 
 
@@ -173,8 +207,34 @@ def _images(record: Mapping[str, Any]) -> str:
     return "; ".join(shown)
 
 
+def _service_deployment(newest: Mapping[str, Any]) -> str:
+    """`BAKE_TIME (ECS IN_PROGRESS), production traffic 40%, alarms fired: web-5xx`: ECS's newest service deployment."""
+    text = f"{newest.get('lifecycleStage') or NONE} (ECS {newest.get('status') or NONE})"
+    text += _traffic(newest.get("traffic"))
+    alarms = [str(name) for name in newest.get("alarms") or []]
+    if alarms:
+        text += f", alarms fired: {', '.join(alarms)}"
+    if newest.get("reason"):
+        text += f": {newest.get('reason')}"
+    return text
+
+
+def _traffic(traffic: Any) -> str:
+    """`, production traffic 40%, test traffic 100%` for a linear or canary deployment; else nothing."""
+    if not isinstance(traffic, Mapping):
+        return ""
+    shown = ""
+    for kind in ("production", "test"):
+        share = traffic.get(kind)
+        if isinstance(share, (int, float)) and not isinstance(share, bool):
+            shown += f", {kind} traffic {share:g}%"
+    return shown
+
+
 def _outcome(record: Mapping[str, Any]) -> str:
     outcome = str(record.get("outcome") or NONE)
+    if record.get("lifecycleStage") and outcome == "IN_PROGRESS":
+        outcome += f" at {record.get('lifecycleStage')}"
     error = record.get("error")
     if isinstance(error, Mapping):
         return f"{outcome} {record.get('status')} {error.get('Code')}: {error.get('Message')}"

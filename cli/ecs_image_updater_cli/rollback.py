@@ -10,7 +10,7 @@ from ecs_image_updater_cli.api import ApiClient
 from ecs_image_updater_cli.console import Console
 from ecs_image_updater_cli.deploy import show_change
 from ecs_image_updater_cli.exits import ExitCode, RefusedError
-from ecs_image_updater_cli.wait import add_wait_arguments, follow
+from ecs_image_updater_cli.wait import add_wait_arguments, follow, requested_goal
 
 _FAMILY_REVISION = re.compile(r"[A-Za-z0-9_-]{1,255}:[0-9]+")
 
@@ -45,9 +45,10 @@ def rollback_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, client: ApiClient, console: Console) -> int:
-    """POST /rollback, show the answer, and with --wait follow the deployment it started."""
+    """POST /rollback, show the answer, and with --wait (or --wait-until) follow the deployment it started."""
     answer = client.post("/rollback", rollback_body(args))
     show_change(console, [answer], dry_run=False)
-    if args.wait:
-        return follow(console, client, [answer], args.timeout)
+    goal = requested_goal(args)
+    if goal is not None:
+        return follow(console, client, [answer], args.timeout, goal)
     return ExitCode.DONE

@@ -19,8 +19,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="show a service and how its deployment is going",
         description=(
-            "Show a service: its tasks, revision, images and deployments. Exits 1 when the newest deployment "
-            "(or the one named with --deployment) failed, was rolled back or was superseded, else 0."
+            "Show a service: its strategy, tasks, revision, images, deployments and the newest deployment's "
+            "lifecycle stage. Exits 1 when the newest deployment (or the one named with --deployment) failed, "
+            "was rolled back, was stopped or was superseded, else 0."
         ),
         epilog="example: ecs-image-updater status prod web",
     )
@@ -31,7 +32,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def status_exit_code(body: dict[str, Any]) -> ExitCode:
-    """1 when the deployment judged (the named one, else the newest) failed, was rolled back or superseded."""
+    """1 when the deployment judged (the named one, else the newest) failed, was rolled back, stopped or superseded."""
     verdict = body.get("deployment")
     outcome = verdict.get("outcome") if isinstance(verdict, dict) else body.get("outcome")
     return ExitCode.FAILED if outcome in FAILED_OUTCOMES else ExitCode.DONE

@@ -1,8 +1,13 @@
-"""--wait: follow the deployments a command started to their outcome, by polling the status route.
+"""--wait: follow the deployments a command started to their outcome (or a stage), by polling the status route.
 
 `GET /services/{cluster}/{service}?deployment=<id>` judges one deployment:
-IN_PROGRESS, COMPLETED, FAILED, ROLLED_BACK or SUPERSEDED (a newer deployment
-replaced it; counted as failed, since what was asked for is not what runs).
+IN_PROGRESS, COMPLETED, FAILED, ROLLED_BACK, STOPPED (stopped by a person) or
+SUPERSEDED (a newer deployment replaced it). The wait's goal says which ends it
+well: COMPLETED for deploy, apply and rollback (every other final outcome is a
+failure, since what was asked for is not what runs), the outcome `stop` asked
+for, or with --wait-until a lifecycle stage reached. The verdict's
+`lifecycleStage`, `strategy`, `traffic` and `ecsStatus` are shown as they move;
+a server that reports none of them is followed as before, on the outcome alone.
 Polls back off from 2 s to 10 s; a 429 waits at least its Retry-After; a few
 failed polls in a row (5xx, no answer) are tolerated before giving up.
 """
@@ -21,15 +26,47 @@ from ecs_image_updater_cli.console import Console
 from ecs_image_updater_cli.durations import format_elapsed
 from ecs_image_updater_cli.exits import ExitCode, TryAgainLaterError, UnavailableError
 from ecs_image_updater_cli.render import change_results
+from ecs_image_updater_cli.stages import COMPLETED_TARGET, VALID_TARGETS, stage_reached, wait_target_argument
 
 IN_PROGRESS = "IN_PROGRESS"
 COMPLETED = "COMPLETED"
-FAILED_OUTCOMES = frozenset({"FAILED", "ROLLED_BACK", "SUPERSEDED"})
+ROLLED_BACK = "ROLLED_BACK"
+STOPPED = "STOPPED"
+# Final outcomes other than COMPLETED: a failure for a command that deploys, and printed with their reason.
+FAILED_OUTCOMES = frozenset({"FAILED", ROLLED_BACK, "SUPERSEDED", STOPPED})
+FINAL_OUTCOMES = FAILED_OUTCOMES | {COMPLETED}
+# ECS statuses the ROLLED_BACK outcome covers before the rollback has finished.
+ROLLBACK_UNDER_WAY = frozenset({"ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS"})
+# ECS statuses that the outcome does not show (IN_PROGRESS or ROLLED_BACK): named in progress lines.
+UNSHOWN_ECS_STATUSES = frozenset({"PENDING", "STOP_REQUESTED", *ROLLBACK_UNDER_WAY})
 FIRST_POLL_INTERVAL_SECONDS = 2.0
 LONGEST_POLL_INTERVAL_SECONDS = 10.0
 POLL_INTERVAL_GROWTH = 1.5
 FAILED_POLLS_TOLERATED = 3
 DEFAULT_TIMEOUT = "15m"
+
+
+@dataclass(frozen=True)
+class WaitGoal:
+    """What ends a wait well: one of the `succeeded` outcomes, or (--wait-until) `stage` or a later one reached.
+
+    Any other final outcome is a failure.
+    """
+
+    succeeded: frozenset[str] = frozenset({COMPLETED})
+    stage: str | None = None
+
+    @property
+    def aim(self) -> str:
+        """` to reach BAKE_TIME (or complete)`, ` to end ROLLED_BACK`; nothing for a plain --wait."""
+        if self.stage is not None:
+            return f" to reach {self.stage} (or complete)"
+        if self.succeeded != {COMPLETED}:
+            return " to end " + " or ".join(sorted(self.succeeded))
+        return ""
+
+
+COMPLETION = WaitGoal()
 
 
 @dataclass(frozen=True)
@@ -57,7 +94,7 @@ class StartedDeployment:
 
 @dataclass
 class FollowedDeployment:
-    """What the latest poll said about one started deployment."""
+    """What the latest poll said about one started deployment, and what the wait for it aims at."""
 
     started: StartedDeployment
     outcome: str = IN_PROGRESS
@@ -66,15 +103,64 @@ class FollowedDeployment:
     desired_count: int | None = None
     status_body: dict[str, Any] | None = None
     settled_after: float | None = None
+    goal: WaitGoal = COMPLETION
+    stage: str | None = None
+    strategy: str | None = None
+    ecs_status: str | None = None
+    production_traffic: float | None = None
+    test_traffic: float | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True once the outcome is final and not one the goal asked for."""
+        return self.outcome in FINAL_OUTCOMES and self.outcome not in self.goal.succeeded
+
+    @property
+    def reached_stage(self) -> bool:
+        """True when the deployment, still in progress, is at the goal's stage or a later one."""
+        target = self.goal.stage
+        return target is not None and self.outcome == IN_PROGRESS and stage_reached(target, self.stage)
+
+    @property
+    def succeeded(self) -> bool:
+        """True once the goal is met: an outcome it asked for, or its stage reached."""
+        if self.outcome in self.goal.succeeded:
+            # A rollback asked for (stop) is done when ECS has finished it, not when it was requested.
+            return not (self.outcome == ROLLED_BACK and self.ecs_status in ROLLBACK_UNDER_WAY)
+        return self.reached_stage
 
     @property
     def settled(self) -> bool:
-        """True once the outcome is final: completed, or one of the failed ones."""
-        return self.outcome == COMPLETED or self.outcome in FAILED_OUTCOMES
+        """True once there is nothing more to wait for: the goal met, or a failure."""
+        return self.failed or self.succeeded
 
     def tasks(self) -> str:
         """`1/2 tasks running`."""
         return f"{_count(self.running_count)}/{_count(self.desired_count)} tasks running"
+
+    def state(self) -> str:
+        """`IN_PROGRESS at BAKE_TIME (BLUE_GREEN)`: the outcome, with the stage, strategy and ECS status known."""
+        text = self.outcome + (f" at {self.stage}" if self.stage else "")
+        notes = [note for note in (self.strategy, self.ecs_status_note()) if note]
+        return text + (f" ({', '.join(notes)})" if notes else "")
+
+    def progress(self) -> str:
+        """`IN_PROGRESS at PRODUCTION_TRAFFIC_SHIFT (LINEAR), production traffic 40%, 1/2 tasks running`."""
+        parts = [self.state()]
+        if self.production_traffic is not None:
+            parts.append(f"production traffic {self.production_traffic:g}%")
+        if self.test_traffic is not None:
+            parts.append(f"test traffic {self.test_traffic:g}%")
+        parts.append(self.tasks())
+        return ", ".join(parts)
+
+    def reason_shown(self) -> str:
+        """`: <reason>` for a final outcome other than COMPLETED (the circuit breaker, the alarm, who stopped it)."""
+        return f": {self.reason}" if self.reason and self.outcome in FAILED_OUTCOMES else ""
+
+    def ecs_status_note(self) -> str | None:
+        """`ECS ROLLBACK_IN_PROGRESS` when ECS's status says more than the outcome does."""
+        return f"ECS {self.ecs_status}" if self.ecs_status in UNSHOWN_ECS_STATUSES else None
 
 
 @dataclass(frozen=True)
@@ -84,11 +170,12 @@ class WaitResult:
     followed: tuple[FollowedDeployment, ...]
     elapsed: float
     timed_out: bool = field(default=False)
+    goal: WaitGoal = COMPLETION
 
     @property
     def exit_code(self) -> ExitCode:
-        """1 if any failed (or was rolled back or superseded), else 2 if any is still going, else 0."""
-        if any(item.outcome in FAILED_OUTCOMES for item in self.followed):
+        """1 if any ended otherwise than the goal asked (failed), else 2 if any is still going, else 0."""
+        if any(item.failed for item in self.followed):
             return ExitCode.FAILED
         if any(not item.settled for item in self.followed):
             return ExitCode.TIMED_OUT
@@ -116,15 +203,15 @@ def started_deployments(bodies: Sequence[Mapping[str, Any]]) -> list[StartedDepl
 
 
 class LineReporter:
-    """Progress for logs: one line each time a deployment's outcome or task count changes."""
+    """Progress for logs: one line each time a deployment's outcome, stage, traffic or task count changes."""
 
     def __init__(self, console: Console) -> None:
         self._console = console
-        self._last: dict[StartedDeployment, tuple[str, int | None, int | None]] = {}
+        self._last: dict[StartedDeployment, str] = {}
 
     def seen(self, followed: FollowedDeployment, elapsed: float) -> None:
         """A poll answered for `followed`."""
-        state = (followed.outcome, followed.running_count, followed.desired_count)
+        state = _line(followed)
         if self._last.get(followed.started) == state:
             return
         self._last[followed.started] = state
@@ -138,7 +225,7 @@ class LineReporter:
 
 
 class LiveReporter:
-    """Progress for a terminal: one line, rewritten in place, with tasks and elapsed time."""
+    """Progress for a terminal: one line, rewritten in place, with stage, traffic, tasks and elapsed time."""
 
     def __init__(self, console: Console) -> None:
         self._console = console
@@ -155,7 +242,7 @@ class LiveReporter:
         """Rewrite the live line with every deployment still going."""
         going = [item for item in followed if not item.settled]
         if going:
-            parts = [f"{item.started.label} {item.outcome} {item.tasks()}" for item in going]
+            parts = [f"{item.started.label} {item.progress()}" for item in going]
             self._console.live(f"waiting {format_elapsed(elapsed)}: " + "; ".join(parts))
 
     def finish(self) -> None:
@@ -168,13 +255,14 @@ def wait_for(
     started: Sequence[StartedDeployment],
     timeout_seconds: float,
     reporter: LineReporter | LiveReporter,
+    goal: WaitGoal = COMPLETION,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> WaitResult:
-    """Poll each started deployment until every one is settled or `timeout_seconds` have passed."""
+    """Poll each started deployment until every one is settled (as `goal` has it) or `timeout_seconds` have passed."""
     began = clock()
     deadline = began + timeout_seconds
-    followed = [FollowedDeployment(item) for item in started]
+    followed = [FollowedDeployment(item, goal=goal) for item in started]
     interval = FIRST_POLL_INTERVAL_SECONDS
     failed_polls = 0
     try:
@@ -203,7 +291,7 @@ def wait_for(
     finally:
         reporter.finish()
     timed_out = not all(item.settled for item in followed)
-    return WaitResult(tuple(followed), clock() - began, timed_out)
+    return WaitResult(tuple(followed), clock() - began, timed_out, goal)
 
 
 def _poll(client: ApiClient, item: FollowedDeployment) -> None:
@@ -212,19 +300,42 @@ def _poll(client: ApiClient, item: FollowedDeployment) -> None:
     if started.deployment_id is not None:
         target += "?" + urlencode({"deployment": started.deployment_id})
     body = client.send("GET", target, None)
-    verdict = body.get("deployment") if started.deployment_id is not None else {"outcome": body.get("outcome")}
-    if not isinstance(verdict, Mapping) or not isinstance(verdict.get("outcome"), str):
-        raise UnavailableError(f"the status of {started.label} has no verdict on deployment {started.shown_id}")
+    verdict = _verdict(body, started)
     deployments = [d for d in body.get("deployments") or [] if isinstance(d, Mapping)]
     if started.deployment_id is None:
         listed = deployments[0] if deployments else body  # newest first
     else:
         listed = next((d for d in deployments if d.get("id") == started.deployment_id), body)
+    traffic = verdict.get("traffic") if isinstance(verdict.get("traffic"), Mapping) else {}
     item.outcome = str(verdict["outcome"])
-    item.reason = verdict.get("reason") if isinstance(verdict.get("reason"), str) else None
+    item.reason = _text(verdict.get("reason"))
+    item.stage = _text(verdict.get("lifecycleStage"))
+    item.strategy = _text(verdict.get("strategy")) or _text(body.get("strategy"))
+    item.ecs_status = _text(verdict.get("ecsStatus"))
+    item.production_traffic = _percent(traffic.get("production"))
+    item.test_traffic = _percent(traffic.get("test"))
     item.running_count = _integer(listed.get("runningCount"))
     item.desired_count = _integer(listed.get("desiredCount"))
     item.status_body = body
+
+
+def _verdict(body: Mapping[str, Any], started: StartedDeployment) -> Mapping[str, Any]:
+    """What a status body says of the followed deployment.
+
+    A named deployment: the `deployment` verdict. The newest: the service's
+    `outcome`, with the stage, strategy, traffic, ECS status and reason of its
+    newest service deployment (`serviceDeployment`, null or absent on a server
+    that cannot read ECS's service deployments).
+    """
+    if started.deployment_id is not None:
+        verdict = body.get("deployment")
+    else:
+        newest = body.get("serviceDeployment")
+        details = dict(newest) if isinstance(newest, Mapping) else {}
+        verdict = {**details, "ecsStatus": details.get("status"), "outcome": body.get("outcome")}
+    if not isinstance(verdict, Mapping) or not isinstance(verdict.get("outcome"), str):
+        raise UnavailableError(f"the status of {started.label} has no verdict on deployment {started.shown_id}")
+    return verdict
 
 
 def _pause(
@@ -250,16 +361,29 @@ def report_outcome(console: Console, result: WaitResult) -> None:
             if item.status_body is not None:
                 console.json(item.status_body)
             continue
-        when = (
-            f"after {format_elapsed(item.settled_after)}"
-            if item.settled_after is not None
-            else f"still going after {format_elapsed(result.elapsed)}"
-        )
-        reason = f": {item.reason}" if item.reason and item.outcome in FAILED_OUTCOMES else ""
-        console.out(f"{item.started.label}: {item.outcome} {when} (deployment {item.started.shown_id}){reason}")
+        console.out(final_line(item, result.elapsed))
     if result.timed_out:
         going = ", ".join(item.started.label for item in result.followed if not item.settled)
-        console.err(f"timed out after {format_elapsed(result.elapsed)} waiting for {going}")
+        console.err(f"timed out after {format_elapsed(result.elapsed)} waiting for {going}{result.goal.aim}")
+
+
+def final_line(item: FollowedDeployment, elapsed: float) -> str:
+    """`prod/web: COMPLETED after 1m12s (deployment ecs-svc/1)`; for --wait-until, the stage it stopped at."""
+    when = (
+        f"after {format_elapsed(item.settled_after)}"
+        if item.settled_after is not None
+        else f"still going after {format_elapsed(elapsed)}"
+    )
+    shown = f"deployment {item.started.shown_id}"
+    if item.reached_stage:
+        return f"{item.started.label}: reached {item.goal.stage} {when} ({shown}, {item.outcome} at {item.stage})"
+    details = [shown]
+    if item.stage and item.outcome != COMPLETED:
+        details.append(f"at {item.stage}")
+    note = item.ecs_status_note()
+    if note:
+        details.append(note)
+    return f"{item.started.label}: {item.outcome} {when} ({', '.join(details)}){item.reason_shown()}"
 
 
 def follow(
@@ -267,24 +391,43 @@ def follow(
     client: ApiClient,
     bodies: Sequence[Mapping[str, Any]],
     timeout_seconds: float,
+    goal: WaitGoal = COMPLETION,
 ) -> int:
-    """Wait for what `bodies` started (none started: done) and return the exit code of the outcome."""
+    """Wait for what the change answers `bodies` started (none started: done); the exit code of the outcome."""
     started = started_deployments(bodies)
     if not started:
         if not console.json_output:
             console.out("Nothing to wait for: no deployment was started.")
         return ExitCode.DONE
+    return follow_deployments(console, client, started, timeout_seconds, goal)
+
+
+def follow_deployments(
+    console: Console,
+    client: ApiClient,
+    started: Sequence[StartedDeployment],
+    timeout_seconds: float,
+    goal: WaitGoal,
+) -> int:
+    """Wait for `started` to meet `goal`, showing progress, and return the exit code of the outcome."""
     if not console.json_output:
-        console.out(f"Waiting up to {format_elapsed(timeout_seconds)} for {len(started)} deployment(s).")
+        console.out(f"Waiting up to {format_elapsed(timeout_seconds)} for {len(started)} deployment(s){goal.aim}.")
     reporter = LiveReporter(console) if console.progress_is_live() else LineReporter(console)
-    result = wait_for(client, started, timeout_seconds, reporter)
+    result = wait_for(client, started, timeout_seconds, reporter, goal)
     report_outcome(console, result)
     return result.exit_code
 
 
 def _line(item: FollowedDeployment) -> str:
-    reason = f": {item.reason}" if item.reason and item.outcome in FAILED_OUTCOMES else ""
-    return f"{item.started.label} deployment {item.started.shown_id} {item.outcome}, {item.tasks()}{reason}"
+    return f"{item.started.label} deployment {item.started.shown_id} {item.progress()}{item.reason_shown()}"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _percent(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _integer(value: Any) -> int | None:
@@ -295,10 +438,28 @@ def _count(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
-def add_wait_arguments(parser: argparse.ArgumentParser) -> None:
-    """--wait and --timeout, for the commands that start deployments."""
+def add_wait_arguments(parser: argparse.ArgumentParser, stages: bool = True, wait_help: str | None = None) -> None:
+    """--wait, and (for the commands that start deployments) --wait-until; --timeout is every command's."""
     parser.add_argument(
         "--wait",
         action="store_true",
-        help="follow the deployments started to their outcome (exit 0 completed, 1 failed, 2 timed out)",
+        help=wait_help or "follow the deployments started to their outcome (exit 0 completed, 1 failed, 2 timed out)",
     )
+    if stages:
+        parser.add_argument(
+            "--wait-until",
+            type=wait_target_argument,
+            metavar="STAGE",
+            help=(
+                "implies --wait: stop waiting once each deployment is at this lifecycle stage or a later one, "
+                f"or has completed; one of {VALID_TARGETS} (default completed)"
+            ),
+        )
+
+
+def requested_goal(args: argparse.Namespace) -> WaitGoal | None:
+    """What --wait and --wait-until ask to wait for; None when the command is not to wait."""
+    target = getattr(args, "wait_until", None)
+    if target is not None:
+        return WaitGoal(stage=None if target == COMPLETED_TARGET else target)
+    return COMPLETION if args.wait else None

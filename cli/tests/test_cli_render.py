@@ -7,6 +7,8 @@ from typing import Any
 
 from ecs_image_updater_cli import render
 from ecs_image_updater_cli.console import Console
+from ecs_image_updater_cli.exits import ExitCode
+from ecs_image_updater_cli.status import status_exit_code
 
 OLD, NEW = "repo/web:1.0", "repo/web:1.1"
 
@@ -143,6 +145,68 @@ def test_status_shows_tasks_revision_images_deployments_and_the_verdict() -> Non
     deployment_row = next(line for line in shown.splitlines() if line.startswith("ecs-svc/1 "))
     assert deployment_row.split() == ["ecs-svc/1", "PRIMARY", "IN_PROGRESS", "1/?", "-"]
     assert "deployment ecs-svc/0: SUPERSEDED (replaced by deployment ecs-svc/1)" in shown
+
+
+def test_status_shows_the_strategy_and_the_newest_service_deployments_stage_traffic_and_alarms() -> None:
+    body = {
+        "cluster": "prod",
+        "service": "web",
+        "status": "ACTIVE",
+        "strategy": "LINEAR",
+        "outcome": "ROLLED_BACK",
+        "serviceDeployment": {
+            "status": "ROLLBACK_IN_PROGRESS",
+            "outcome": "ROLLED_BACK",
+            "reason": "alarm 'web-5xx' fired",
+            "lifecycleStage": "PRODUCTION_TRAFFIC_SHIFT",
+            "traffic": {"production": 30, "test": None},
+            "alarms": ["web-5xx"],
+        },
+        "deployment": {"id": "ecs-svc/1", "outcome": "ROLLED_BACK", "lifecycleStage": "PRODUCTION_TRAFFIC_SHIFT"},
+    }
+    lines = render.status_text(body).splitlines()
+    assert "strategy  LINEAR" in lines
+    assert (
+        "stage     PRODUCTION_TRAFFIC_SHIFT (ECS ROLLBACK_IN_PROGRESS), production traffic 30%, "
+        "alarms fired: web-5xx: alarm 'web-5xx' fired"
+    ) in lines
+    assert "deployment ecs-svc/1: ROLLED_BACK at PRODUCTION_TRAFFIC_SHIFT" in lines
+
+
+def test_status_from_a_server_without_service_deployments_shows_no_stage() -> None:
+    shown = render.status_text({"cluster": "prod", "service": "web", "serviceDeployment": None})
+    assert "strategy" not in shown
+    assert "stage" not in shown
+
+
+def test_status_exits_1_for_a_stopped_deployment_and_0_for_one_baking() -> None:
+    assert status_exit_code({"outcome": "IN_PROGRESS", "deployment": {"outcome": "STOPPED"}}) == ExitCode.FAILED
+    assert status_exit_code({"outcome": "IN_PROGRESS", "serviceDeployment": {"lifecycleStage": "BAKE_TIME"}}) == 0
+
+
+def test_history_shows_the_stage_of_a_deployment_in_progress() -> None:
+    baking = {"action": "update", "outcome": "IN_PROGRESS", "lifecycleStage": "BAKE_TIME"}
+    done = {"action": "update", "outcome": "STOPPED", "lifecycleStage": "SCALE_UP"}
+    lines = render.history_table({"records": [baking, done]}).splitlines()
+    assert lines[1].endswith("IN_PROGRESS at BAKE_TIME")
+    assert lines[2].endswith("STOPPED")
+
+
+def test_a_stop_says_what_was_asked_and_who_asked() -> None:
+    answer = {
+        "cluster": "prod",
+        "service": "web",
+        "deploymentId": "ecs-svc/1",
+        "action": "rollback",
+        "principal": "a1b2c3",
+        "requestedAt": "2026-12-01T10:00:00.000Z",
+        "serviceDeploymentArn": None,
+    }
+    assert render.stop_text(answer) == (
+        "Asked ECS to roll back deployment ecs-svc/1 of prod/web.\nrequested by a1b2c3, at 2026-12-01T10:00:00.000Z"
+    )
+    aborted = render.stop_text({**answer, "action": "abort", "principal": None, "requestedAt": None})
+    assert aborted == "Asked ECS to stop deployment ecs-svc/1 of prod/web where it is, without rolling back (abort)."
 
 
 def test_the_console_replaces_every_secret_on_stdout_and_stderr() -> None:
