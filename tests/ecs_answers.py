@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,3 +64,169 @@ def serve_recorded(ecs: Any, service: dict[str, Any]) -> None:
         return http, {"services": [service], "failures": [], "ResponseMetadata": {"HTTPStatusCode": 200}}
 
     ecs.meta.events.register("before-call.ecs.DescribeServices", answer)
+
+
+# ECS's service deployment API (ListServiceDeployments, DescribeServiceDeployments, DescribeServiceRevisions,
+# StopServiceDeployment) is not implemented by moto: its answers are served here in the shapes ECS documents
+# (the API reference and the AWS CLI's describe-service-deployments example), parsed as botocore gives them.
+SERVICE_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/test-cluster/web"
+
+
+def service_deployment(
+    ident: str,
+    status: str,
+    revision: int,
+    minutes: float,
+    *,
+    stage: str | None = None,
+    strategy: str = "ROLLING",
+    reason: str | None = None,
+    alarms: list[str] | None = None,
+    triggered: list[str] | None = None,
+    breaker: str | None = None,
+    traffic: tuple[float, float] | None = None,
+    created: datetime | None = None,
+    stopped_minutes: float | None = None,
+) -> dict[str, Any]:
+    """One service deployment, as DescribeServiceDeployments describes it (`created`: overrides `minutes`)."""
+    began = created or T0 + timedelta(minutes=minutes)
+    target: dict[str, Any] = {
+        "arn": revision_arn(ident),
+        "requestedTaskCount": 2,
+        "runningTaskCount": 2 if status == "SUCCESSFUL" else 1,
+        "pendingTaskCount": 0 if status == "SUCCESSFUL" else 1,
+    }
+    if traffic is not None:
+        target["requestedProductionTrafficWeight"], target["requestedTestTrafficWeight"] = traffic
+    answer: dict[str, Any] = {
+        "serviceDeploymentArn": deployment_arn(ident),
+        "serviceArn": SERVICE_ARN,
+        "clusterArn": CLUSTER_ARN,
+        "createdAt": began,
+        "startedAt": began,
+        "updatedAt": began + timedelta(minutes=1),
+        "targetServiceRevision": target,
+        "status": status,
+        "deploymentConfiguration": {
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+            "strategy": strategy,
+            "alarms": {"alarmNames": alarms or [], "enable": bool(alarms), "rollback": bool(alarms)},
+        },
+        "deploymentCircuitBreaker": {"status": breaker or "MONITORING", "failureCount": 0, "threshold": 3},
+        "_revision": f"{TD}:{revision}",  # what its target revision runs: DescribeServiceRevisions answers it
+    }
+    if stage:
+        answer["lifecycleStage"] = stage
+    if reason:
+        answer["statusReason"] = reason
+    if alarms:
+        answer["alarms"] = {"status": "TRIGGERED" if triggered else "MONITORING", "alarmNames": alarms}
+        if triggered:
+            answer["alarms"]["triggeredAlarmNames"] = triggered
+    if breaker == "TRIGGERED":
+        answer["deploymentCircuitBreaker"] = {"status": "TRIGGERED", "failureCount": 3, "threshold": 3}
+    if status.startswith("ROLLBACK"):
+        answer["rollback"] = {"reason": reason or "rolled back", "startedAt": began + timedelta(minutes=5)}
+    if status in ("SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"):
+        answer["finishedAt"] = began + timedelta(minutes=10)
+    if stopped_minutes is not None:
+        answer["stoppedAt"] = began + timedelta(minutes=stopped_minutes)
+    return answer
+
+
+def deployment_arn(ident: str) -> str:
+    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/test-cluster/web/{ident}"
+
+
+def revision_arn(ident: str) -> str:
+    return f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/test-cluster/web/{ident}"
+
+
+class ServiceDeploymentAnswers:
+    """Serves the service deployment API from `deployments` (service_deployment's dicts) on a client's events
+    (moto lacks it); every call made is kept in `calls` as (operation, parameters)."""
+
+    def __init__(self, events: Any, deployments: list[dict[str, Any]] | None = None) -> None:
+        self.deployments = list(deployments or [])
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        for operation, answer in (
+            ("ListServiceDeployments", self._list),
+            ("DescribeServiceDeployments", self._describe),
+            ("DescribeServiceRevisions", self._revisions),
+            ("StopServiceDeployment", self._stop),
+        ):
+            events.register(f"before-call.ecs.{operation}", self._served(operation, answer))
+
+    def _served(self, operation: str, answer: Any) -> Any:
+        def serve(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+            sent = json.loads(params["body"] or b"{}")  # the request as serialized (times as epoch seconds)
+            self.calls.append((operation, sent))
+            params = sent
+            status, body = answer(params)
+            http = AWSResponse(f"https://ecs.{REGION}.amazonaws.com/", status, {}, None)
+            return http, {**body, "ResponseMetadata": {"HTTPStatusCode": status}}
+
+        return serve
+
+    def _public(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in deployment.items() if not k.startswith("_")}
+
+    def _list(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        window = params.get("createdAt") or {}
+        after, before = _epoch(window.get("after")), _epoch(window.get("before"))
+        found = [
+            {
+                "serviceDeploymentArn": d["serviceDeploymentArn"],
+                "serviceArn": d["serviceArn"],
+                "clusterArn": d["clusterArn"],
+                "createdAt": d["createdAt"],
+                "startedAt": d["startedAt"],
+                "targetServiceRevisionArn": d["targetServiceRevision"]["arn"],
+                "status": d["status"],
+            }
+            for d in self.deployments
+            if (after is None or d["createdAt"].timestamp() >= after)
+            and (before is None or d["createdAt"].timestamp() <= before)
+        ]
+        return 200, {"serviceDeployments": found}
+
+    def _describe(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        wanted = params["serviceDeploymentArns"]
+        found = [self._public(d) for d in self.deployments if d["serviceDeploymentArn"] in wanted]
+        known = {d["serviceDeploymentArn"] for d in found}
+        failures = [{"arn": arn, "reason": "MISSING"} for arn in wanted if arn not in known]
+        return 200, {"serviceDeployments": found, "failures": failures}
+
+    def _revisions(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        found = [
+            {
+                "serviceRevisionArn": d["targetServiceRevision"]["arn"],
+                "serviceArn": d["serviceArn"],
+                "clusterArn": d["clusterArn"],
+                "taskDefinition": d["_revision"],
+                "createdAt": d["createdAt"],
+            }
+            for d in self.deployments
+            if d["targetServiceRevision"]["arn"] in params["serviceRevisionArns"]
+        ]
+        return 200, {"serviceRevisions": found, "failures": []}
+
+    def _stop(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        arn = params["serviceDeploymentArn"]
+        found = next((d for d in self.deployments if d["serviceDeploymentArn"] == arn), None)
+        if found is None:
+            message = "The service deployment does not exist."
+            return 400, {"Error": {"Code": "ServiceDeploymentNotFoundException", "Message": message}}
+        if found["status"] not in ("PENDING", "IN_PROGRESS"):
+            message = f"The service deployment is in {found['status']} status and can't be stopped."
+            return 400, {"Error": {"Code": "ConflictException", "Message": message}}
+        found["status"] = "STOP_REQUESTED" if params.get("stopType") == "ABORT" else "ROLLBACK_REQUESTED"
+        return 200, {"serviceDeploymentArn": arn}
+
+
+def _epoch(moment: Any) -> float | None:
+    if moment is None:
+        return None
+    return moment.timestamp() if isinstance(moment, datetime) else float(moment)

@@ -283,6 +283,10 @@ def test_policy_scopes_each_action() -> None:
             assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
         if {"ecs:DescribeServices", "ecs:UpdateService"} & set(actions):
             assert all(":service/" in arn for arn in resources_of(statement))  # services only
+        if {"ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment"} & set(actions):
+            assert all(":service-deployment/" in arn for arn in resources_of(statement))
+        if "ecs:DescribeServiceRevisions" in actions:
+            assert all(":service-revision/" in arn for arn in resources_of(statement))
         if "ecs:TagResource" in actions:
             assert statement["Condition"] == {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}
         if any(a.startswith("dynamodb:") for a in actions):
@@ -303,6 +307,10 @@ def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
     actions = {action for statement in policy_statements() for action in actions_of(statement)}
     assert actions == {
         "ecs:ListServices",
+        "ecs:ListServiceDeployments",
+        "ecs:DescribeServiceDeployments",
+        "ecs:DescribeServiceRevisions",
+        "ecs:StopServiceDeployment",
         "ecs:DescribeServices",
         "ecs:DescribeTaskDefinition",
         "ecs:RegisterTaskDefinition",

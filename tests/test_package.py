@@ -123,10 +123,14 @@ def test_deployment_events_may_publish_only_to_the_topic_and_change_nothing_in_e
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
     assert ("sns:Publish", "arn:aws:sns:*:*:ecs-image-updater-*") in granted
-    # It reads services and revisions (the follower index); it writes nothing to ECS.
+    # It reads services and revisions (the follower index) and ECS's service deployments (outcomes); it writes
+    # nothing to ECS (StopServiceDeployment is the REST API's alone).
     assert {action for action, _ in granted if action.startswith("ecs:")} == {
         "ecs:DescribeServices",
         "ecs:DescribeTaskDefinition",
+        "ecs:ListServiceDeployments",
+        "ecs:DescribeServiceDeployments",
+        "ecs:DescribeServiceRevisions",
     }
     assert all(resource != "*" for action, resource in granted if action != "ecs:DescribeTaskDefinition")
 

@@ -6,11 +6,14 @@ step and says whether it is worth retrying (throttled, timed out) or not.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -38,6 +41,9 @@ THROTTLING_CODES = frozenset(
         "ProvisionedThroughputExceededException",
     }
 )
+
+# ECS's model as data (scripts/ship_ecs_model.py): its newer operations, whatever botocore the runtime has.
+MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 _session: boto3.session.Session | None = None
 _clients: dict[str, Any] = {}
@@ -69,7 +75,27 @@ def session() -> boto3.session.Session:
     with _session_lock:
         if _session is None:
             _session = boto3.session.Session()
+            add_shipped_models(_session)
         return _session
+
+
+def add_shipped_models(boto_session: boto3.session.Session) -> bool:
+    """Put the shipped service models first on the session's search path when its botocore is older than the
+    one they were taken from (the Lambda runtime's lags ECS); True when they were added.
+
+    Called before the session loads any model: the loader caches what it loaded.
+    """
+    shipped = json.loads((MODELS_DIR / "source.json").read_text())["botocore"]
+    if _version(botocore.__version__) >= _version(shipped):
+        return False
+    loader = boto_session._session.get_component("data_loader")  # boto3 exposes no other way
+    if str(MODELS_DIR) not in loader.search_paths:
+        loader.search_paths.insert(0, str(MODELS_DIR))
+    return True
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
 def new_client(service: str, region: str | None = None, credentials: Mapping[str, str] | None = None) -> Any:

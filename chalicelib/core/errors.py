@@ -136,6 +136,10 @@ class DeploymentNotFoundError(UpdateError):
     """Neither ECS nor the records know the deployment asked about."""
 
 
+class DeploymentNotStoppableError(UpdateError):
+    """ECS will not stop the deployment (it has finished, or is already stopping or rolling back)."""
+
+
 class UnexpectedError(UpdateError):
     """A bug met while working on a request; the trace is in the log. Tried again: it may not come back."""
 
@@ -189,6 +193,7 @@ HTTP_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     NothingToRollBackToError: (409, "ConflictError"),
     NoHistoryError: (409, "ConflictError"),
     NoPushQueueError: (409, "ConflictError"),
+    DeploymentNotStoppableError: (409, "ConflictError"),
     AwsThrottledError: (429, "TooManyRequestsError"),
     AwsTimeoutError: (504, "GatewayTimeoutError"),
     AwsCallError: (502, "BadGatewayError"),

@@ -312,6 +312,17 @@ def path_cluster(value: str) -> str:
     return cluster_identifier({"cluster": unquote(value)}, "cluster")
 
 
+def path_deployment(value: str) -> str:
+    """An ECS deployment id given in the URL path (`ecs-svc%2F…`), percent-decoded once."""
+    decoded = unquote(value)
+    if not _DEPLOYMENT_ID.fullmatch(decoded):
+        raise InvalidRequestError(
+            "the deployment in the path must be an ECS deployment id such as 'ecs-svc/1234567890123456789', "
+            "URL-encoded (ecs-svc%2F1234567890123456789)"
+        )
+    return decoded
+
+
 def path_service(value: str, cluster: str) -> str:
     """A service name or ARN given in the URL path, percent-decoded once."""
     return service_identifier({"service": unquote(value)}, "service", cluster)

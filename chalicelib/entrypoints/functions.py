@@ -97,7 +97,7 @@ def deployment_events(event: CloudWatchEvent) -> None:
     topic = settings.notify_topic_arn
     try:
         there = wiring.reach(followed.service_arn)  # refused first when it is from a place not reached
-        done = outcomes.follow(table, clients.sns_client() if topic else None, topic, followed)
+        done = outcomes.follow(table, clients.sns_client() if topic else None, topic, followed, there.client("ecs"))
         # A deployment this service did not make (or the circuit breaker's rollback) moves what a follower runs.
         index = None
         if followed.name == outcomes.IN_PROGRESS_EVENT and (done.ignored or followed.is_rollback):

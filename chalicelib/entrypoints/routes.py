@@ -23,10 +23,12 @@ from chalicelib.core.validation import (
     IMAGE_DEFINITIONS_QUERY,
     deployment_id,
     history_page,
+    parse_json_object,
     parse_push,
     parse_rollback_request,
     parse_update,
     path_cluster,
+    path_deployment,
     path_push_id,
     path_service,
     query_parameters,
@@ -39,6 +41,7 @@ from chalicelib.entrypoints.respond import Call, loggable, respond
 from chalicelib.follow.discovery import cluster_services
 from chalicelib.follow.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
 from chalicelib.follow.status import service_status
+from chalicelib.follow.stop import stop_action, stop_deployment
 from chalicelib.state import pushes
 from chalicelib.triggers import github
 from chalicelib.triggers.push import Pusher, PushResult, follow_push, push_id_for
@@ -123,6 +126,36 @@ def service(cluster: str, service: str) -> Response:
         return service_status(target.client("ecs"), cluster_id, service_id, wanted, lookup)
 
     return respond(routes.current_request, handle, reads_body=False)
+
+
+@routes.route("/services/{cluster}/{service}/deployments/{deployment}/stop", methods=["POST"], **SIGNED_IN)
+def stop(cluster: str, service: str, deployment: str) -> Response:
+    """Have ECS stop one deployment (`{"action": "rollback"}`, the default, or `"abort"`); its outcome follows (202)."""
+
+    def handle(params: dict[str, Any], call: Call) -> dict[str, Any]:
+        cluster_id = path_cluster(params["cluster"])
+        service_id = path_service(params["service"], cluster_id)
+        wanted = path_deployment(params["deployment"])
+        request = routes.current_request
+        _query(())
+        body = parse_json_object(request.raw_body) if request.raw_body else {}
+        action = stop_action(body)
+        target = wiring.reach(cluster_id, service_id)
+        call.guard.check_target(UPDATE, target.location.cluster_arn(cluster_id), service_id)
+        table = wiring.state_table()
+        call.log.update(deploymentId=wanted, action=action)
+        return stop_deployment(
+            target.client("ecs"),
+            table,
+            cluster_id,
+            service_id,
+            wanted,
+            action,
+            call.principal.id,
+            wiring.record_lookup(table, target.where),
+        )
+
+    return respond(routes.current_request, handle, reads_body=False, status=202)
 
 
 @routes.route("/services/{cluster}/{service}/history", methods=["GET"], **SIGNED_IN)

@@ -1,18 +1,26 @@
 """How one deployment, named by its id, ended or is going: `GET /services/{cluster}/{service}?deployment=<id>`.
 
 "The service is stable" is not "my deployment worked": a pipeline must judge
-its own deployment, which a newer one may have replaced or the circuit breaker
-rolled back. The first rule that applies wins:
+its own deployment, which a newer one may have replaced, the circuit breaker
+or an alarm rolled back, or a person stopped. The first rule that applies wins:
 
-1. the record's outcome, when final (COMPLETED, ROLLED_BACK);
-2. ROLLED_BACK when a newer deployment's reason, or a service event not older
+1. the record's outcome, when final (COMPLETED, ROLLED_BACK, STOPPED);
+2. ECS's own record of the deployment (its service deployment, see
+   chalicelib.follow.service_deployments) when ECS can describe it: its status's
+   outcome, with its reason (the alarm that went off), stage and strategy;
+   STOPPED because a newer deployment came is SUPERSEDED;
+
+Only where ECS cannot describe service deployments do the rules from
+DescribeServices apply:
+
+3. ROLLED_BACK when a newer deployment's reason, or a service event not older
    than this deployment, says the circuit breaker rolled back (it may also have
    FAILED: it failed and was rolled back) - unless the rollback went back *to*
    this deployment, or another deployment came between;
-3. FAILED when the record or ECS's listed rolloutState says so;
-4. while ECS lists it as the PRIMARY deployment, its rolloutState; listed but
+4. FAILED when the record or ECS's listed rolloutState says so;
+5. while ECS lists it as the PRIMARY deployment, its rolloutState; listed but
    replaced, COMPLETED if it had completed, else SUPERSEDED;
-5. SUPERSEDED when a newer deployment replaced it and nothing says it was rolled back.
+6. SUPERSEDED when a newer deployment replaced it and nothing says it was rolled back.
 
 Known to neither ECS nor the records: DeploymentNotFoundError (404).
 """
@@ -27,6 +35,8 @@ from chalicelib.core import circuit_breaker
 from chalicelib.core.errors import DeploymentNotFoundError, echo_input
 from chalicelib.core.locations import location_of
 from chalicelib.core.results import as_datetime, cluster_name_of
+from chalicelib.follow import service_deployments
+from chalicelib.follow.service_deployments import ServiceDeployment
 from chalicelib.state import records
 from chalicelib.state.records import DeploymentRecord
 
@@ -35,14 +45,39 @@ SUPERSEDED = "SUPERSEDED"
 CLOCK_SKEW_SECONDS = 5.0
 
 
-def judge(deployment_id: str, service: Mapping[str, Any], record: DeploymentRecord | None) -> dict[str, Any]:
-    """{"id", "outcome", "reason"} for `deployment_id` of the described `service`.
+def judge(
+    deployment_id: str,
+    service: Mapping[str, Any],
+    record: DeploymentRecord | None,
+    tracked: ServiceDeployment | None = None,
+) -> dict[str, Any]:
+    """{"id", "outcome", "reason", "lifecycleStage", "strategy", "ecsStatus", "serviceDeploymentArn", "traffic"}
+    for `deployment_id` of the described `service`; `tracked`: its service deployment, when ECS described it.
 
     A record of another service's deployment (the id was mistyped or reused) is
     not this deployment's: it is left out.
     """
-    if record is not None and not _of_service(record, service):
+    if record is not None and not of_service(record, service):
         record = None
+    verdict = _judged(deployment_id, service, record, tracked)
+    if tracked is not None:
+        return {**verdict, **tracked.verdict_fields()}
+    return {
+        **verdict,
+        "lifecycleStage": record.lifecycle_stage if record else None,
+        "strategy": record.strategy if record else None,
+        "ecsStatus": None,
+        "serviceDeploymentArn": record.service_deployment_arn if record else None,
+        "traffic": None,
+    }
+
+
+def _judged(
+    deployment_id: str,
+    service: Mapping[str, Any],
+    record: DeploymentRecord | None,
+    tracked: ServiceDeployment | None,
+) -> dict[str, Any]:
     deployments = list(service.get("deployments") or [])
     listed = next((d for d in deployments if d.get("id") == deployment_id), None)
     if listed is None and record is None:
@@ -52,6 +87,11 @@ def judge(deployment_id: str, service: Mapping[str, Any], record: DeploymentReco
         )
     if record is not None and record.outcome in records.FINAL_OUTCOMES:
         return _verdict(deployment_id, record.outcome, record.outcome_reason)
+    if tracked is not None:
+        if service_deployments.superseded(tracked, deployments):
+            newest = _primary(deployments)
+            return _verdict(deployment_id, SUPERSEDED, f"replaced by deployment {(newest or {}).get('id')}")
+        return _verdict(deployment_id, tracked.outcome, tracked.reason)
 
     created = as_datetime(listed.get("createdAt")) if listed else None
     created = created or (as_datetime(record.at) if record else None)
@@ -78,7 +118,46 @@ def judge(deployment_id: str, service: Mapping[str, Any], record: DeploymentReco
     return _verdict(deployment_id, SUPERSEDED, replacement)
 
 
-def _of_service(record: DeploymentRecord, service: Mapping[str, Any]) -> bool:
+def track(
+    client: Any,
+    cluster: str,
+    service: str,
+    deployment_id: str,
+    described: Mapping[str, Any],
+    record: DeploymentRecord | None,
+    newest: ServiceDeployment | None = None,
+) -> ServiceDeployment | None:
+    """The service deployment of `deployment_id` of the described service, when ECS can say (`newest`: the
+    service's newest, when already read)."""
+    if record is not None and not of_service(record, described):
+        record = None
+    if record is not None and record.outcome in records.FINAL_OUTCOMES:
+        return None  # settled: its record says how it ended, at no cost
+    known = record.service_deployment_arn if record else None
+    if newest is not None and known == newest.arn:
+        return newest
+    listed = next((d for d in described.get("deployments") or [] if d.get("id") == deployment_id), None)
+    if known is None and listed is None and record is None:
+        return None
+    recorded = (record.task_definition or {}).get("arn") if record else None
+    task_definition = (listed or {}).get("taskDefinition") or recorded
+    created = as_datetime((listed or {}).get("createdAt")) or (as_datetime(record.at) if record else None)
+    found = service_deployments.find(client, cluster, service, task_definition, created, known)
+    if found is None and newest is not None and listed is not None and listed.get("status") == "PRIMARY":
+        return newest if _same_moment(newest, listed) else None
+    return found
+
+
+def _same_moment(deployment: ServiceDeployment, listed: Mapping[str, Any]) -> bool:
+    created = as_datetime(listed.get("createdAt"))
+    return bool(
+        created
+        and deployment.created
+        and abs((created - deployment.created).total_seconds()) <= service_deployments.TIE_EXACT_SECONDS
+    )
+
+
+def of_service(record: DeploymentRecord, service: Mapping[str, Any]) -> bool:
     """True when the record is of the described service: its cluster and name, and its account and region
     when the record says them (records of a service elsewhere are kept under `account/region/cluster/service`)."""
     if record.key.split("/")[-2:] != [cluster_name_of(service), str(service.get("serviceName"))]:

@@ -19,9 +19,10 @@ STARTED = "DEPLOYMENT_STARTED"
 COMPLETED = "DEPLOYMENT_COMPLETED"
 FAILED = "DEPLOYMENT_FAILED"
 ROLLED_BACK = "DEPLOYMENT_ROLLED_BACK"
+STOPPED = "DEPLOYMENT_STOPPED"
 # The order in which a record's notifications go out.
-IN_ORDER = (STARTED, COMPLETED, FAILED, ROLLED_BACK)
-_VERBS = {STARTED: "started", COMPLETED: "completed", FAILED: "failed", ROLLED_BACK: "rolled back"}
+IN_ORDER = (STARTED, COMPLETED, FAILED, ROLLED_BACK, STOPPED)
+_VERBS = {STARTED: "started", COMPLETED: "completed", FAILED: "failed", ROLLED_BACK: "rolled back", STOPPED: "stopped"}
 # SNS subjects: ASCII, no line breaks, under 100 characters.
 MAX_SUBJECT = 99
 _NOT_SUBJECT_TEXT = re.compile(r"[^\x20-\x7e]+")
@@ -59,6 +60,8 @@ def notification(event: str, record: Mapping[str, Any], reason: str | None) -> N
         "action": record.get("action"),
         "at": record.get("at"),
         "reason": reason,
+        "serviceDeploymentArn": record.get("serviceDeploymentArn"),
+        "strategy": record.get("strategy"),
     }
     attributes = {"event": event, "cluster": str(record.get("cluster")), "service": str(record.get("service"))}
     # A subscription may filter on the account or region (an SNS filter policy on the attribute).

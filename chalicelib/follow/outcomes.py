@@ -11,6 +11,19 @@ ECS sends "ECS Deployment State Change" events to EventBridge; the
 | IN_PROGRESS, reason "rolling back"      | the service's newest recorded deployment before | ROLLED_BACK   |
 |                                         | the event, if IN_PROGRESS or FAILED -> ROLLED_BACK |             |
 
+Where ECS keeps a service deployment for the deployment (chalicelib.follow.
+service_deployments), its status decides instead of the event's name and
+wording: the event function is given the service's ECS client, ties the record
+to its service deployment (the ARN, strategy and stage are kept on the record)
+and moves it to the outcome of ECS's status (SUCCESSFUL -> COMPLETED,
+ROLLBACK_* -> ROLLED_BACK or FAILED, STOPPED -> STOPPED, told as
+DEPLOYMENT_STOPPED) with ECS's reason, the alarm that went off named. A
+deployment ECS still runs (baking, say) stays IN_PROGRESS whatever the event.
+Each event also looks at the service's newest records still open with a
+service deployment tied (one Query, one DescribeServiceDeployments): a deployment
+stopped or rolled back without an event of its own is settled then. Where ECS
+cannot describe service deployments, the table above applies.
+
 EventBridge delivers at least once and in no set order, so every change is a
 conditional write: COMPLETED and ROLLED_BACK are final, FAILED may still become
 ROLLED_BACK, nothing goes back to IN_PROGRESS, and a duplicate changes nothing.
@@ -40,7 +53,8 @@ from chalicelib.core import circuit_breaker
 from chalicelib.core.errors import UpdateError
 from chalicelib.core.locations import Location
 from chalicelib.core.results import as_datetime, iso8601
-from chalicelib.follow import notify
+from chalicelib.follow import notify, service_deployments
+from chalicelib.follow.service_deployments import ServiceDeployment
 from chalicelib.state import records
 from chalicelib.state.records import DeploymentRecord
 from chalicelib.state.table import (
@@ -68,6 +82,15 @@ RECORD_GRACE_SECONDS = 150
 # Records read, newest first, to find the one a circuit-breaker rollback undid.
 ROLLBACK_SEARCH_PAGES = 4
 ROLLBACK_SEARCH_PAGE_SIZE = 25
+# The service's newest records looked at on each event, for deployments settled without an event of their own.
+OPEN_RECORDS_LOOKED_AT = 5
+# What each outcome of a service deployment owes, and the outcomes a record may move to it from.
+_DECIDED: dict[str, tuple[str, tuple[str, ...]]] = {
+    records.COMPLETED: (notify.COMPLETED, (records.IN_PROGRESS,)),
+    records.FAILED: (notify.FAILED, (records.IN_PROGRESS,)),
+    records.ROLLED_BACK: (notify.ROLLED_BACK, (records.IN_PROGRESS, records.FAILED)),
+    records.STOPPED: (notify.STOPPED, (records.IN_PROGRESS, records.FAILED)),
+}
 
 
 @dataclass(frozen=True)
@@ -146,31 +169,41 @@ class Followed:
         }
 
 
-def follow(table: StateTable, sns: Any | None, topic_arn: str | None, event: DeploymentEvent) -> Followed:
-    """Apply one event to the records it concerns and publish what they owe; raises if publishing fails."""
+def follow(
+    table: StateTable, sns: Any | None, topic_arn: str | None, event: DeploymentEvent, ecs: Any | None = None
+) -> Followed:
+    """Apply one event to the records it concerns and publish what they owe; raises if publishing fails.
+
+    `ecs`: the ECS client of the service's account and region, to read ECS's service deployments with.
+    """
     followed = Followed(event.event_id, event.name, event.deployment_id, [], [])
+    notifying = topic_arn is not None
     if event.is_rollback:
-        touched = _roll_back(table, event, topic_arn is not None, followed)
+        touched = _roll_back(table, event, notifying, followed, ecs)
     elif event.name in (IN_PROGRESS_EVENT, COMPLETED_EVENT, FAILED_EVENT):
-        touched = _own_record(table, event, topic_arn is not None, followed)
+        touched = _own_record(table, event, notifying, followed, ecs)
     else:
         followed.ignored = f"event {event.name} is not one this service follows"
         return followed
-    if touched is None:
-        return followed
+    settled = _settle_open(table, event, notifying, followed, ecs, touched) if ecs is not None else []
     if sns is not None and topic_arn is not None:
-        _publish_owed(table, sns, topic_arn, touched, followed)
+        for item in [touched, *settled]:
+            if item is not None:
+                _publish_owed(table, sns, topic_arn, item, followed)
     return followed
 
 
 def _own_record(
-    table: StateTable, event: DeploymentEvent, notifying: bool, followed: Followed
+    table: StateTable, event: DeploymentEvent, notifying: bool, followed: Followed, ecs: Any | None = None
 ) -> dict[str, Any] | None:
     found = _record_or_none(table, event)
     if found is None:
         followed.ignored = f"deployment {event.deployment_id} was not recorded by this service"
         return None
     at = event.updated_at or iso8601(_now())
+    tracked = _tracked(ecs, found) if ecs is not None else None
+    if tracked is not None:
+        return _by_service_deployment(table, found, tracked, event, at, notifying, followed)
     if event.name == COMPLETED_EVENT:
         change = _Transition(records.COMPLETED, (records.IN_PROGRESS,), notify.COMPLETED)
     elif event.name == FAILED_EVENT:
@@ -196,10 +229,18 @@ def _apply(
     notifying: bool,
     followed: Followed,
     rolled_back_by: str | None = None,
+    tracked: ServiceDeployment | None = None,
 ) -> dict[str, Any] | None:
-    """Move the record to `change.to` if it is in one of `allowed_from`; None when it was not."""
+    """Move the record to `change.to` if it is in one of `allowed_from`; None when it was not.
+
+    `tracked`: the deployment's service deployment, whose ARN, strategy and stage the record keeps.
+    """
     updates = "SET outcome = :to, outcomeAt = :at, outcomeReason = :reason"
     values: dict[str, Any] = {":to": change.to, ":at": at, ":reason": reason}
+    if tracked is not None:
+        tracking, tracked_values = _tracking(tracked)
+        updates += ", " + tracking
+        values.update(tracked_values)
     if rolled_back_by:
         updates += ", rolledBackBy = :by"
         values[":by"] = rolled_back_by
@@ -229,7 +270,97 @@ def _mark_started(
     return updated or _reread(table, item)
 
 
-def _roll_back(table: StateTable, event: DeploymentEvent, notifying: bool, followed: Followed) -> dict[str, Any] | None:
+def _tracking(tracked: ServiceDeployment) -> tuple[str, dict[str, Any]]:
+    """The SET clauses (and their values) that keep a service deployment's ARN, strategy and stage on a record."""
+    values: dict[str, Any] = {":sd": tracked.arn, ":strategy": tracked.strategy}
+    clauses = "serviceDeploymentArn = :sd, strategy = :strategy"
+    if tracked.stage:
+        clauses += ", lifecycleStage = :stage"
+        values[":stage"] = tracked.stage
+    return clauses, values
+
+
+def _tracked(ecs: Any, item: Mapping[str, Any]) -> ServiceDeployment | None:
+    """The service deployment of a record's deployment: by the ARN it keeps, else tied by time and revision."""
+    task_definition = (item.get("taskDefinition") or {}).get("arn")
+    return service_deployments.find(
+        ecs,
+        str(item.get("cluster")),
+        str(item.get("service")),
+        str(task_definition) if task_definition else None,
+        as_datetime(item.get("at")),
+        item.get("serviceDeploymentArn"),
+    )
+
+
+def _by_service_deployment(
+    table: StateTable,
+    item: Mapping[str, Any],
+    tracked: ServiceDeployment,
+    event: DeploymentEvent | None,
+    at: str,
+    notifying: bool,
+    followed: Followed,
+    rolled_back_by: str | None = None,
+) -> dict[str, Any] | None:
+    """Settle a record as its service deployment says; one still running stays IN_PROGRESS, its stage kept."""
+    decided = _DECIDED.get(tracked.outcome)
+    if decided is not None:
+        owes, allowed = decided
+        change = _Transition(tracked.outcome, allowed, owes)
+        reason = tracked.reason or (event.reason if event else "")
+        updated = _apply(table, item, change, at, reason, notifying, followed, rolled_back_by, tracked)
+        return updated or _reread(table, item)
+    if event is not None and event.name == IN_PROGRESS_EVENT and not event.is_rollback:
+        _mark_started(table, item, at, notifying, followed)
+    tracking, values = _tracking(tracked)
+    kept = _conditional_update(
+        table, item, "SET " + tracking, "outcome = :running", {**values, ":running": records.IN_PROGRESS}, {}
+    )
+    if kept is not None and tracked.stage and tracked.stage != item.get("lifecycleStage"):
+        followed.applied.append(f"{item['key']}: at {tracked.stage}")
+    return kept or _reread(table, item)
+
+
+def _settle_open(
+    table: StateTable,
+    event: DeploymentEvent,
+    notifying: bool,
+    followed: Followed,
+    ecs: Any,
+    touched: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """Settle the service's newest records still open whose service deployment ECS has settled meanwhile."""
+    key = event.service_key()
+    if key is None or not service_deployments.available(ecs):
+        return []
+    page = table.records_page(service_partition(key), OPEN_RECORDS_LOOKED_AT).get("Items", [])
+    skipped = (touched or {}).get("sk")
+    open_items = [
+        item
+        for item in (_with_key(from_item(raw)) for raw in page)
+        if item.get("serviceDeploymentArn")
+        and item.get("outcome") in (records.IN_PROGRESS, records.FAILED)
+        and item.get("sk") != skipped
+    ]
+    if not open_items:
+        return []
+    described = service_deployments.describe(ecs, [str(item["serviceDeploymentArn"]) for item in open_items])
+    settled = []
+    for item in open_items:
+        tracked = (described or {}).get(str(item["serviceDeploymentArn"]))
+        if tracked is None or tracked.outcome not in _DECIDED:
+            continue
+        at = iso8601(tracked.raw.get("finishedAt") or tracked.raw.get("stoppedAt")) or iso8601(_now()) or ""
+        updated = _by_service_deployment(table, item, tracked, None, at, notifying, followed)
+        if updated is not None:
+            settled.append(updated)
+    return settled
+
+
+def _roll_back(
+    table: StateTable, event: DeploymentEvent, notifying: bool, followed: Followed, ecs: Any | None = None
+) -> dict[str, Any] | None:
     partition = _rolled_back_partition(table, event)
     if partition is None:
         followed.ignored = f"the service of {event.service_arn} has no recorded deployment"
@@ -240,8 +371,13 @@ def _roll_back(table: StateTable, event: DeploymentEvent, notifying: bool, follo
         return None
     if target.get("rolledBackBy") == event.deployment_id:
         return _reread(table, target)  # the same event again: only what it still owes
-    change = _Transition(records.ROLLED_BACK, (records.IN_PROGRESS, records.FAILED), notify.ROLLED_BACK)
     at = event.updated_at or iso8601(_now())
+    tracked = _tracked(ecs, target) if ecs is not None else None
+    if tracked is not None:
+        return _by_service_deployment(
+            table, target, tracked, event, at or "", notifying, followed, rolled_back_by=event.deployment_id
+        )
+    change = _Transition(records.ROLLED_BACK, (records.IN_PROGRESS, records.FAILED), notify.ROLLED_BACK)
     updated = _apply(table, target, change, at, event.reason, notifying, followed, rolled_back_by=event.deployment_id)
     return updated or _reread(table, target)
 

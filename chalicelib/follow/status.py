@@ -1,8 +1,15 @@
 """The service as it is now, and an outcome for its newest deployment: `GET /services/{cluster}/{service}`.
 
-Two AWS calls: DescribeServices and DescribeTaskDefinition (for the images);
-with `?deployment=<id>`, two DynamoDB GetItem more for that deployment's record
-(see chalicelib.deployment_status for how it is judged).
+AWS calls: DescribeServices, then DescribeTaskDefinition (for the images)
+alongside ListServiceDeployments and DescribeServiceDeployments (ECS's own
+record of the newest deployment: its status, stage, strategy and alarms; see
+chalicelib.follow.service_deployments). With `?deployment=<id>`, two DynamoDB
+GetItem more for that deployment's record and, when it is not the newest, one
+DescribeServiceDeployments for its own (its ARN is on the record once the event
+function tied it; until then ListServiceDeployments, and DescribeServiceRevisions
+when several are candidates). See chalicelib.follow.deployment_status for how a
+deployment is judged. Where ECS cannot describe service deployments, the
+outcome is judged from DescribeServices as before, and `serviceDeployment` is null.
 """
 
 from __future__ import annotations
@@ -10,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chalicelib.aws import budget, ecs
+from chalicelib.aws import budget, ecs, parallel
 from chalicelib.core import circuit_breaker, taskdef
-from chalicelib.core.results import cluster_name_of, iso8601, revision_of, sortable_time
-from chalicelib.follow import deployment_status
+from chalicelib.core.results import as_datetime, cluster_name_of, iso8601, revision_of, sortable_time
+from chalicelib.follow import deployment_status, service_deployments
 from chalicelib.state.records import DeploymentRecord
 
 IN_PROGRESS = "IN_PROGRESS"
@@ -39,8 +46,21 @@ def service_status(
     with budget.within(budget.MAIN_SECONDS):
         described = ecs.describe_service(client, cluster, service)
         running = described.get("taskDefinition")  # absent for EXTERNAL-controlled services
-        task_definition = ecs.describe_task_definition(client, running)[0] if running else {}
-        record = record_of(deployment_id) if deployment_id else None
+        listed = described.get("deployments") or []
+        first = min((m for m in (as_datetime(d.get("createdAt")) for d in listed) if m), default=None)
+        task_definition, newest, record = parallel.values(
+            lambda read: read(),
+            [
+                lambda: ecs.describe_task_definition(client, running)[0] if running else {},
+                lambda: service_deployments.newest(client, cluster, service, first),
+                lambda: record_of(deployment_id) if deployment_id else None,
+            ],
+        )
+        tracked = (
+            deployment_status.track(client, cluster, service, deployment_id, described, record, newest)
+            if deployment_id
+            else None
+        )
     body = {
         "cluster": cluster_name_of(described),
         "service": described["serviceName"],
@@ -51,10 +71,12 @@ def service_status(
         "taskDefinition": task_definition_reference(running) if running else None,
         "containers": containers_of(task_definition),
         "deployments": [deployment_view(d) for d in newest_first(described.get("deployments", []))],
-        "outcome": deployment_outcome(described),
+        "strategy": service_deployments.strategy_of(described),
+        "outcome": newest.outcome if newest else deployment_outcome(described),
+        "serviceDeployment": newest.view() if newest else None,
     }
     if deployment_id is not None:
-        body["deployment"] = deployment_status.judge(deployment_id, described, record)
+        body["deployment"] = deployment_status.judge(deployment_id, described, record, tracked)
     return body
 
 

@@ -4,7 +4,8 @@ Every request that took a service's lock (`/update`, `/rollback`, `/apply`, a
 push, a pipeline job) leaves one record per service (dry runs never do). Its
 `outcome` starts as IN_PROGRESS for a deployment started, NO_CHANGE for a
 no-op or ERROR for a failure, and then follows ECS's own events
-(chalicelib.outcomes) to COMPLETED, FAILED or ROLLED_BACK.
+and ECS's record of the deployment (chalicelib.follow.outcomes and
+service_deployments) to COMPLETED, FAILED, ROLLED_BACK or STOPPED.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ ERROR = "ERROR"
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 ROLLED_BACK = "ROLLED_BACK"
-FINAL_OUTCOMES = frozenset({COMPLETED, ROLLED_BACK})
+STOPPED = "STOPPED"  # stopped by a person (POST .../deployments/{id}/stop with "abort", or ECS's console)
+FINAL_OUTCOMES = frozenset({COMPLETED, ROLLED_BACK, STOPPED})
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,12 @@ class DeploymentRecord:
     account: str | None = None
     region: str | None = None
     service_key: str | None = None
+    # ECS's service deployment of the deployment once tied to it (chalicelib.follow.service_deployments), its
+    # strategy and the lifecycle stage last seen; who asked ECS to stop it, how and when ({action, by, at}).
+    service_deployment_arn: str | None = None
+    strategy: str | None = None
+    lifecycle_stage: str | None = None
+    stop: dict[str, Any] | None = None
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @classmethod
@@ -206,6 +214,10 @@ class DeploymentRecord:
             "batchId": self.batch_id,
             "push": self.push,
             "warnings": list(self.warnings),
+            "serviceDeploymentArn": self.service_deployment_arn,
+            "strategy": self.strategy,
+            "lifecycleStage": self.lifecycle_stage,
+            "stop": self.stop,
         }
 
     def items(self, history_days: int, owed: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
@@ -272,6 +284,10 @@ class DeploymentRecord:
             account=item.get("account"),
             region=item.get("region"),
             service_key=str(item["pk"]).removeprefix("SERVICE#") if item.get("pk") else None,
+            service_deployment_arn=item.get("serviceDeploymentArn"),
+            strategy=item.get("strategy"),
+            lifecycle_stage=item.get("lifecycleStage"),
+            stop=item.get("stop"),
             record_id=item.get("recordId", ""),
         )
 

@@ -327,7 +327,8 @@ def _continue(job: Job, token: str, services: Services) -> Report:
             name = service.rsplit("/", 1)[-1]
             what = {
                 "FAILED": "failed",
-                "ROLLED_BACK": "was rolled back by the deployment circuit breaker",
+                "ROLLED_BACK": "was rolled back",
+                "STOPPED": "was stopped",
                 "SUPERSEDED": "was replaced by a newer deployment (someone else deployed meanwhile)",
             }.get(verdict["outcome"], verdict["outcome"].lower())
             reason = f": {verdict['reason']}" if verdict.get("reason") else ""
@@ -361,7 +362,10 @@ def _judge(
             continue
         current = described[service]
         where = accounts.where_of(str(current.get("serviceArn") or parameters.cluster))
-        verdicts.append(deployment_status.judge(deployment, current, services.record_of(deployment, where)))
+        record = services.record_of(deployment, where)
+        client = services.reach(parameters.cluster, service).client("ecs")
+        tracked = deployment_status.track(client, parameters.cluster, service, deployment, current, record)
+        verdicts.append(deployment_status.judge(deployment, current, record, tracked))
     return verdicts
 
 

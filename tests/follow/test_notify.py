@@ -60,6 +60,8 @@ def test_the_message_carries_the_record_and_the_attributes_filter_on_it() -> Non
         "action": "update",
         "at": "2026-12-01T10:00:00.000Z",
         "reason": "done",
+        "serviceDeploymentArn": None,
+        "strategy": None,
     }
     assert sent.attributes == {"event": "DEPLOYMENT_COMPLETED", "cluster": "prod", "service": "web"}
 

@@ -208,9 +208,15 @@ def test_status_of_a_live_service(http: Any, workload: Workload) -> None:
     }
 
 
-def test_status_makes_two_calls(http: Any, workload: Workload, calls: list[str]) -> None:
+def test_status_makes_two_calls_where_ecs_has_no_service_deployments(
+    http: Any, workload: Workload, calls: list[str]
+) -> None:
+    """moto lacks the service deployment API: it is tried once (and fails), then not asked again."""
     get(http, "/services/test-cluster/web")
-    assert calls == ["DescribeServices", "DescribeTaskDefinition"]
+    assert sorted(calls) == ["DescribeServices", "DescribeTaskDefinition", "ListServiceDeployments"]
+    calls.clear()
+    get(http, "/services/test-cluster/web")
+    assert sorted(calls) == ["DescribeServices", "DescribeTaskDefinition"]
 
 
 @pytest.mark.parametrize(

@@ -178,7 +178,7 @@ def test_a_service_named_by_an_old_format_arn_completes_with_one_read_per_check(
     ("ending", "message"),
     [
         ("SERVICE_DEPLOYMENT_FAILED", "failed: tasks failed to start"),
-        ("ROLLBACK", "was rolled back by the deployment circuit breaker"),
+        ("ROLLBACK", "was rolled back: ECS deployment circuit breaker"),
     ],
 )
 def test_a_failed_or_rolled_back_deployment_fails_the_job(
