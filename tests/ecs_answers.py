@@ -152,19 +152,18 @@ class ServiceDeploymentAnswers:
         self.deployments = list(deployments or [])
         self.calls: list[tuple[str, dict[str, Any]]] = []
         for operation, answer in (
-            ("ListServiceDeployments", self._list),
-            ("DescribeServiceDeployments", self._describe),
-            ("DescribeServiceRevisions", self._revisions),
-            ("StopServiceDeployment", self._stop),
+            ("ListServiceDeployments", "_list"),
+            ("DescribeServiceDeployments", "_describe"),
+            ("DescribeServiceRevisions", "_revisions"),
+            ("StopServiceDeployment", "_stop"),
         ):
             events.register(f"before-call.ecs.{operation}", self._served(operation, answer))
 
-    def _served(self, operation: str, answer: Any) -> Any:
+    def _served(self, operation: str, answer: str) -> Any:
         def serve(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
             sent = json.loads(params["body"] or b"{}")  # the request as serialized (times as epoch seconds)
             self.calls.append((operation, sent))
-            params = sent
-            status, body = answer(params)
+            status, body = getattr(self, answer)(sent)
             http = AWSResponse(f"https://ecs.{REGION}.amazonaws.com/", status, {}, None)
             return http, {**body, "ResponseMetadata": {"HTTPStatusCode": status}}
 

@@ -139,13 +139,13 @@ def track(
     listed = next((d for d in described.get("deployments") or [] if d.get("id") == deployment_id), None)
     if known is None and listed is None and record is None:
         return None
+    primary = listed is not None and listed.get("status") == "PRIMARY"
+    if known is None and newest is not None and primary and _same_moment(newest, listed or {}):
+        return newest  # the newest deployment is the one asked about: no second look-up
     recorded = (record.task_definition or {}).get("arn") if record else None
     task_definition = (listed or {}).get("taskDefinition") or recorded
     created = as_datetime((listed or {}).get("createdAt")) or (as_datetime(record.at) if record else None)
-    found = service_deployments.find(client, cluster, service, task_definition, created, known)
-    if found is None and newest is not None and listed is not None and listed.get("status") == "PRIMARY":
-        return newest if _same_moment(newest, listed) else None
-    return found
+    return service_deployments.find(client, cluster, service, task_definition, created, known)
 
 
 def _same_moment(deployment: ServiceDeployment, listed: Mapping[str, Any]) -> bool:
