@@ -1,22 +1,28 @@
 """Run the service on this machine against an embedded AWS (moto's server); `make dev` runs it.
 
-1. starts moto's server on loopback as the embedded AWS,
+1. starts moto's server on loopback as the embedded AWS, with an ECS whose deployments roll out, keep ECS's service
+   deployment records and send ECS's deployment events to EventBridge (scripts/local_ecs.py),
 2. creates the workload, the state table and the push work queue in it from infra/test-workload.yaml,
    infra/state-table.yaml and infra/push-queue.yaml through CloudFormation (the same templates as in AWS),
    and the workload's images in its ECR (the versions of LOCAL_TAGS), which the service verifies before it
-   deploys one: a tag that was never pushed is refused with 422,
-3. starts `chalice local` on the `local` stage, pointed at that server, and the push work queue's
-   consumer (scripts/local_queue.py: what Lambda's SQS event source and the hourly schedule do in AWS),
+   deploys one: a tag that was never pushed is refused with 422; and, in each account, an EventBridge rule with
+   the deployment_events function's own pattern (DEPLOYMENT_EVENTS) sending to a queue (DEPLOYMENT_EVENTS_QUEUE),
+   where `chalice deploy` would make the rule invoke the function,
+3. starts `chalice local` on the `local` stage, pointed at that server, and the consumer of the queues
+   (scripts/local_queue.py: what Lambda's SQS event source, EventBridge's rules and the hourly schedule do in
+   AWS), which hands every deployment event to the app's deployment_events: a deployment's record in the history
+   goes from IN_PROGRESS to COMPLETED (LOCAL_ROLLOUT_SECONDS, 5 s) as in AWS,
 4. prints commands that update the workload and show its history, and stops every process on Ctrl-C.
 
 A second account (222222222222, in TARGET_ACCOUNTS of the local stage) holds a workload of the same
 names and its own images: the service reaches it by assuming its role (moto accepts any), as it would
-reach another account in AWS, and a printed command deploys to it by its cluster's ARN.
+reach another account in AWS, and a printed command deploys to it by its cluster's ARN. Its deployment
+events reach the function too (in AWS its rule forwards them to the home bus; here the consumer reads its queue).
 
 `AUTH_MODE=iam make dev` runs the local stage with IAM sign-in: it then checks every request's SigV4
 signature itself (credentials local / local, region us-east-1), and the printed commands sign.
 
-The end-to-end test drives the same functions.
+The end-to-end tests drive the same functions.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import boto3
 import yaml
@@ -60,6 +67,10 @@ LOCAL_IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{LOCAL_REPOSITORY}"
 SECOND_ACCOUNT = "222222222222"
 SECOND_IMAGE = f"{SECOND_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{LOCAL_REPOSITORY}"
 TARGET_ROLE = f"arn:aws:iam::{SECOND_ACCOUNT}:role/ecs-image-updater-target"
+# ECS's deployment events go from each account's default bus to this queue, by this rule; the consumer hands them
+# to the deployment_events function (in AWS the rule invokes the function itself).
+DEPLOYMENT_EVENTS_QUEUE = "ecs-image-updater-local-deployment-events"
+DEPLOYMENT_EVENTS_RULE = "ecs-image-updater-deployment-events"
 LOCAL_TAGS = ("1.27.0", "1.27.1", "1.27.9", "1.28.0", "1.28.1", "1.29.0", "1.29.1", "1.29.2", "2.0.0")
 RUNNING_TAG = "1.27.0"
 
@@ -114,7 +125,8 @@ def start_moto(port: int, log: int | None = None, rollout_seconds: float | None 
     """Start moto's server on loopback:`port` in its own process group, with no AWS settings of yours.
 
     Its ECS starts deployments on UpdateService and completes them after
-    `rollout_seconds` (scripts/local_ecs.py), as ECS does.
+    `rollout_seconds` (scripts/local_ecs.py), as ECS does, with ECS's service
+    deployments and its deployment events.
     """
     env = embedded_aws_environment(f"http://{LOOPBACK}:{port}")
     if rollout_seconds is not None:
@@ -156,11 +168,16 @@ def start_chalice(
 def start_consumer(
     aws_endpoint: str, log: int | None = None, verify_images: str = "require"
 ) -> subprocess.Popen[bytes]:
-    """Start the push work queue's consumer (scripts/local_queue.py) against the embedded AWS."""
+    """Start the consumer of the push work queue and of the deployment events (scripts/local_queue.py) against the
+    embedded AWS."""
     return subprocess.Popen(  # noqa: S603 - fixed command line
         [sys.executable, str(PROJECT_DIR / "scripts" / "local_queue.py")],
         cwd=PROJECT_DIR,
-        env={**embedded_aws_environment(aws_endpoint), "VERIFY_IMAGES": verify_images},
+        env={
+            **embedded_aws_environment(aws_endpoint),
+            "VERIFY_IMAGES": verify_images,
+            "DEPLOYMENT_EVENTS_QUEUE": DEPLOYMENT_EVENTS_QUEUE,
+        },
         stdout=log,
         stderr=subprocess.STDOUT if log is not None else None,
         start_new_session=True,
@@ -223,9 +240,11 @@ def create_stack(
 
 
 def create_workload(aws_endpoint: str) -> dict[str, str]:
-    """Create the test workload, the state table and the push queue in the embedded AWS; the workload's outputs."""
+    """Create the test workload, the state table, the push queue and the deployment events' route in the embedded
+    AWS; the workload's outputs."""
     create_stack(aws_endpoint, STATE_STACK_NAME, STATE_TABLE_TEMPLATE)
     create_stack(aws_endpoint, QUEUE_STACK_NAME, PUSH_QUEUE_TEMPLATE)
+    route_deployment_events(aws_endpoint)
     push_images(aws_endpoint, LOCAL_TAGS)
     outputs = create_stack(aws_endpoint, STACK_NAME, WORKLOAD_TEMPLATE, {"Image": f"{LOCAL_IMAGE}:{RUNNING_TAG}"})
     tag_service_as_the_template_does(aws_endpoint, outputs["ClusterName"], outputs["ServiceName"])
@@ -235,12 +254,36 @@ def create_workload(aws_endpoint: str) -> dict[str, str]:
 def create_second_account(aws_endpoint: str) -> str:
     """The same workload in the second account, with its own images; returns its cluster's ARN."""
     session = account_session(aws_endpoint, SECOND_ACCOUNT)
+    route_deployment_events(aws_endpoint, session)
     push_images(aws_endpoint, LOCAL_TAGS, session)
     outputs = create_stack(
         aws_endpoint, STACK_NAME, WORKLOAD_TEMPLATE, {"Image": f"{SECOND_IMAGE}:{RUNNING_TAG}"}, session
     )
     tag_service_as_the_template_does(aws_endpoint, outputs["ClusterName"], outputs["ServiceName"], session)
     return f"arn:aws:ecs:{REGION}:{SECOND_ACCOUNT}:cluster/{outputs['ClusterName']}"
+
+
+def deployment_events_pattern() -> dict[str, Any]:
+    """The deployment_events function's own event pattern: what `chalice deploy` gives its rule."""
+    if str(PROJECT_DIR) not in sys.path:  # `make dev` runs this file as a script, from scripts/
+        sys.path.insert(0, str(PROJECT_DIR))
+    from chalicelib.entrypoints.functions import DEPLOYMENT_EVENTS
+
+    return dict(DEPLOYMENT_EVENTS)
+
+
+def route_deployment_events(aws_endpoint: str, session: boto3.session.Session | None = None) -> str:
+    """In the account: a queue (DEPLOYMENT_EVENTS_QUEUE) and a rule on the default bus with the deployment_events
+    function's pattern that sends ECS's deployment events to it; returns the queue's URL."""
+    session = session or account_session(aws_endpoint)
+    sqs = session.client("sqs", endpoint_url=aws_endpoint)
+    # As long as the function's timeout (60 s): a consumer that dies mid-invocation sees the event again then.
+    url = sqs.create_queue(QueueName=DEPLOYMENT_EVENTS_QUEUE, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = session.client("events", endpoint_url=aws_endpoint)
+    events.put_rule(Name=DEPLOYMENT_EVENTS_RULE, EventPattern=json.dumps(deployment_events_pattern()), State="ENABLED")
+    events.put_targets(Rule=DEPLOYMENT_EVENTS_RULE, Targets=[{"Id": "deployment-events", "Arn": arn}])
+    return str(url)
 
 
 def push_images(aws_endpoint: str, tags: tuple[str, ...], session: boto3.session.Session | None = None) -> None:
@@ -456,7 +499,8 @@ def instructions(run: LocalRun) -> str:
             "sleep 3",
             push_status_curl_command(run),
             "",
-            "# See who deployed what, and how it went:",
+            "# See who deployed what, and how it went (COMPLETED when ECS's deployment event arrives, a few seconds "
+            "after the update):",
             history_curl_command(run),
             "",
             f"# The same workload in another account ({SECOND_ACCOUNT}): named by its cluster's ARN, reached by "
@@ -482,6 +526,8 @@ def instructions(run: LocalRun) -> str:
             "",
             f"# Inspect it with the AWS CLI, if you have one: AWS_ENDPOINT_URL={run.aws_endpoint} "
             f"aws ecs describe-services --region {REGION} --cluster {run.cluster} --services {run.service}",
+            f"# and ECS's record of each deployment, its status and stage: AWS_ENDPOINT_URL={run.aws_endpoint} "
+            f"aws ecs list-service-deployments --region {REGION} --cluster {run.cluster} --service {run.service}",
         ]
     )
 
