@@ -40,7 +40,9 @@ from chalicelib.follow.service_deployments import ServiceDeployment
 from chalicelib.state import records
 from chalicelib.state.records import DeploymentRecord
 
-SUPERSEDED = "SUPERSEDED"
+SUPERSEDED = records.SUPERSEDED
+# ECS statuses of a service deployment whose record is settled (ROLLED_BACK, STOPPED) while ECS still works on it.
+_MOVING = frozenset({"ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "STOP_REQUESTED"})
 # ECS may write an event a moment before it records the deployment it is about.
 CLOCK_SKEW_SECONDS = 5.0
 
@@ -66,7 +68,7 @@ def judge(
         **verdict,
         "lifecycleStage": record.lifecycle_stage if record else None,
         "strategy": record.strategy if record else None,
-        "ecsStatus": None,
+        "ecsStatus": record.ecs_status if record else None,
         "serviceDeploymentArn": record.service_deployment_arn if record else None,
         "traffic": None,
     }
@@ -88,10 +90,14 @@ def _judged(
     if record is not None and record.outcome in records.FINAL_OUTCOMES:
         return _verdict(deployment_id, record.outcome, record.outcome_reason)
     if tracked is not None:
-        if service_deployments.superseded(tracked, deployments):
+        others = [as_datetime(d.get("createdAt")) for d in deployments if d.get("id") != deployment_id]
+        if service_deployments.superseded(tracked, others):
             newest = _primary(deployments)
             return _verdict(deployment_id, SUPERSEDED, f"replaced by deployment {(newest or {}).get('id')}")
-        return _verdict(deployment_id, tracked.outcome, tracked.reason)
+        if tracked.outcome == records.IN_PROGRESS and record is not None and record.outcome == records.FAILED:
+            return _verdict(deployment_id, records.FAILED, record.outcome_reason)  # ECS said so; no rollback yet
+        said = listed.get("rolloutStateReason") if listed is not None else None
+        return _verdict(deployment_id, tracked.outcome, tracked.reason or said)
 
     created = as_datetime(listed.get("createdAt")) if listed else None
     created = created or (as_datetime(record.at) if record else None)
@@ -131,8 +137,8 @@ def track(
     service's newest, when already read)."""
     if record is not None and not of_service(record, described):
         record = None
-    if record is not None and record.outcome in records.FINAL_OUTCOMES:
-        return None  # settled: its record says how it ended, at no cost
+    if record is not None and record.outcome in records.FINAL_OUTCOMES and record.ecs_status not in _MOVING:
+        return None  # settled: its record says how it ended, at no cost (unless ECS was still rolling it back)
     known = record.service_deployment_arn if record else None
     if newest is not None and known == newest.arn:
         return newest

@@ -90,6 +90,7 @@ _DECIDED: dict[str, tuple[str, tuple[str, ...]]] = {
     records.FAILED: (notify.FAILED, (records.IN_PROGRESS,)),
     records.ROLLED_BACK: (notify.ROLLED_BACK, (records.IN_PROGRESS, records.FAILED)),
     records.STOPPED: (notify.STOPPED, (records.IN_PROGRESS, records.FAILED)),
+    records.SUPERSEDED: ("", (records.IN_PROGRESS,)),  # replaced by a newer deployment: nobody is told
 }
 
 
@@ -244,7 +245,7 @@ def _apply(
     if rolled_back_by:
         updates += ", rolledBackBy = :by"
         values[":by"] = rolled_back_by
-    if notifying:
+    if notifying and change.owes:
         updates += " ADD owed :owes"
         values[":owes"] = {change.owes}
     allowed = ", ".join(f":from{i}" for i in range(len(change.allowed_from)))
@@ -272,8 +273,8 @@ def _mark_started(
 
 def _tracking(tracked: ServiceDeployment) -> tuple[str, dict[str, Any]]:
     """The SET clauses (and their values) that keep a service deployment's ARN, strategy and stage on a record."""
-    values: dict[str, Any] = {":sd": tracked.arn, ":strategy": tracked.strategy}
-    clauses = "serviceDeploymentArn = :sd, strategy = :strategy"
+    values: dict[str, Any] = {":sd": tracked.arn, ":strategy": tracked.strategy, ":ecs": tracked.status}
+    clauses = "serviceDeploymentArn = :sd, strategy = :strategy, ecsStatus = :ecs"
     if tracked.stage:
         clauses += ", lifecycleStage = :stage"
         values[":stage"] = tracked.stage
@@ -304,10 +305,13 @@ def _by_service_deployment(
     rolled_back_by: str | None = None,
 ) -> dict[str, Any] | None:
     """Settle a record as its service deployment says; one still running stays IN_PROGRESS, its stage kept."""
-    decided = _DECIDED.get(tracked.outcome)
+    outcome = tracked.outcome
+    if outcome == records.STOPPED and _replaced(table, item, tracked):
+        outcome = records.SUPERSEDED
+    decided = _DECIDED.get(outcome)
     if decided is not None:
         owes, allowed = decided
-        change = _Transition(tracked.outcome, allowed, owes)
+        change = _Transition(outcome, allowed, owes)
         reason = tracked.reason or (event.reason if event else "")
         updated = _apply(table, item, change, at, reason, notifying, followed, rolled_back_by, tracked)
         return updated or _reread(table, item)
@@ -320,6 +324,19 @@ def _by_service_deployment(
     if kept is not None and tracked.stage and tracked.stage != item.get("lifecycleStage"):
         followed.applied.append(f"{item['key']}: at {tracked.stage}")
     return kept or _reread(table, item)
+
+
+def _replaced(table: StateTable, item: Mapping[str, Any], tracked: ServiceDeployment) -> bool:
+    """True when a STOPPED service deployment was stopped by a newer recorded deployment, not by a person."""
+    if item.get("stop"):
+        return False  # stopped through this service
+    page = table.records_page(str(item["pk"]), OPEN_RECORDS_LOOKED_AT).get("Items", [])
+    newer = [
+        as_datetime(other.get("at"))
+        for other in (from_item(raw) for raw in page)
+        if other.get("deploymentId") and other.get("sk") != item.get("sk") and str(other["sk"]) > str(item["sk"])
+    ]
+    return service_deployments.superseded(tracked, newer)
 
 
 def _settle_open(

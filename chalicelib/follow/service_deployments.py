@@ -286,18 +286,21 @@ def stop(client: Any, arn: str, action: str) -> dict[str, Any]:
     )
 
 
-def superseded(deployment: ServiceDeployment, listed: Sequence[Mapping[str, Any]]) -> bool:
-    """True when a STOPPED service deployment was stopped by a newer deployment ECS lists (not by a person)."""
+def superseded(deployment: ServiceDeployment, newer_starts: Iterable[datetime | None]) -> bool:
+    """True when a STOPPED service deployment was stopped by a newer deployment (not by a person): one of
+    `newer_starts` (when other deployments of the service began) falls after it began and by when it stopped."""
     if deployment.status != "STOPPED" or deployment.created is None:
         return False
     stopped = as_datetime(deployment.raw.get("stoppedAt") or deployment.raw.get("finishedAt"))
-    for other in listed:
-        began = as_datetime(other.get("createdAt"))
-        if began is None or began <= deployment.created + timedelta(seconds=TIE_EXACT_SECONDS):
-            continue
-        if stopped is None or began <= stopped + timedelta(seconds=TIE_EXACT_SECONDS):
-            return True
-    return False
+    skew = timedelta(seconds=TIE_EXACT_SECONDS)
+    return any(
+        began is not None and began > deployment.created and (stopped is None or began <= stopped + skew)
+        for began in newer_starts
+    )
+
+
+# ECS statuses after which a service deployment changes no more.
+SETTLED_STATUSES = frozenset({"SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"})
 
 
 def stage_reached(stage: str | None, wanted: str) -> bool:

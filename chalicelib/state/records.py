@@ -5,7 +5,7 @@ push, a pipeline job) leaves one record per service (dry runs never do). Its
 `outcome` starts as IN_PROGRESS for a deployment started, NO_CHANGE for a
 no-op or ERROR for a failure, and then follows ECS's own events
 and ECS's record of the deployment (chalicelib.follow.outcomes and
-service_deployments) to COMPLETED, FAILED, ROLLED_BACK or STOPPED.
+service_deployments) to COMPLETED, FAILED, ROLLED_BACK, STOPPED or SUPERSEDED.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 ROLLED_BACK = "ROLLED_BACK"
 STOPPED = "STOPPED"  # stopped by a person (POST .../deployments/{id}/stop with "abort", or ECS's console)
-FINAL_OUTCOMES = frozenset({COMPLETED, ROLLED_BACK, STOPPED})
+SUPERSEDED = "SUPERSEDED"  # ECS stopped it for a newer deployment (its service deployment says STOPPED)
+FINAL_OUTCOMES = frozenset({COMPLETED, ROLLED_BACK, STOPPED, SUPERSEDED})
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,12 @@ class DeploymentRecord:
     region: str | None = None
     service_key: str | None = None
     # ECS's service deployment of the deployment once tied to it (chalicelib.follow.service_deployments), its
-    # strategy and the lifecycle stage last seen; who asked ECS to stop it, how and when ({action, by, at}).
+    # strategy, the lifecycle stage and ECS's status last seen; who asked ECS to stop it, how and when
+    # ({action, by, at}).
     service_deployment_arn: str | None = None
     strategy: str | None = None
     lifecycle_stage: str | None = None
+    ecs_status: str | None = None
     stop: dict[str, Any] | None = None
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
@@ -217,6 +220,7 @@ class DeploymentRecord:
             "serviceDeploymentArn": self.service_deployment_arn,
             "strategy": self.strategy,
             "lifecycleStage": self.lifecycle_stage,
+            "ecsStatus": self.ecs_status,
             "stop": self.stop,
         }
 
@@ -287,6 +291,7 @@ class DeploymentRecord:
             service_deployment_arn=item.get("serviceDeploymentArn"),
             strategy=item.get("strategy"),
             lifecycle_stage=item.get("lifecycleStage"),
+            ecs_status=item.get("ecsStatus"),
             stop=item.get("stop"),
             record_id=item.get("recordId", ""),
         )
