@@ -313,6 +313,8 @@ def _by_service_deployment(
         owes, allowed = decided
         change = _Transition(outcome, allowed, owes)
         reason = tracked.reason or (event.reason if event else "")
+        if outcome == records.SUPERSEDED:
+            reason = "replaced by a newer deployment" + (f": {reason}" if reason else "")
         updated = _apply(table, item, change, at, reason, notifying, followed, rolled_back_by, tracked)
         return updated or _reread(table, item)
     if event is not None and event.name == IN_PROGRESS_EVENT and not event.is_rollback:
