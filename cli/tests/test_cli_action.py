@@ -33,6 +33,7 @@ def test_it_is_a_composite_action_with_the_inputs_of_a_deploy() -> None:
     }
     assert inputs["container"]["required"] is False
     assert inputs["timeout"]["default"] == "15m"
+    assert inputs["wait-until"]["default"] == "completed"
     assert inputs["auth"]["default"] == "key"
 
 
@@ -107,6 +108,18 @@ def test_services_separated_by_commas_and_newlines_move_together(
     assert finished.returncode == 3
     assert "service 'ghost' was not found" in finished.stderr  # one request for both: nothing moved
     assert running_image(quick_service) == before
+
+
+def test_the_wait_until_input_stops_waiting_at_a_stage(
+    quick_service: LocalRun, inputs: dict[str, str], workdir: Path
+) -> None:
+    finished = run_deploy_step({**inputs, "wait-until": "bake-time", "image": f"{IMAGE}:8.0.3"}, workdir)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert "reached BAKE_TIME" in finished.stdout or "COMPLETED after" in finished.stdout
+    # The input reaches the client: a stage ECS does not have is refused before anything is sent.
+    refused = run_deploy_step({**inputs, "wait-until": "lunch-time", "image": f"{IMAGE}:8.0.4"}, workdir)
+    assert refused.returncode == 3
+    assert "bake-time" in refused.stderr  # the valid stages are named
 
 
 def test_the_container_input_is_passed_on(quick_service: LocalRun, inputs: dict[str, str], workdir: Path) -> None:
