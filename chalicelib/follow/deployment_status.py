@@ -87,11 +87,12 @@ def _judged(
             f"deployment '{echo_input(deployment_id)}' is not listed by ECS for service "
             f"'{service.get('serviceName')}' and was not recorded by this service"
         )
-    if record is not None and record.outcome in records.FINAL_OUTCOMES:
+    moving = tracked is not None and record is not None and record.ecs_status in _MOVING
+    if record is not None and record.outcome in records.FINAL_OUTCOMES and not moving:
         return _verdict(deployment_id, record.outcome, record.outcome_reason)
     if tracked is not None:
         others = [as_datetime(d.get("createdAt")) for d in deployments if d.get("id") != deployment_id]
-        if service_deployments.superseded(tracked, others):
+        if not (record is not None and record.stop) and service_deployments.superseded(tracked, others):
             newest = _primary(deployments)
             return _verdict(deployment_id, SUPERSEDED, f"replaced by deployment {(newest or {}).get('id')}")
         if tracked.outcome == records.IN_PROGRESS and record is not None and record.outcome == records.FAILED:

@@ -62,6 +62,7 @@ def notification(event: str, record: Mapping[str, Any], reason: str | None) -> N
         "reason": reason,
         "serviceDeploymentArn": record.get("serviceDeploymentArn"),
         "strategy": record.get("strategy"),
+        "stop": record.get("stop"),  # who asked ECS to stop it, how and when
     }
     attributes = {"event": event, "cluster": str(record.get("cluster")), "service": str(record.get("service"))}
     # A subscription may filter on the account or region (an SNS filter policy on the attribute).

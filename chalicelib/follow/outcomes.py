@@ -204,7 +204,7 @@ def _own_record(
     at = event.updated_at or iso8601(_now())
     tracked = _tracked(ecs, found) if ecs is not None else None
     if tracked is not None:
-        return _by_service_deployment(table, found, tracked, event, at, notifying, followed)
+        return _by_service_deployment(table, ecs, found, tracked, event, at, notifying, followed)
     if event.name == COMPLETED_EVENT:
         change = _Transition(records.COMPLETED, (records.IN_PROGRESS,), notify.COMPLETED)
     elif event.name == FAILED_EVENT:
@@ -231,10 +231,12 @@ def _apply(
     followed: Followed,
     rolled_back_by: str | None = None,
     tracked: ServiceDeployment | None = None,
+    rollback_failing: bool = False,
 ) -> dict[str, Any] | None:
     """Move the record to `change.to` if it is in one of `allowed_from`; None when it was not.
 
     `tracked`: the deployment's service deployment, whose ARN, strategy and stage the record keeps.
+    `rollback_failing`: a record ROLLED_BACK while ECS was still rolling it back may move too (to FAILED).
     """
     updates = "SET outcome = :to, outcomeAt = :at, outcomeReason = :reason"
     values: dict[str, Any] = {":to": change.to, ":at": at, ":reason": reason}
@@ -250,7 +252,13 @@ def _apply(
         values[":owes"] = {change.owes}
     allowed = ", ".join(f":from{i}" for i in range(len(change.allowed_from)))
     values.update({f":from{i}": outcome for i, outcome in enumerate(change.allowed_from)})
-    updated = _conditional_update(table, item, updates, f"outcome IN ({allowed})", values, {})
+    condition = f"outcome IN ({allowed})"
+    if rollback_failing:
+        condition += " OR (outcome = :rolled AND ecsStatus IN (:asked, :rolling))"
+        values.update(
+            {":rolled": records.ROLLED_BACK, ":asked": "ROLLBACK_REQUESTED", ":rolling": "ROLLBACK_IN_PROGRESS"}
+        )
+    updated = _conditional_update(table, item, updates, condition, values, {})
     if updated is not None:
         followed.applied.append(f"{item['key']}: {item['outcome']} -> {change.to}")
     return updated
@@ -296,6 +304,7 @@ def _tracked(ecs: Any, item: Mapping[str, Any]) -> ServiceDeployment | None:
 
 def _by_service_deployment(
     table: StateTable,
+    ecs: Any,
     item: Mapping[str, Any],
     tracked: ServiceDeployment,
     event: DeploymentEvent | None,
@@ -304,9 +313,16 @@ def _by_service_deployment(
     followed: Followed,
     rolled_back_by: str | None = None,
 ) -> dict[str, Any] | None:
-    """Settle a record as its service deployment says; one still running stays IN_PROGRESS, its stage kept."""
+    """Settle a record as its service deployment says.
+
+    One ECS still runs stays IN_PROGRESS, its stage kept, while it shifts traffic or bakes; at any other
+    stage a COMPLETED or FAILED event is ECS's word ahead of its record, and applies. A rollback ECS has
+    begun (ROLLED_BACK) may still end FAILED, when its rollback fails.
+    """
+    if event is not None and event.name == IN_PROGRESS_EVENT and not event.is_rollback:
+        _mark_started(table, item, at, notifying, followed)  # told STARTED even when ECS has finished since
     outcome = tracked.outcome
-    if outcome == records.STOPPED and _replaced(table, item, tracked):
+    if outcome == records.STOPPED and _replaced(ecs, item, tracked):
         outcome = records.SUPERSEDED
     decided = _DECIDED.get(outcome)
     if decided is not None:
@@ -315,30 +331,44 @@ def _by_service_deployment(
         reason = tracked.reason or (event.reason if event else "")
         if outcome == records.SUPERSEDED:
             reason = "replaced by a newer deployment" + (f": {reason}" if reason else "")
-        updated = _apply(table, item, change, at, reason, notifying, followed, rolled_back_by, tracked)
+        updated = _apply(
+            table, item, change, at, reason, notifying, followed, rolled_back_by, tracked,
+            rollback_failing=outcome == records.FAILED,
+        )  # fmt: skip
+        return updated or _keep_tracking(table, item, tracked, followed)
+    ahead = event is not None and not event.is_rollback and event.name in (COMPLETED_EVENT, FAILED_EVENT)
+    if ahead and event is not None and tracked.stage not in service_deployments.CONTINUING_STAGES:
+        to, owes = (
+            (records.COMPLETED, notify.COMPLETED) if event.name == COMPLETED_EVENT else (records.FAILED, notify.FAILED)
+        )
+        change = _Transition(to, (records.IN_PROGRESS,), owes)
+        updated = _apply(table, item, change, at, event.reason, notifying, followed, tracked=tracked)
         return updated or _reread(table, item)
-    if event is not None and event.name == IN_PROGRESS_EVENT and not event.is_rollback:
-        _mark_started(table, item, at, notifying, followed)
+    return _keep_tracking(table, item, tracked, followed)
+
+
+def _keep_tracking(
+    table: StateTable, item: Mapping[str, Any], tracked: ServiceDeployment, followed: Followed
+) -> dict[str, Any] | None:
+    """Keep the service deployment's ARN, strategy, stage and status on the record, whatever its outcome."""
+    current = _reread(table, item) or dict(item)
+    if (current.get("ecsStatus"), current.get("lifecycleStage")) == (tracked.status, tracked.stage):
+        return current
     tracking, values = _tracking(tracked)
     kept = _conditional_update(
-        table, item, "SET " + tracking, "outcome = :running", {**values, ":running": records.IN_PROGRESS}, {}
+        table, current, "SET " + tracking, "outcome = :now", {**values, ":now": current.get("outcome")}, {}
     )
     if kept is not None and tracked.stage and tracked.stage != item.get("lifecycleStage"):
         followed.applied.append(f"{item['key']}: at {tracked.stage}")
-    return kept or _reread(table, item)
+    return kept or current
 
 
-def _replaced(table: StateTable, item: Mapping[str, Any], tracked: ServiceDeployment) -> bool:
-    """True when a STOPPED service deployment was stopped by a newer recorded deployment, not by a person."""
+def _replaced(ecs: Any, item: Mapping[str, Any], tracked: ServiceDeployment) -> bool:
+    """True when a STOPPED service deployment was stopped by a newer deployment (ECS's own list says), not by a
+    person (a stop asked for through this service is a person's)."""
     if item.get("stop"):
-        return False  # stopped through this service
-    page = table.records_page(str(item["pk"]), OPEN_RECORDS_LOOKED_AT).get("Items", [])
-    newer = [
-        as_datetime(other.get("at"))
-        for other in (from_item(raw) for raw in page)
-        if other.get("deploymentId") and other.get("sk") != item.get("sk") and str(other["sk"]) > str(item["sk"])
-    ]
-    return service_deployments.superseded(tracked, newer)
+        return False
+    return service_deployments.replaced(ecs, str(item.get("cluster")), str(item.get("service")), tracked)
 
 
 def _settle_open(
@@ -359,7 +389,10 @@ def _settle_open(
         item
         for item in (_with_key(from_item(raw)) for raw in page)
         if item.get("serviceDeploymentArn")
-        and item.get("outcome") in (records.IN_PROGRESS, records.FAILED)
+        and (
+            item.get("outcome") in (records.IN_PROGRESS, records.FAILED)
+            or item.get("ecsStatus") in service_deployments.MOVING_STATUSES  # a rollback that may yet fail
+        )
         and item.get("sk") != skipped
     ]
     if not open_items:
@@ -368,10 +401,10 @@ def _settle_open(
     settled = []
     for item in open_items:
         tracked = (described or {}).get(str(item["serviceDeploymentArn"]))
-        if tracked is None or tracked.outcome not in _DECIDED:
+        if tracked is None or (tracked.outcome not in _DECIDED and tracked.status == item.get("ecsStatus")):
             continue
         at = iso8601(tracked.raw.get("finishedAt") or tracked.raw.get("stoppedAt")) or iso8601(_now()) or ""
-        updated = _by_service_deployment(table, item, tracked, None, at, notifying, followed)
+        updated = _by_service_deployment(table, ecs, item, tracked, None, at, notifying, followed)
         if updated is not None:
             settled.append(updated)
     return settled
@@ -394,7 +427,7 @@ def _roll_back(
     tracked = _tracked(ecs, target) if ecs is not None else None
     if tracked is not None:
         return _by_service_deployment(
-            table, target, tracked, event, at or "", notifying, followed, rolled_back_by=event.deployment_id
+            table, ecs, target, tracked, event, at or "", notifying, followed, rolled_back_by=event.deployment_id
         )
     change = _Transition(records.ROLLED_BACK, (records.IN_PROGRESS, records.FAILED), notify.ROLLED_BACK)
     updated = _apply(table, target, change, at, event.reason, notifying, followed, rolled_back_by=event.deployment_id)

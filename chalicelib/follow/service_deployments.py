@@ -40,7 +40,12 @@ from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import clients
-from chalicelib.core.errors import DeploymentNotFoundError, DeploymentNotStoppableError, UpdateError
+from chalicelib.core.errors import (
+    DeploymentNotFoundError,
+    DeploymentNotStoppableError,
+    InvalidRequestError,
+    UpdateError,
+)
 from chalicelib.core.results import as_datetime, iso8601
 from chalicelib.state import records
 
@@ -79,8 +84,10 @@ OUTCOME_OF_STATUS = {
 DECIDED = frozenset({records.COMPLETED, records.STOPPED, records.ROLLED_BACK, records.FAILED})
 STOP_ACTIONS = {"rollback": "ROLLBACK", "abort": "ABORT"}
 
-# A deployment's service deployment is created within this of the deployment (ECS's clocks, the record's time).
-TIE_WINDOW = timedelta(minutes=2)
+# A deployment's service deployment is created at most TIE_BEFORE before the time it is looked for by (ECS's
+# clocks), and at most TIE_AFTER after it (a push's record keeps the push's time, its update may come later).
+TIE_BEFORE = timedelta(minutes=2)
+TIE_AFTER = timedelta(minutes=15)
 # A lone candidate this close to the deployment's time is taken without reading its revision.
 TIE_EXACT_SECONDS = 10.0
 # The newest service deployment is looked for among those created since this before the oldest listed deployment
@@ -239,7 +246,7 @@ def find(
         "ListServiceDeployments",
         cluster=cluster,
         service=service,
-        createdAt={"after": created - TIE_WINDOW, "before": created + TIE_WINDOW},
+        createdAt={"after": created - TIE_BEFORE, "before": created + TIE_AFTER},
         maxResults=100,
     )
     if listed is None:
@@ -280,6 +287,10 @@ def stop(client: Any, arn: str, action: str) -> dict[str, Any]:
         {
             "ServiceDeploymentNotFoundException": DeploymentNotFoundError,
             "ConflictException": DeploymentNotStoppableError,
+            "UnsupportedFeatureException": lambda said: DeploymentNotStoppableError(f"ECS cannot stop it: {said}"),
+            # ECS's reference documents ROLLBACK as the stop type it takes: it may refuse an abort.
+            "InvalidParameterException": lambda said: InvalidRequestError(f"ECS refused the stop: {said}"),
+            "ClientException": lambda said: InvalidRequestError(f"ECS refused the stop: {said}"),
         },
         serviceDeploymentArn=arn,
         stopType=STOP_ACTIONS[action],
@@ -299,8 +310,36 @@ def superseded(deployment: ServiceDeployment, newer_starts: Iterable[datetime | 
     )
 
 
-# ECS statuses after which a service deployment changes no more.
-SETTLED_STATUSES = frozenset({"SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"})
+# ECS statuses whose outcome is settled here (ROLLED_BACK, STOPPED) while ECS still works on the deployment.
+MOVING_STATUSES = frozenset({"ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "STOP_REQUESTED"})
+# Stages at which ECS goes on after the tasks are healthy (traffic shifts, the bake): a COMPLETED event then
+# does not end the deployment; only ECS's record does.
+CONTINUING_STAGES = frozenset(
+    {
+        "TEST_TRAFFIC_SHIFT",
+        "POST_TEST_TRAFFIC_SHIFT",
+        "PRODUCTION_TRAFFIC_SHIFT",
+        "POST_PRODUCTION_TRAFFIC_SHIFT",
+        "BAKE_TIME",
+    }
+)
+
+
+def replaced(client: Any, cluster: str, service: str, deployment: ServiceDeployment) -> bool:
+    """True when ECS lists a service deployment of the service that began after this STOPPED one and by when
+    it stopped (ECS stopped it for that one); False when none, or when ECS could not say."""
+    if deployment.status != "STOPPED" or deployment.created is None:
+        return False
+    listed = _read(
+        client, "ListServiceDeployments", cluster=cluster, service=service,
+        createdAt={"after": deployment.created}, maxResults=100,
+    )  # fmt: skip
+    others = [
+        as_datetime(brief.get("createdAt"))
+        for brief in (listed or {}).get("serviceDeployments") or []
+        if brief.get("serviceDeploymentArn") != deployment.arn
+    ]
+    return superseded(deployment, others)
 
 
 def stage_reached(stage: str | None, wanted: str) -> bool:
@@ -314,9 +353,10 @@ def _tied(
     """The ARN among `briefs` (closest to `created` first) that deploys `task_definition`."""
     if not briefs:
         return None
-    if len(briefs) == 1 and (_distance(briefs[0], created) <= TIE_EXACT_SECONDS or not task_definition):
-        return str(briefs[0].get("serviceDeploymentArn") or "") or None
     if not task_definition:
+        # Nothing to check the revision against: only a lone candidate created with it is taken.
+        if len(briefs) == 1 and _distance(briefs[0], created) <= TIE_EXACT_SECONDS:
+            return str(briefs[0].get("serviceDeploymentArn") or "") or None
         return None
     revisions = [str(b.get("targetServiceRevisionArn")) for b in briefs if b.get("targetServiceRevisionArn")]
     answer = _read(client, "DescribeServiceRevisions", serviceRevisionArns=revisions[:DESCRIBE_BATCH])

@@ -15,12 +15,14 @@ outcome is judged from DescribeServices as before, and `serviceDeployment` is nu
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from chalicelib.aws import budget, ecs, parallel
 from chalicelib.core import circuit_breaker, taskdef
 from chalicelib.core.results import as_datetime, cluster_name_of, iso8601, revision_of, sortable_time
 from chalicelib.follow import deployment_status, service_deployments
+from chalicelib.follow.service_deployments import ServiceDeployment
 from chalicelib.state.records import DeploymentRecord
 
 IN_PROGRESS = "IN_PROGRESS"
@@ -72,12 +74,23 @@ def service_status(
         "containers": containers_of(task_definition),
         "deployments": [deployment_view(d) for d in newest_first(described.get("deployments", []))],
         "strategy": service_deployments.strategy_of(described),
-        "outcome": newest.outcome if newest else deployment_outcome(described),
+        "outcome": newest.outcome if _is_newest(newest, described) else deployment_outcome(described),
         "serviceDeployment": newest.view() if newest else None,
     }
     if deployment_id is not None:
         body["deployment"] = deployment_status.judge(deployment_id, described, record, tracked)
     return body
+
+
+def _is_newest(newest: ServiceDeployment | None, service: Mapping[str, Any]) -> bool:
+    """True when `newest` is of the service's newest deployment (ListServiceDeployments may lag UpdateService);
+    a rollback's own deployment, which ECS lists after it, belongs to the service deployment it rolls back."""
+    if newest is None or newest.created is None:
+        return False
+    primary = next((d for d in service.get("deployments") or [] if d.get("status") == "PRIMARY"), None)
+    began = as_datetime((primary or {}).get("createdAt"))
+    lag = timedelta(seconds=service_deployments.TIE_EXACT_SECONDS)
+    return began is None or began <= newest.created + lag or newest.status.startswith("ROLLBACK")
 
 
 def deployment_outcome(service: Mapping[str, Any]) -> str:

@@ -10,12 +10,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import CLUSTER, IMAGE, SERVICE, connection_env, run_cli, running_image
+from conftest import CLUSTER, IMAGE, SERVICE, ScriptedServer, _serve, connection_env, run_cli, running_image
 from ecs_image_updater_cli.api import ApiClient
 from ecs_image_updater_cli.config import Connection, resolve_connection
 from ecs_image_updater_cli.exits import RefusedError
 from ecs_image_updater_cli.signing import region_of
-from test_cli_http import KEY, ScriptedServer, _serve
+from test_cli_http import KEY
 
 from chalicelib.access.sigv4 import SignatureRefused, SignedRequest, verify
 from scripts.local_aws import REGION, LocalRun

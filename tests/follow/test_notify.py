@@ -62,6 +62,7 @@ def test_the_message_carries_the_record_and_the_attributes_filter_on_it() -> Non
         "reason": "done",
         "serviceDeploymentArn": None,
         "strategy": None,
+        "stop": None,
     }
     assert sent.attributes == {"event": "DEPLOYMENT_COMPLETED", "cluster": "prod", "service": "web"}
 

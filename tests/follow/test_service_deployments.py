@@ -420,7 +420,7 @@ def test_stopping_takes_the_update_permission(
     created = datetime.now(UTC)
     serve_recorded(ecs, recorded_service([{**listed, "createdAt": created}], [], 2))
     ServiceDeploymentAnswers(
-        ecs.meta.events, [{**service_deployment("ours", "IN_PROGRESS", 2, 0, created=created), "_revision": "x"}]
+        ecs.meta.events, [service_deployment("ours", "IN_PROGRESS", 2, 0, created=created)]
     )
     path = "/services/test-cluster/web/deployments/ecs-svc%2Fours/stop"
     auditor = "arn:aws:sts::123456789012:assumed-role/auditors/carol"
@@ -431,3 +431,97 @@ def test_stopping_takes_the_update_permission(
     allowed = gateway("POST", path, body={"action": "abort"}, user_arn=deployer)
     assert allowed.status == 202, allowed.json
     assert allowed.json["principal"] == deployer
+
+
+# --- What a review found: each of these failed before its fix --------------------------------------------------
+
+
+def told(subscriber: Subscriber) -> list[str]:
+    return [m["message"]["event"] for m in subscriber.received()]
+
+
+def test_a_rollback_that_fails_ends_failed_after_reading_rolled_back(
+    app_client: Any, ecs: Any, deployed: Deployed, subscriber: Subscriber
+) -> None:
+    answers = ServiceDeploymentAnswers(
+        ecs.meta.events, [deployed.service_deployment("ours", "ROLLBACK_IN_PROGRESS", reason="tasks failed")]
+    )
+    app_client.lambda_.invoke("deployment_events", deployment_event("SERVICE_DEPLOYMENT_FAILED", deployed.id))
+    [record] = records_of("test-cluster", "web")
+    assert (record["outcome"], record["ecsStatus"]) == ("ROLLED_BACK", "ROLLBACK_IN_PROGRESS")
+    answers.deployments[0].update(status="ROLLBACK_FAILED", statusReason="the rollback failed too")
+    app_client.lambda_.invoke(
+        "deployment_events", deployment_event("SERVICE_DEPLOYMENT_FAILED", "ecs-svc/9999999999999999999")
+    )
+    [record] = records_of("test-cluster", "web")
+    assert (record["outcome"], record["outcomeReason"]) == ("FAILED", "the rollback failed too")
+    assert told(subscriber) == ["DEPLOYMENT_ROLLED_BACK", "DEPLOYMENT_FAILED"]
+
+
+@pytest.mark.parametrize(
+    ("event", "outcome"), [("SERVICE_DEPLOYMENT_COMPLETED", "COMPLETED"), ("SERVICE_DEPLOYMENT_FAILED", "FAILED")]
+)
+def test_an_event_ahead_of_ecs_s_record_applies_unless_it_shifts_traffic_or_bakes(
+    app_client: Any, ecs: Any, deployed: Deployed, event: str, outcome: str
+) -> None:
+    ServiceDeploymentAnswers(ecs.meta.events, [deployed.service_deployment("ours", "IN_PROGRESS", stage="SCALE_UP")])
+    app_client.lambda_.invoke("deployment_events", deployment_event(event, deployed.id))
+    [record] = records_of("test-cluster", "web")
+    assert record["outcome"] == outcome
+    assert record["serviceDeploymentArn"] == deployment_arn("ours")
+
+
+def test_started_is_told_even_when_ecs_has_finished_by_the_first_event(
+    app_client: Any, ecs: Any, deployed: Deployed, subscriber: Subscriber
+) -> None:
+    ServiceDeploymentAnswers(ecs.meta.events, [deployed.service_deployment("ours", "SUCCESSFUL")])
+    app_client.lambda_.invoke("deployment_events", deployment_event("SERVICE_DEPLOYMENT_IN_PROGRESS", deployed.id))
+    assert records_of("test-cluster", "web")[0]["outcome"] == "COMPLETED"
+    assert told(subscriber) == ["DEPLOYMENT_STARTED", "DEPLOYMENT_COMPLETED"]
+
+
+def test_the_tie_checks_the_revision_even_of_a_candidate_created_with_the_record(
+    app_client: Any, ecs: Any, deployed: Deployed
+) -> None:
+    """A push's record keeps the push's time: its UpdateService (and service deployment) may come minutes later."""
+    ours = deployed.service_deployment("ours", "IN_PROGRESS", stage="SCALE_UP")
+    ours["createdAt"] = deployed.at + timedelta(minutes=3)
+    other = {**deployed.service_deployment("other", "SUCCESSFUL"), "_revision": "arn:other:1"}
+    other["createdAt"] = deployed.at + timedelta(seconds=5)
+    ServiceDeploymentAnswers(ecs.meta.events, [other, ours])
+    app_client.lambda_.invoke("deployment_events", deployment_event("SERVICE_DEPLOYMENT_IN_PROGRESS", deployed.id))
+    [record] = records_of("test-cluster", "web")
+    assert (record["serviceDeploymentArn"], record["outcome"]) == (deployment_arn("ours"), "IN_PROGRESS")
+
+
+def test_a_deployment_replaced_by_one_made_elsewhere_is_superseded_and_told_to_nobody(
+    app_client: Any, ecs: Any, deployed: Deployed, subscriber: Subscriber
+) -> None:
+    answers = ServiceDeploymentAnswers(ecs.meta.events, [deployed.service_deployment("ours", "IN_PROGRESS")])
+    app_client.lambda_.invoke("deployment_events", deployment_event("SERVICE_DEPLOYMENT_IN_PROGRESS", deployed.id))
+    # Someone deploys in ECS's console: ECS stops ours for it.
+    answers.deployments[0].update(status="STOPPED", stoppedAt=deployed.at + timedelta(minutes=2))
+    console = service_deployment("console", "IN_PROGRESS", 3, 0, created=deployed.at + timedelta(minutes=2))
+    answers.deployments.append(console)
+    app_client.lambda_.invoke(
+        "deployment_events", deployment_event("SERVICE_DEPLOYMENT_IN_PROGRESS", "ecs-svc/9999999999999999999")
+    )
+    [record] = records_of("test-cluster", "web")
+    assert record["outcome"] == "SUPERSEDED"
+    assert record["outcomeReason"].startswith("replaced by a newer deployment")
+    assert told(subscriber) == ["DEPLOYMENT_STARTED"]
+
+
+def test_ecs_refusing_the_stop_s_parameters_is_a_400_with_its_words(http: Any, ecs: Any, deployed: Deployed) -> None:
+    answers = ServiceDeploymentAnswers(ecs.meta.events, [deployed.service_deployment("ours", "IN_PROGRESS")])
+
+    def refused(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        message = "The specified stopType isn't supported. The valid values are ROLLBACK."
+        return 400, {"Error": {"Code": "InvalidParameterException", "Message": message}}
+
+    answers._stop = refused  # type: ignore[method-assign]
+    response = stop(http, deployed.id, {"action": "abort"})
+    assert response.status_code == 400
+    assert response.json_body["Message"] == (
+        "ECS refused the stop: The specified stopType isn't supported. The valid values are ROLLBACK."
+    )
