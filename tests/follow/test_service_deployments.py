@@ -419,9 +419,7 @@ def test_stopping_takes_the_update_permission(
     listed = deployment("ours", "PRIMARY", 2, "IN_PROGRESS", "", 0)
     created = datetime.now(UTC)
     serve_recorded(ecs, recorded_service([{**listed, "createdAt": created}], [], 2))
-    ServiceDeploymentAnswers(
-        ecs.meta.events, [service_deployment("ours", "IN_PROGRESS", 2, 0, created=created)]
-    )
+    ServiceDeploymentAnswers(ecs.meta.events, [service_deployment("ours", "IN_PROGRESS", 2, 0, created=created)])
     path = "/services/test-cluster/web/deployments/ecs-svc%2Fours/stop"
     auditor = "arn:aws:sts::123456789012:assumed-role/auditors/carol"
     refused = gateway("POST", path, body={"action": "abort"}, user_arn=auditor)
