@@ -324,6 +324,8 @@ def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
         "dynamodb:Query",
         "dynamodb:UpdateItem",  # a push's state, written with its record when the release falls back
         "dynamodb:BatchWriteItem",  # the follower index of a fan-out too large for one transaction
+        "dynamodb:ConditionCheckItem",  # the freeze gates, checked in the transaction that takes the locks
+        "dynamodb:BatchGetItem",  # the freeze gates read: a freeze that refuses, a dry run, a freeze written
         "sqs:GetQueueUrl",  # /hooks/push queues the work
         "sqs:SendMessage",
         "secretsmanager:GetSecretValue",  # the webhooks' signing secrets, ecs-image-updater/* only

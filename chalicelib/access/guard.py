@@ -28,6 +28,7 @@ from chalicelib.access.permissions import Permissions
 from chalicelib.core.errors import NotAllowedError
 from chalicelib.core.images import ImageReference, InvalidImageError, as_reference
 from chalicelib.core.locations import Location
+from chalicelib.core.windows import Scope
 
 
 class _Change(Protocol):
@@ -111,6 +112,24 @@ class Guard:
         self._ceiling.check_cluster(cluster)
         if self._permissions is not None:
             self._permissions.check_cluster(self.principal.id, action, cluster)
+
+    def bypasses_freeze(self, action: str, cluster: str, service: str) -> bool:
+        """True when a rule with `bypassFreeze: true` gives the principal `action` on the service (none without a
+        permissions file: deploying through a freeze is always granted explicitly)."""
+        if self._permissions is None:
+            return False
+        return self._permissions.bypasses_freeze(self.principal.id, action, cluster, service)
+
+    def check_freeze(self, scope: Scope) -> None:
+        """Refuse (403) unless the rules give the principal `freeze` on the whole scope (without a permissions
+        file, everyone may). The allowlists do not apply: a freeze changes nothing in ECS."""
+        if self._permissions is None:
+            return
+        clusters = scope.clusters
+        if clusters is not None and self.home is not None:
+            home = self.home()
+            clusters = tuple(c if c.startswith("arn:") else home.cluster_arn(c) for c in clusters)
+        self._permissions.check_freeze(self.principal.id, Scope(clusters, scope.services))
 
     def allows(self, action: str, cluster: str, service: str) -> bool:
         """True when `check_target` would pass (for lists that show only what the principal may see)."""

@@ -17,11 +17,18 @@ PERMISSIONS_FILE) holds a top-level `rules:` list. Each rule names
   An IAM role's ARN (`arn:aws:iam::<account>:role/<path/><name>`) also matches
   every session of that role (`arn:aws:sts::<account>:assumed-role/<name>/*`),
   since that is the ARN a signed request of the role carries.
-- `actions`: read, update, rollback, apply, push (or `*`, every action).
-  Actions are independent: `update` does not imply `read`.
+- `actions`: read, update, rollback, apply, push, freeze (or `*`, every
+  action). Actions are independent: `update` does not imply `read`. `freeze`
+  creates and lifts freezes (POST and DELETE /freezes) within the rule's
+  clusters and services.
+- `bypassFreeze: true` (optional): the rule's principals deploy through a
+  freeze, to the services the rule allows them to change (the record says so).
 - `clusters`, `services`: names or ARNs, as globs (a cluster name means the
   home account and region's: chalicelib.access.guard); `images`: repository
   prefixes, matched at boundaries like the allowlists.
+
+A top-level `freezeWindows:` list (optional) holds the recurring freezes
+(chalicelib.core.windows).
 
 A request is allowed when, for every service it names, one rule allows the
 principal the action on that service with every image the request would
@@ -40,16 +47,19 @@ from chalicelib.core.errors import NotPermittedError, PermissionsFileError
 from chalicelib.core.images import ImageReference
 from chalicelib.core.locations import name_of
 from chalicelib.core.patterns import glob_matches, name_or_arn_matches, prefix_allows
+from chalicelib.core.windows import Scope, Window, WindowError, parse_windows
 
 READ = "read"
 UPDATE = "update"
 ROLLBACK = "rollback"
 APPLY = "apply"
 PUSH = "push"
-ACTIONS = (READ, UPDATE, ROLLBACK, APPLY, PUSH)
+FREEZE = "freeze"
+ACTIONS = (READ, UPDATE, ROLLBACK, APPLY, PUSH, FREEZE)
 EVERY = "*"
 
-_RULE_FIELDS = ("principals", "actions", "clusters", "services", "images")
+_RULE_FIELDS = ("principals", "actions", "clusters", "services", "images", "bypassFreeze")
+_TOP_LEVEL = ("rules", "freezeWindows")
 _REQUIRED = ("principals", "actions")
 _ROLE_ARN = re.compile(r"^arn:(?P<partition>[^:]+):iam::(?P<account>[^:]+):role/(?:.*/)?(?P<name>[^/]+)$")
 
@@ -63,6 +73,7 @@ class Rule:
     clusters: tuple[str, ...] | None = None
     services: tuple[str, ...] | None = None
     images: tuple[str, ...] | None = None
+    bypass_freeze: bool = False
 
     def concerns(self, principal: str) -> bool:
         """True when the rule names `principal`."""
@@ -79,6 +90,18 @@ class Rule:
             return False
         return all(self.allows_image(image) for image in images)
 
+    def allows_freeze(self, cluster: str | None, service: str | None) -> bool:
+        """True when the rule gives `freeze` on the service of the cluster (None: every cluster, every service)."""
+        if EVERY not in self.actions and FREEZE not in self.actions:
+            return False
+        if self.clusters is not None and (
+            cluster is None or not any(name_or_arn_matches(p, cluster) for p in self.clusters)
+        ):
+            return False
+        return self.services is None or (
+            service is not None and any(name_or_arn_matches(p, service) for p in self.services)
+        )
+
     def allows_image(self, image: ImageReference) -> bool:
         """True when `image`'s repository is below one of the rule's prefixes (or the rule names none)."""
         if self.images is None:
@@ -93,6 +116,8 @@ class Rule:
             value = getattr(self, name)
             if value is not None:
                 shape[name] = list(value)
+        if self.bypass_freeze:
+            shape["bypassFreeze"] = True
         return shape
 
 
@@ -102,6 +127,7 @@ class Permissions:
 
     rules: tuple[Rule, ...]
     source: str = "the permissions file"
+    windows: tuple[Window, ...] = ()
 
     def rules_of(self, principal: str) -> list[Rule]:
         """The rules that name `principal`."""
@@ -135,6 +161,31 @@ class Permissions:
                 )
             raise NotPermittedError(f"principal {principal} may not {action} {where}")
 
+    def bypasses_freeze(self, principal: str, action: str, cluster: str, service: str) -> bool:
+        """True when a rule with `bypassFreeze: true` allows `principal` `action` on the service."""
+        return any(rule.bypass_freeze and rule.allows(action, cluster, service) for rule in self.rules_of(principal))
+
+    def check_freeze(self, principal: str, scope: Scope) -> None:
+        """Refuse (NotPermittedError) unless rules give `principal` `freeze` on all of `scope` (its clusters as
+        ARNs): each cluster and service pair, a cluster whole, a service name in every cluster, or everything."""
+        mine = self.rules_of(principal)
+        clusters: list[str | None] = list(scope.clusters) if scope.clusters is not None else [None]
+        services: list[str | None] = list(scope.services) if scope.services is not None else [None]
+        for cluster in clusters:
+            for service in services:
+                if any(rule.allows_freeze(cluster, service) for rule in mine):
+                    continue
+                where = " ".join(
+                    part
+                    for part in (
+                        f"cluster {name_of(cluster)}" if cluster else "every cluster",
+                        f"service {service}" if service else "every service",
+                    )
+                )
+                raise NotPermittedError(
+                    f"principal {principal} may not freeze {where}: no rule of {self.source} allows it"
+                )
+
     def check_action(self, principal: str, action: str) -> None:
         """Refuse unless some rule gives `principal` `action` (somewhere)."""
         if not any(EVERY in rule.actions or action in rule.actions for rule in self.rules_of(principal)):
@@ -148,12 +199,23 @@ class Permissions:
 
 def parse(document: Any, source: str = "the permissions file") -> Permissions:
     """The permissions a parsed YAML document describes; PermissionsFileError names what is wrong, and where."""
-    if not isinstance(document, Mapping) or set(document) != {"rules"}:
-        raise PermissionsFileError(f"{source} must hold one top-level key, 'rules:', a list of rules")
+    if not isinstance(document, Mapping) or "rules" not in document or not set(document) <= set(_TOP_LEVEL):
+        found = sorted(str(key) for key in document) if isinstance(document, Mapping) else type(document).__name__
+        raise PermissionsFileError(
+            f"{source} must hold one top-level key, 'rules:', a list of rules, and may hold 'freezeWindows:' "
+            f"(found {found})"
+        )
     raw_rules = document["rules"]
     if not isinstance(raw_rules, list):
         raise PermissionsFileError(f"{source}: 'rules' must be a list of rules")
-    return Permissions(tuple(_rule(raw, f"{source}: rules[{index}]") for index, raw in enumerate(raw_rules)), source)
+    rules = tuple(_rule(raw, f"{source}: rules[{index}]") for index, raw in enumerate(raw_rules))
+    try:
+        windows = (
+            parse_windows(document["freezeWindows"], f"{source}: freezeWindows") if "freezeWindows" in document else ()
+        )
+    except WindowError as wrong:
+        raise PermissionsFileError(str(wrong)) from None
+    return Permissions(rules, source, windows)
 
 
 def load(path: Path, name: str | None = None) -> Permissions:
@@ -183,11 +245,14 @@ def _rule(raw: Any, where: str) -> Rule:
     for name in _REQUIRED:
         if name not in raw:
             raise PermissionsFileError(f"{where} has no '{name}'")
-    fields = {name: _strings(raw[name], f"{where}.{name}") for name in _RULE_FIELDS if name in raw}
+    fields = {name: _strings(raw[name], f"{where}.{name}") for name in _RULE_FIELDS[:5] if name in raw}
     for action in fields["actions"]:
         if action != EVERY and action not in ACTIONS:
             raise PermissionsFileError(f"{where}.actions: '{action}' is not one of {[*ACTIONS, EVERY]}")
-    return Rule(**fields)
+    bypass = raw.get("bypassFreeze", False)
+    if not isinstance(bypass, bool):
+        raise PermissionsFileError(f"{where}.bypassFreeze must be true or false, not {bypass!r}")
+    return Rule(**fields, bypass_freeze=bypass)
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

@@ -73,6 +73,22 @@ def send(sqs: Any, queue_url: str, bodies: Sequence[str]) -> None:
             raise AwsCallError("SendMessageBatch", f"SendMessageBatch did not queue {len(failed)} item(s): {reasons}")
 
 
+# SQS delays a message at most 15 minutes; a longer wait is made of several.
+MAX_DELAY_SECONDS = 900
+
+
+def send_later(sqs: Any, queue_url: str, body: str, seconds: int) -> None:
+    """Put one body on the queue, delivered after `seconds` (at most MAX_DELAY_SECONDS)."""
+    clients.call(
+        sqs.send_message,
+        "SendMessage",
+        {},
+        QueueUrl=queue_url,
+        MessageBody=body,
+        DelaySeconds=max(0, min(seconds, MAX_DELAY_SECONDS)),
+    )
+
+
 def retry_in(sqs: Any, queue_url: str, receipt_handle: str, seconds: int) -> None:
     """Make a received message visible again after `seconds` (the next try of a failed work item)."""
     clients.call(

@@ -6,6 +6,13 @@ on; `app.py` maps each class to an HTTP status in one table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.core.windows import InForce
+
 
 def echo_input(text: str, limit: int = 80) -> str:
     """Caller input made safe to quote in a message: control characters escaped, long input cut."""
@@ -26,6 +33,10 @@ class UpdateError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def details(self) -> dict[str, Any]:
+        """More of the answer's JSON beside `Code` and `Message` (a 423 names its freezes there)."""
+        return {}
 
 
 class InvalidRequestError(UpdateError):
@@ -72,6 +83,34 @@ class ServiceBusyError(UpdateError):
     """Another request holds the service's lock."""
 
     retryable = True
+
+
+class FrozenError(UpdateError):
+    """A freeze (a one-off freeze or a window of the permissions file) stops writes to the service now; the
+    message and `details` name each freeze, its reason and its end. Not retryable as it is: a queued push waits
+    for the end (or is dropped when a freeze says so), a caller may ask again after it."""
+
+    def __init__(self, message: str, stops: Sequence[InForce]) -> None:
+        super().__init__(message)
+        self.stops = tuple(stops)
+
+    @property
+    def until(self) -> datetime:
+        """When the last freeze that stops the write ends."""
+        return max(stop.until for stop in self.stops)
+
+    @property
+    def drops_pushes(self) -> bool:
+        """True when a freeze that stops the write says a push arriving during it is dropped, not kept waiting."""
+        return any(stop.pushes == "drop" for stop in self.stops)
+
+    def details(self) -> dict[str, Any]:
+        """The freezes, each with its id or name, its reason and its end."""
+        return {"freezes": [stop.as_dict() for stop in self.stops]}
+
+
+class FreezeNotFoundError(UpdateError):
+    """No freeze with that id (or it expired long ago)."""
 
 
 class ClusterNotFoundError(UpdateError):
@@ -181,6 +220,8 @@ HTTP_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     TaskDefinitionNotFoundError: (404, "NotFoundError"),
     DeploymentNotFoundError: (404, "NotFoundError"),
     PushNotFoundError: (404, "NotFoundError"),
+    FreezeNotFoundError: (404, "NotFoundError"),
+    FrozenError: (423, "LockedError"),
     NotAllowedError: (403, "ForbiddenError"),
     DeploymentWouldFailError: (422, "UnprocessableEntityError"),
     RegistryUnavailableError: (502, "BadGatewayError"),

@@ -11,6 +11,7 @@ from chalice.app import CloudWatchEvent, SQSEvent
 
 from chalicelib.access import identity
 from chalicelib.access.audit import Provenance
+from chalicelib.access.permissions import UPDATE
 from chalicelib.aws import accounts, budget, clients, queue
 from chalicelib.core.config import load_settings
 from chalicelib.core.errors import NotAllowedError, UpdateError
@@ -209,11 +210,12 @@ def followers_reconcile(event: CloudWatchEvent) -> None:
 def pipeline_deploy(event: dict[str, Any], context: Any) -> None:
     """A CodePipeline Invoke action: deploy the job's artifact, follow the outcome, report to CodePipeline."""
     accounts.learn_home(context)
+    guard = wiring.guard(identity.Principal.service(identity.CODEPIPELINE))
     services = pipeline.Services(
         reach=wiring.reach,
         codepipeline=clients.codepipeline_client(),
-        locks=wiring.locks(),
-        guard=wiring.guard(identity.Principal.service(identity.CODEPIPELINE)),
+        locks=wiring.locks(guard, UPDATE),
+        guard=guard,
         verifier=wiring.verifier,
         artifact_client=clients.artifact_client,
         record_of=lambda deployment, where: wiring.record_lookup(wiring.state_table(), where)(deployment),

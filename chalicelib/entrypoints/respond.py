@@ -130,7 +130,7 @@ def respond(
             response = json_response(status, handle(arguments, Call(request, caller, log)))
     except UpdateError as failure:
         status, code = http_status(failure)
-        response = error(status, code, failure.message)
+        response = json_response(status, {"Code": code, "Message": failure.message, **failure.details()})
         if isinstance(failure, (ServiceBusyError, AwsThrottledError)):
             # Worth trying again soon, unlike the other 409s and 4xx: say when.
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

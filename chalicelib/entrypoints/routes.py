@@ -12,11 +12,17 @@ from typing import Any
 from chalice import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.access import identity, signatures
-from chalicelib.access.permissions import APPLY, PUSH, READ, ROLLBACK, UPDATE
+from chalicelib.access.permissions import APPLY, FREEZE, PUSH, READ, ROLLBACK, UPDATE
 from chalicelib.aws import secrets
 from chalicelib.core.config import auth_mode, load_settings
-from chalicelib.core.errors import NoHistoryError, PushNotFoundError, WebhookNotConfiguredError
-from chalicelib.core.locations import cluster_arn_of
+from chalicelib.core.errors import (
+    InvalidRequestError,
+    NoHistoryError,
+    NotPermittedError,
+    PushNotFoundError,
+    WebhookNotConfiguredError,
+)
+from chalicelib.core.locations import Location, cluster_arn_of, name_of, service_key
 from chalicelib.core.requests import FanOutRequest
 from chalicelib.core.results import ChangeResult
 from chalicelib.core.validation import (
@@ -33,6 +39,7 @@ from chalicelib.core.validation import (
     path_service,
     query_parameters,
 )
+from chalicelib.core.windows import WindowError, freeze_id, iso, parse_freeze_request
 from chalicelib.deploy.descriptions import parse_apply_request, service_description
 from chalicelib.deploy.rollback import roll_back
 from chalicelib.deploy.update import update_image, update_services
@@ -42,7 +49,9 @@ from chalicelib.follow.discovery import cluster_services
 from chalicelib.follow.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
 from chalicelib.follow.status import service_status
 from chalicelib.follow.stop import stop_action, stop_deployment
-from chalicelib.state import pushes
+from chalicelib.state import freezes, pushes
+from chalicelib.state.lock import Locks
+from chalicelib.state.table import StateTable
 from chalicelib.triggers import github
 from chalicelib.triggers.push import Pusher, PushResult, follow_push, push_id_for
 
@@ -67,23 +76,27 @@ def update() -> Response:
         if isinstance(request, FanOutRequest):
             target = wiring.reach(request.cluster, *(t.service for t in request.targets))
             call.guard.check_targets(UPDATE, target.location.cluster_arn(request.cluster), request.targets)
+            locks = wiring.locks(call.guard, UPDATE)
             batch = update_services(
-                target.client("ecs"),
-                request,
-                locks=wiring.locks(),
-                provenance=provenance,
-                verifier=wiring.verifier(target),
+                target.client("ecs"), request, locks=locks, provenance=provenance, verifier=wiring.verifier(target)
             )
             call.log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
             call.log.update(changed=batch.changed, dryRun=batch.dry_run)
+            if batch.dry_run:
+                names = [t.service for t in request.targets]
+                return _with_freezes(batch.as_dict(), locks, request.cluster, names, target.where)
             return batch.as_dict()
         target = wiring.reach(request.cluster, request.service)
         cluster_arn = target.location.cluster_arn(request.cluster)
         call.guard.check(UPDATE, cluster_arn, [(request.service, request.change.requested_images())])
         call.log.update(cluster=loggable(request.cluster), service=loggable(request.service))
+        locks = wiring.locks(call.guard, UPDATE)
         result = update_image(
-            target.client("ecs"), request, locks=wiring.locks(), provenance=provenance, verifier=wiring.verifier(target)
+            target.client("ecs"), request, locks=locks, provenance=provenance, verifier=wiring.verifier(target)
         )
+        if result.dry_run:
+            answer = _logged_change(result, call.log)
+            return _with_freezes(answer, locks, request.cluster, [request.service], target.where)
         return _logged_change(result, call.log)
 
     return respond(routes.current_request, handle, reads_body=True, takes_arrays=True)
@@ -102,7 +115,7 @@ def rollback() -> Response:
         result = roll_back(
             target.client("ecs"),
             request,
-            wiring.locks(),
+            wiring.locks(call.guard, ROLLBACK),
             allow_image=lambda image: gate(request.service, image),
             provenance=call.provenance("rollback"),
             verifier=wiring.verifier(target),
@@ -204,16 +217,20 @@ def apply() -> Response:
         call.guard.check_targets(APPLY, cluster_arn, request.targets, images=False)
         provenance = call.provenance("apply")
         # Only the images that change are checked (once read): an unchanged export applies as a no-op.
+        locks = wiring.locks(call.guard, APPLY)
         batch = update_services(
             target.client("ecs"),
             request,
-            locks=wiring.locks(),
+            locks=locks,
             provenance=provenance,
             allow_image=call.guard.image_gate(APPLY, cluster_arn),
             verifier=wiring.verifier(target),
         )
         call.log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
         call.log.update(changed=batch.changed, dryRun=batch.dry_run, audit=provenance.tags())
+        if batch.dry_run:
+            names = [t.service for t in request.targets]
+            return _with_freezes(batch.as_dict(), locks, request.cluster, names, target.where)
         return batch.as_dict()
 
     return respond(routes.current_request, handle, reads_body=True)
@@ -316,6 +333,69 @@ def cluster_services_route(cluster: str) -> Response:
     return respond(routes.current_request, handle, reads_body=False)
 
 
+@routes.route("/freezes", methods=["POST"], **SIGNED_IN)
+def freeze_create() -> Response:
+    """Freeze writes to the services of a scope until a time (`scope: {}`: every service, the emergency stop)."""
+
+    def handle(body: dict[str, Any], call: Call) -> dict[str, Any]:
+        try:
+            request = parse_freeze_request(body, freezes.now_utc(), freezes.latest_until(), freezes.MAX_NAMES)
+        except WindowError as wrong:
+            raise InvalidRequestError(str(wrong)) from None
+        call.guard.check_freeze(request.scope)
+        table = _freeze_table()
+        home = wiring.home()
+        frozen = freezes.create(
+            table, request.scope, home, request.until, request.reason, request.pushes, call.principal.id
+        )
+        call.log.update(
+            freeze=frozen.id, scope=request.scope.as_dict(), until=frozen.as_dict(frozen.created_at)["until"]
+        )
+        return frozen.as_dict(freezes.now_utc())
+
+    return respond(routes.current_request, handle, reads_body=True, status=201)
+
+
+@routes.route("/freezes", methods=["GET"], **SIGNED_IN)
+def freeze_list() -> Response:
+    """The freezes in force and the stage's freeze windows, each saying whether it applies now."""
+
+    def handle(_params: dict[str, Any], call: Call) -> dict[str, Any]:
+        _query(())
+        _check_may_see_freezes(call)
+        moment = freezes.now_utc()
+        table = wiring.state_table()
+        kept = freezes.listed(table) if table is not None else []
+        rules = call.guard.permissions
+        return {
+            "at": iso(moment),
+            "freezes": [freeze.as_dict(moment) for freeze in kept if freeze.active(moment)],
+            "windows": [window.as_dict(moment) for window in (rules.windows if rules is not None else ())],
+        }
+
+    return respond(routes.current_request, handle, reads_body=False)
+
+
+@routes.route("/freezes/{freeze}", methods=["DELETE"], **SIGNED_IN)
+def freeze_delete(freeze: str) -> Response:
+    """Lift a freeze before its end (the same `freeze` permission on its whole scope as making it)."""
+
+    def handle(params: dict[str, Any], call: Call) -> dict[str, Any]:
+        try:
+            wanted = freeze_id(params["freeze"])
+        except WindowError as wrong:
+            raise InvalidRequestError(str(wrong)) from None
+        _query(())
+        table = _freeze_table()
+        found = freezes.get(table, wanted)
+        call.guard.check_freeze(found.scope)
+        freezes.lift(table, found)
+        call.log.update(freeze=found.id, lifted=True)
+        return {**found.as_dict(freezes.now_utc()), "active": False, "liftedBy": call.principal.id}
+
+    return respond(routes.current_request, handle, reads_body=False)
+
+
 @routes.route("/whoami", methods=["GET"], **SIGNED_IN)
 def whoami() -> Response:
     """The caller's principal and what the stage's rules and allowlists allow it (to understand a 403)."""
@@ -355,6 +435,40 @@ def _follow(pushed: Any, call: Call, source: str) -> dict[str, Any]:
     result = follow_push(wiring.push_table(), wiring.enqueue_push_work, pushed, pusher, push_id)
     call.log.update(push=pushed.as_dict(), pushId=push_id, decisions=_decision_counts(result), warnings=warnings)
     return {**result.as_dict(), "warnings": warnings}
+
+
+def _with_freezes(
+    answer: dict[str, Any], locks: Locks, cluster: str, services: list[str], where: Location | None
+) -> dict[str, Any]:
+    """A dry run's answer, with the freezes that would refuse (or let through) the change it previews."""
+    keys = {service_key(cluster, service, where): service for service in services}
+    found = freezes.in_force_for(locks.table, locks.freeze_check, list(keys))
+    notes = [
+        {"service": name_of(keys[key]), **stop.as_dict(), "bypassed": locks.freeze_check.bypass(key)}
+        for key, stops in found.items()
+        for stop in stops
+    ]
+    return {**answer, "freezes": notes}
+
+
+def _freeze_table() -> StateTable:
+    table = wiring.state_table()
+    if table is None:
+        raise NoHistoryError("this stage keeps no freezes: its STATE_TABLE is not set")
+    return table
+
+
+def _check_may_see_freezes(call: Call) -> None:
+    """Anyone who may read, or freeze, something may see the freezes (they stop everyone's writes)."""
+    try:
+        call.guard.check_action(READ)
+    except NotPermittedError:
+        try:
+            call.guard.check_action(FREEZE)
+        except NotPermittedError:
+            raise NotPermittedError(
+                f"principal {call.principal.id} may not see the freezes: no rule gives it read or freeze"
+            ) from None
 
 
 def _check_signature(request: Any, header: str, secret_id: str) -> None:

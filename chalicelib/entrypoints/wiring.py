@@ -16,8 +16,11 @@ from chalicelib.aws.accounts import Reach
 from chalicelib.core.config import Settings, load_settings
 from chalicelib.core.errors import NoHistoryError, NoPushQueueError, PermissionsFileError
 from chalicelib.core.locations import Location
+from chalicelib.core.windows import Window
 from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import outcomes
+from chalicelib.state import freezes
+from chalicelib.state.freezes import FreezeCheck
 from chalicelib.state.lock import Locks
 from chalicelib.state.records import DeploymentRecord
 from chalicelib.state.table import StateTable
@@ -66,6 +69,11 @@ def reach(cluster: str, *services: str) -> Reach:
     return accounts.reach(cluster, *services)
 
 
+def home() -> Location:
+    """The home account and region (a freeze's cluster names mean its clusters)."""
+    return accounts.home()
+
+
 def guard(principal: Principal) -> Guard:
     """What the stage's allowlists and permissions allow `principal`."""
     settings = load_settings()
@@ -83,10 +91,20 @@ def record_lookup(table: StateTable | None, where: Location | None = None) -> Ca
     return (lambda id_: outcomes.record_of_deployment(table, id_, where)) if table else (lambda _id: None)
 
 
-def locks() -> Locks:
-    """Where the stage keeps its locks and records."""
+def locks(guard: Guard | None = None, action: str | None = None) -> Locks:
+    """Where the stage keeps its locks and records, with the windows of its permissions file; with a guard, its
+    principal deploys `action` through a freeze where a rule says `bypassFreeze` (chalicelib.state.freezes)."""
     settings = load_settings()
-    return Locks(state_table(settings), settings.history_days)
+
+    def windows() -> tuple[Window, ...]:
+        rules = permissions(settings)
+        return rules.windows if rules is not None else ()
+
+    check = FreezeCheck(windows, home=accounts.home)
+    found = Locks(state_table(settings), settings.history_days, check)
+    if guard is None or action is None:
+        return found
+    return found.bypassing(lambda key: guard.bypasses_freeze(action, *freezes.located(key, accounts.home())))
 
 
 def push_table() -> StateTable:

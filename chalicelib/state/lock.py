@@ -5,9 +5,11 @@ and register their own would lose one of the changes. A request that changes
 services first takes the lock item of each (`SERVICE#cluster/service`, `LOCK`),
 all of them or none, re-reads them under it, and lets go when done:
 
-- taking costs one call: a conditional PutItem for one service, one
-  TransactWriteItems of conditional puts for several (all or none, so two
-  requests can never deadlock on each other's half);
+- taking costs one call: a TransactWriteItems of conditional puts, one per
+  service (all or none, so two requests can never deadlock on each other's
+  half), with a ConditionCheck on each freeze gate the services can be frozen
+  through (chalicelib.state.freezes): a freeze is seen in the same call, and
+  read (one BatchGetItem) only when it refuses;
 - letting go costs one call too: a TransactWriteItems that deletes the lock
   items and writes the request's deployment records (and the pointers from their
   ECS deployment ids), so recording adds no round trip.
@@ -15,7 +17,10 @@ all of them or none, re-reads them under it, and lets go when done:
 A lock carries its expiry in the TTL attribute, so one whose holder died (a
 Lambda timeout) is taken over once it expires. A request that cannot take its
 locks within LOCK_WAIT_SECONDS gets ServiceBusyError (409) naming the busy
-service, and changes nothing.
+service, and changes nothing. A freeze (a one-off freeze's gate, or a window of
+the permissions file, checked in code before the call) refuses with FrozenError
+(423) naming it, unless the caller may deploy through it (`bypassFreeze`): then
+the records say which freezes were bypassed.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib.access.audit import Provenance
@@ -36,6 +41,7 @@ from chalicelib.aws import budget, parallel
 from chalicelib.core.config import DEFAULT_HISTORY_DAYS
 from chalicelib.core.errors import AwsCallError, ServiceBusyError, UpdateError
 from chalicelib.core.results import ChangeResult
+from chalicelib.state import freezes
 from chalicelib.state.followers import write_batch
 from chalicelib.state.records import DeploymentRecord
 from chalicelib.state.table import LOCK_SORT_KEY, TTL_ATTRIBUTE, StateTable, service_partition, to_item
@@ -65,6 +71,8 @@ class Held:
         self.record_failures = record_failures
         self.records: dict[str, DeploymentRecord] = {}
         self.writes: list[dict[str, Any]] = []
+        # The freezes each service's change goes through (`freeze:<id>`, `window:<name>`), for its record.
+        self.bypassed: dict[str, list[str]] = {}
 
     def also(self, entries: Sequence[dict[str, Any]]) -> None:
         """More TransactWriteItems entries to write with the records (the follower index, a push's state)."""
@@ -72,15 +80,27 @@ class Held:
 
     def succeeded(self, key: str, result: ChangeResult) -> DeploymentRecord:
         """Record what the request did to service `key` (answered with a 200)."""
-        record = DeploymentRecord.of_result(self.provenance, result, self.force_new_deployment, key)
+        record = self._noting_bypass(
+            key, DeploymentRecord.of_result(self.provenance, result, self.force_new_deployment, key)
+        )
         self.records[key] = record
         return record
 
     def failed(self, key: str, failure: BaseException) -> DeploymentRecord:
         """Record that the request failed for service `key`."""
-        record = DeploymentRecord.of_failure(self.provenance, key, failure, self.force_new_deployment)
+        record = self._noting_bypass(
+            key, DeploymentRecord.of_failure(self.provenance, key, failure, self.force_new_deployment)
+        )
         self.records[key] = record
         return record
+
+    def bypass(self, key: str, labels: Sequence[str]) -> None:
+        """Note that the change of service `key` goes through these freezes."""
+        noted = self.bypassed.setdefault(key, [])
+        noted.extend(label for label in labels if label not in noted)
+
+    def _noting_bypass(self, key: str, record: DeploymentRecord) -> DeploymentRecord:
+        return replace(record, bypassed=list(self.bypassed[key])) if self.bypassed.get(key) else record
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,12 @@ class Locks:
 
     table: StateTable | None = None
     history_days: int = DEFAULT_HISTORY_DAYS
+    # The windows, and whose changes go through a freeze; the gates of one-off freezes are checked whatever it says.
+    freeze_check: freezes.FreezeCheck = freezes.NO_FREEZE_CHECK
+
+    def bypassing(self, bypass: Callable[[str], bool]) -> Locks:
+        """These locks, for a caller who deploys through a freeze to each service key `bypass` says True of."""
+        return replace(self, freeze_check=replace(self.freeze_check, bypass=bypass))
 
     def hold(
         self,
@@ -106,6 +132,7 @@ class Locks:
             force_new_deployment=force_new_deployment,
             history_days=self.history_days,
             record_failures=record_failures,
+            freeze_check=self.freeze_check,
         )
 
 
@@ -121,6 +148,7 @@ def hold(
     force_new_deployment: bool = False,
     history_days: int = DEFAULT_HISTORY_DAYS,
     record_failures: bool = True,
+    freeze_check: freezes.FreezeCheck = freezes.NO_FREEZE_CHECK,
 ) -> Iterator[Held]:
     """Hold the locks of every service in `keys` (`cluster/service`), and record each when done.
 
@@ -136,7 +164,7 @@ def hold(
         return
     owner = uuid.uuid4().hex
     try:
-        _acquire(table, held.keys, owner)
+        _acquire(table, held.keys, owner, held, freeze_check)
     except AwsCallError as failure:
         if failure.outcome_unknown:
             _release(table, held.keys, owner, [], history_days)  # the put may have been applied unanswered
@@ -179,52 +207,82 @@ def _lock_item(key: str, owner: str, now: int) -> dict[str, Any]:
 _FREE = "attribute_not_exists(pk) OR #expires < :now OR #owner = :owner"
 
 
-def _acquire(table: StateTable, keys: Sequence[str], owner: str) -> None:
+def _check_windows(held: Held, check: freezes.FreezeCheck) -> None:
+    """Refuse a change that a window of the permissions file stops now (no call: the file is read already)."""
+    stops = check.windows_of(held.keys, freezes.now_utc())
+    refused = {key: found for key, found in stops.items() if not check.bypass(key)}
+    if refused:
+        raise freezes.refusal(refused)
+    for key, found in stops.items():
+        held.bypass(key, [stop.label for stop in found])
+
+
+def _acquire(table: StateTable, keys: Sequence[str], owner: str, held: Held, check: freezes.FreezeCheck) -> None:
     give_up_at = budget.clock() + LOCK_WAIT_SECONDS
+    gated = list(keys)  # the services whose freeze gates are checked (not those already let through one)
     while True:
         now = int(time.time())
         names = {"#owner": "owner", "#expires": TTL_ATTRIBUTE}
         values = to_item({":now": now, ":owner": owner})
+        puts = [
+            {
+                "Put": {
+                    "TableName": table.name,
+                    "Item": _lock_item(key, owner, now),
+                    "ConditionExpression": _FREE,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+            for key in keys
+        ]
+        # At most 20 services of one cluster: 20 puts and 2 + 2 x 20 gates, within DynamoDB's 100 items.
+        gates, checks = freezes.gate_checks(table.name, gated, int(freezes.clock())) if gated else ([], [])
         try:
-            if len(keys) == 1:
-                table.call(
-                    "PutItem",
-                    {
-                        "ConditionalCheckFailedException": lambda _: _Busy(keys),
-                        # The item is inside another request's transaction (its release): busy for a moment.
-                        "TransactionConflictException": lambda _: _Busy(keys),
-                    },
-                    TableName=table.name,
-                    Item=_lock_item(keys[0], owner, now),
-                    ConditionExpression=_FREE,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                )
-            else:
-                table.call(
-                    "TransactWriteItems",
-                    {"TransactionCanceledException": lambda message: _Busy(_busy_keys(keys, message))},
-                    TransactItems=[
-                        {
-                            "Put": {
-                                "TableName": table.name,
-                                "Item": _lock_item(key, owner, now),
-                                "ConditionExpression": _FREE,
-                                "ExpressionAttributeNames": names,
-                                "ExpressionAttributeValues": values,
-                            }
-                        }
-                        for key in keys
-                    ],
-                )
+            table.call(
+                "TransactWriteItems",
+                {
+                    "TransactionCanceledException": lambda message, gates=gates: _cancelled_take(keys, gates, message),
+                    # An item is inside another request's transaction (its release): busy for a moment.
+                    "TransactionConflictException": lambda _: _Busy(keys),
+                },
+                TransactItems=[*puts, *checks],
+            )
             return
-        except _Busy as busy:
-            if budget.clock() >= give_up_at:
-                which = ", ".join(f"'{key}'" for key in busy.keys)
-                raise ServiceBusyError(
-                    f"another request is changing service {which}; nothing was changed, try again in a few seconds"
-                ) from None
-            budget.sleep(random.uniform(0.05, 0.25))  # noqa: S311 - jitter, not security
+        except _Frozen as frozen:
+            stops = freezes.stops_of(table, gated, frozen.gates or gates, freezes.now_utc())
+            refused = {key: found for key, found in stops.items() if not check.bypass(key)}
+            if refused:
+                raise freezes.refusal(refused) from None
+            for key, found in stops.items():
+                held.bypass(key, [stop.label for stop in found])
+            gated = [key for key in gated if key not in stops]
+            if stops:
+                continue  # let through: take the locks again without those gates
+            busy: _Busy = _Busy(keys)  # the freeze ended meanwhile: try again
+        except _Busy as is_busy:
+            busy = is_busy
+        if budget.clock() >= give_up_at:
+            which = ", ".join(f"'{key}'" for key in busy.keys)
+            raise ServiceBusyError(
+                f"another request is changing service {which}; nothing was changed, try again in a few seconds"
+            ) from None
+        budget.sleep(random.uniform(0.05, 0.25))  # noqa: S311 - jitter, not security
+
+
+def _cancelled_take(keys: Sequence[str], gates: Sequence[str], message: str) -> UpdateError:
+    """What cancelled taking the locks: a freeze gate (its condition failed), else busy locks."""
+    reasons = _reasons(message)
+    if len(reasons) == len(keys) + len(gates):
+        failed = [
+            gate for gate, reason in zip(gates, reasons[len(keys) :], strict=True) if reason == "ConditionalCheckFailed"
+        ]
+        if failed:
+            return _Frozen(failed)
+        return _Busy(_busy_keys(keys, reasons[: len(keys)]))
+    if gates and "ConditionalCheckFailed" in message:
+        return _Frozen([])  # the reasons cannot be read: the gates say whether a freeze was the cause
+    return _Busy(list(keys))
 
 
 def _reasons(message: str) -> list[str]:
@@ -233,9 +291,8 @@ def _reasons(message: str) -> list[str]:
     return [reason.strip() for reason in match.group(1).split(",")] if match else []
 
 
-def _busy_keys(keys: Sequence[str], message: str) -> list[str]:
+def _busy_keys(keys: Sequence[str], reasons: Sequence[str]) -> list[str]:
     """The keys whose condition failed (all of them when the reasons cannot be read)."""
-    reasons = _reasons(message)
     if len(reasons) != len(keys):
         return list(keys)
     busy = [key for key, reason in zip(keys, reasons, strict=True) if reason == "ConditionalCheckFailed"]
@@ -387,6 +444,12 @@ class _Busy(UpdateError):
     def __init__(self, keys: Sequence[str]) -> None:
         super().__init__("the lock is held")
         self.keys = list(keys)
+
+
+class _Frozen(UpdateError):
+    def __init__(self, gates: Sequence[str]) -> None:
+        super().__init__("a freeze gate's condition failed")
+        self.gates = list(gates)
 
 
 class _Conflict(UpdateError):

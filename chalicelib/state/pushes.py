@@ -7,7 +7,9 @@
 
 A service's item is its work item's claim too: `queued` when decided, `working`
 while a consumer holds it (a lease, `leaseUntil`), then `deployed`, `failed`
-(`final`: `refused`, or `exhausted` once the retries ran out) or `skipped`.
+(`final`: `refused`, or `exhausted` once the retries ran out), `skipped`, or
+`frozen` (a freeze that drops pushes stopped it: chalicelib.state.freezes). A
+push that a freeze keeps waiting goes back to `queued` until the freeze ends.
 Every change is a conditional write, so a duplicate message, a redelivery or two
 consumers at once deploy a service at most once for one push. Items expire
 after PUSH_DAYS.
@@ -30,9 +32,11 @@ WORKING = "working"
 DEPLOYED = "deployed"
 FAILED = "failed"
 SKIPPED = "skipped"
-FINAL_STATES = frozenset({DEPLOYED, FAILED, SKIPPED})
+FROZEN = "frozen"
+FINAL_STATES = frozenset({DEPLOYED, FAILED, SKIPPED, FROZEN})
 REFUSED = "refused"
 EXHAUSTED = "exhausted"
+DROPPED = "dropped"
 PUSH_DAYS = 14
 HEADER_SORT_KEY = "PUSH"
 TRANSACTION_ITEMS = 100
@@ -226,21 +230,27 @@ def fail(
     final: str,
     reason: str,
     record_items: Sequence[Mapping[str, Any]],
+    state: str = FAILED,
 ) -> bool:
-    """Mark the service's work failed for good and write its one record, together; False when it was final already."""
+    """Mark the service's work failed for good (or `state`, e.g. frozen) and write its one record, together; False
+    when it was final already."""
     record_pk, record_sk = (record_items[0]["pk"]["S"], record_items[0]["sk"]["S"]) if record_items else ("", "")
     update = {
         "Update": {
             "TableName": table.name,
             "Key": _key(push_id, service_arn),
             "UpdateExpression": (
-                "SET #state = :failed, #final = :final, #reason = :reason, #recordPk = :pk, #recordSk = :sk "
+                "SET #state = :state, #final = :final, #reason = :reason, #recordPk = :pk, #recordSk = :sk "
                 "REMOVE #lease"
             ),
-            "ConditionExpression": "attribute_not_exists(#state) OR NOT #state IN (:failed, :deployed, :skipped)",
+            "ConditionExpression": (
+                "attribute_not_exists(#state) OR NOT #state IN (:failed, :deployed, :skipped, :frozen)"
+            ),
             "ExpressionAttributeNames": _names("#state #final #reason #recordPk #recordSk #lease"),
             "ExpressionAttributeValues": to_item(
                 {
+                    ":state": state,
+                    ":frozen": FROZEN,
                     ":failed": FAILED,
                     ":deployed": DEPLOYED,
                     ":skipped": SKIPPED,

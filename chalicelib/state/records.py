@@ -37,6 +37,7 @@ FAILED = "FAILED"
 ROLLED_BACK = "ROLLED_BACK"
 STOPPED = "STOPPED"  # stopped by a person (POST .../deployments/{id}/stop with "abort", or ECS's console)
 SUPERSEDED = "SUPERSEDED"  # ECS stopped it for a newer deployment (its service deployment says STOPPED)
+FROZEN = "FROZEN"  # a push that arrived during a freeze that drops pushes (chalicelib.state.freezes): not deployed
 FINAL_OUTCOMES = frozenset({COMPLETED, ROLLED_BACK, STOPPED, SUPERSEDED})
 
 
@@ -81,6 +82,9 @@ class DeploymentRecord:
     lifecycle_stage: str | None = None
     ecs_status: str | None = None
     stop: dict[str, Any] | None = None
+    # The freezes the change went through, its principal's rule saying `bypassFreeze` (`freeze:<id>`,
+    # `window:<name>`).
+    bypassed: list[str] = field(default_factory=list)
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @classmethod
@@ -222,6 +226,7 @@ class DeploymentRecord:
             "lifecycleStage": self.lifecycle_stage,
             "ecsStatus": self.ecs_status,
             "stop": self.stop,
+            "bypassed": list(self.bypassed),
         }
 
     def items(self, history_days: int, owed: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
@@ -293,6 +298,7 @@ class DeploymentRecord:
             lifecycle_stage=item.get("lifecycleStage"),
             ecs_status=item.get("ecsStatus"),
             stop=item.get("stop"),
+            bypassed=list(item.get("bypassed") or []),
             record_id=item.get("recordId", ""),
         )
 

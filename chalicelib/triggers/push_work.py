@@ -17,7 +17,13 @@ For each message of a batch (the `push_work` function, fed by SQS):
    fifth attempt that fails is recorded like a refusal, and the message goes
    to the dead-letter queue (the queue's maxReceiveCount is MAX_RECEIVES, one
    more than the attempts, so a consumer that died on its last attempt still
-   gets a sixth delivery that records the failure).
+   gets a sixth delivery that records the failure);
+4. a freeze (chalicelib.state.freezes) that stops the service keeps the work
+   waiting: the item is queued again as a new message, delayed until the
+   freeze ends (15 minutes at most, SQS's longest delay, and again after that),
+   so the wait uses none of its attempts, and deploys once the freeze is over
+   (or lifted). A freeze that says `"pushes": "drop"` ends the work instead: a
+   FROZEN record, the push's item `frozen`, nothing deployed.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +43,7 @@ from chalicelib.access.permissions import PUSH, Permissions
 from chalicelib.aws import accounts, budget, parallel, queue
 from chalicelib.aws.accounts import Reach
 from chalicelib.core import taskdef
-from chalicelib.core.errors import ServiceChangedError, UnexpectedError, UpdateError
+from chalicelib.core.errors import FrozenError, ServiceChangedError, UnexpectedError, UpdateError
 from chalicelib.core.images import ImageReference, parse_image
 from chalicelib.core.push_policy import POLICY_TAG, PUSHED_TAG_TAG, Following
 from chalicelib.core.requests import ImageChange, Target
@@ -45,9 +51,9 @@ from chalicelib.core.results import ChangeResult
 from chalicelib.deploy.update import update_target
 from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import notify, outcomes
-from chalicelib.state import pushes
+from chalicelib.state import freezes, pushes
 from chalicelib.state.lock import Locks
-from chalicelib.state.records import DeploymentRecord
+from chalicelib.state.records import FROZEN, DeploymentRecord
 from chalicelib.state.table import StateTable, service_key
 from chalicelib.triggers.push import WorkItem, followed_containers, verdicts_for
 
@@ -152,16 +158,22 @@ class _Worker:
             return self._already(claim)
         try:
             target = self.services.reach(self.item.cluster_arn)
+            guard = self._guard()
+            locks = self.services.locks.bypassing(
+                lambda key: guard.bypasses_freeze(PUSH, *freezes.located(key, accounts.home()))
+            )
             result = update_target(
                 target.client("ecs"),
                 self.item.cluster_arn,
                 Target(self.item.service_arn, self._change()),
                 force_new_deployment=self.item.redeploy,
-                locks=self.services.locks,
+                locks=locks,
                 provenance=self._provenance(),
                 settle=lambda _key, result: [self._settled(result)],
                 verifier=self.services.verifier(target),
             )
+        except FrozenError as frozen:
+            return self._frozen(frozen, claim)
         except UpdateError as failure:
             return self._failed(failure, claim)
         except Exception as bug:  # a bug is logged and treated as a failure that may pass: nothing is lost
@@ -197,6 +209,31 @@ class _Worker:
         )
         self._retry_in(retry_delay(self.receives))
         return self._back(failure.message)
+
+    def _frozen(self, frozen: FrozenError, claim: pushes.Claim) -> Done:
+        """A freeze stops the service: wait for its end as a new message (no attempt used), or drop the work."""
+        table, push_id, service_arn = self.services.table, self.item.push_id, self.item.service_arn
+        if frozen.drops_pushes:
+            failed = DeploymentRecord.of_push_failure(
+                self._provenance(),
+                self.item.cluster,
+                self.item.service,
+                frozen,
+                self._intended_containers(),
+                service_key(self.item.cluster, self.item.service, accounts.where_of(service_arn)),
+                service_arn,
+            )
+            record = replace(failed, outcome=FROZEN)
+            reason = f"dropped: {frozen.message}"
+            items = record.items(self.services.locks.history_days)
+            pushes.fail(table, push_id, service_arn, pushes.DROPPED, reason, items, state=pushes.FROZEN)
+            return Done(self.message_id, False, pushes.FROZEN, reason)
+        wait = max(int(frozen.until.timestamp() - self.services.now()), 1)
+        again = replace(self.item, first=False)  # a copy never reopens work whose retries ran out
+        queue.send_later(self.services.sqs, self.services.queue_url, again.body(), wait)
+        reason = f"waiting for the end of the freeze: {frozen.message}"
+        pushes.give_back(table, push_id, service_arn, claim.lease_until, reason)
+        return Done(self.message_id, False, "waiting", reason)
 
     def _record_failure(self, failure: UpdateError, final: str) -> None:
         """The push's one record for this service (FAILED, the reason, the pushed reference), and its notification."""

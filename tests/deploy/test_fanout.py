@@ -158,7 +158,8 @@ def test_dry_run_writes_nothing_and_shows_each_diff(
         for s in body["services"]
     )
     assert set(calls) == {"DescribeServices", "DescribeTaskDefinition"}
-    assert dynamodb_calls == []
+    assert dynamodb_calls == ["BatchGetItem"]  # the freeze gates, read to say whether a freeze applies
+    assert body["freezes"] == []
     assert_nothing_changed(setup_ecs, fleet)
 
 

@@ -41,6 +41,15 @@ def held_elsewhere(cluster: str, service: str) -> Any:
 
 
 CONTAINERS = [f"c{i}" for i in range(10)]
+# The lock is taken by the first TransactWriteItems; the release is the second.
+RELEASE = 2
+
+
+def apply_puts(dynamodb: Any, body: Any) -> None:
+    """Carry out the puts of a TransactWriteItems body, as if DynamoDB had applied it and the answer was lost."""
+    for entry in json.loads(body)["TransactItems"]:
+        if "Put" in entry:
+            dynamodb.put_item(TableName=entry["Put"]["TableName"], Item=entry["Put"]["Item"])
 
 
 @pytest.fixture
@@ -220,17 +229,16 @@ def test_lock_put_applied_but_unanswered_is_taken_on_the_retry(
 
     def applied_then_lost(attempt: int) -> None:
         if attempt == 1:
-            sent = json.loads(faults.last_body)
-            setup_dynamodb.put_item(TableName=sent["TableName"], Item=sent["Item"])
+            apply_puts(setup_dynamodb, faults.last_body)
             raise ReadTimeoutError(endpoint_url=ENDPOINT)
 
-    faults.on("PutItem", applied_then_lost)
+    faults.on("TransactWriteItems", applied_then_lost)
     request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
 
     result = update_image(ecs, request, locks=stage_locks())
 
     assert result.changed is True
-    assert faults.attempts.count("PutItem") == 2
+    assert faults.attempts[:2] == ["TransactWriteItems", "TransactWriteItems"]  # the take, and its retry
     assert lock_items() == []
 
 
@@ -242,15 +250,16 @@ def test_lock_is_released_when_taking_it_fails_after_it_may_have_been_applied(
     faults = AttemptFaults(dynamodb, virtual_clock, service="dynamodb")
 
     def applied_then_lost(_attempt: int) -> None:
-        sent = json.loads(faults.last_body)
-        setup_dynamodb.put_item(TableName=sent["TableName"], Item=sent["Item"])
+        if "ConditionCheck" not in str(faults.last_body):
+            return  # the release that follows
+        apply_puts(setup_dynamodb, faults.last_body)
         virtual_clock.now += budget.ATTEMPT_SECONDS
         raise ReadTimeoutError(endpoint_url=ENDPOINT)
 
-    faults.on("PutItem", applied_then_lost)
+    faults.on("TransactWriteItems", applied_then_lost)
     request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
 
-    with pytest.raises(AwsTimeoutError, match="PutItem"):
+    with pytest.raises(AwsTimeoutError, match="TransactWriteItems"):
         update_image(ecs, request, locks=stage_locks())
 
     assert lock_items() == []
@@ -260,13 +269,14 @@ def test_a_lock_put_meeting_a_release_transaction_is_busy_for_a_moment_and_taken
     ecs: Any, state_table: str, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
     faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
-    faults.conflict("PutItem", attempts={1})
+    faults.conflict("TransactWriteItems", attempts={1})
     request = UpdateRequest(workload.cluster, workload.service, parse_image("x/y:1"), container="app")
 
     result = update_image(ecs, request, locks=stage_locks())
 
     assert result.changed is True
-    assert faults.attempts.count("PutItem") == 2  # botocore does not retry the conflict: the lock's wait does
+    # botocore does not retry the conflict: the lock's wait does (then the release)
+    assert faults.attempts == ["TransactWriteItems", "TransactWriteItems", "TransactWriteItems"]
     assert virtual_clock.now < lock.LOCK_WAIT_SECONDS
     assert lock_items() == []
 
@@ -275,7 +285,7 @@ def test_a_lock_put_in_conflict_for_the_whole_wait_is_a_409_naming_the_service(
     http: Any, setup_ecs: Any, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
     faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
-    faults.conflict("PutItem")
+    faults.conflict("TransactWriteItems")
     response = post(
         http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y:1", "container": "app"}
     )
@@ -296,7 +306,11 @@ def second_service(setup_ecs: Any, workload: Workload) -> str:
 @pytest.mark.parametrize(
     ("path", "body", "lock_call"),
     [
-        ("/update", {"cluster": "test-cluster", "service": "web", "image": "x/y:1", "container": "app"}, "PutItem"),
+        (
+            "/update",
+            {"cluster": "test-cluster", "service": "web", "image": "x/y:1", "container": "app"},
+            "TransactWriteItems",
+        ),
         (
             "/update",
             {"cluster": "test-cluster", "services": ["web", "web-b"], "image": "x/y:1", "container": "app"},
@@ -305,9 +319,9 @@ def second_service(setup_ecs: Any, workload: Workload) -> str:
         (
             "/apply",
             {"descriptions": [{"cluster": "test-cluster", "service": "web", "containers": {"app": "x/y:1"}}]},
-            "PutItem",
+            "TransactWriteItems",
         ),
-        ("/rollback", {"cluster": "test-cluster", "service": "web", "taskDefinition": "web:1"}, "PutItem"),
+        ("/rollback", {"cluster": "test-cluster", "service": "web", "taskDefinition": "web:1"}, "TransactWriteItems"),
     ],
     ids=["update", "fan-out", "apply", "rollback"],
 )
@@ -340,7 +354,7 @@ def test_the_release_survives_a_failed_first_attempt_after_a_stall(
     faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
 
     def stall_then_fail(attempt: int) -> Any:
-        if attempt == 1:
+        if attempt == RELEASE:
             virtual_clock.now += 0.6
             return error_answer("InternalServerError", "Internal server error", status=500)
         return None
@@ -351,7 +365,7 @@ def test_the_release_survives_a_failed_first_attempt_after_a_stall(
     )
 
     assert response.status_code == 200
-    assert faults.attempts.count("TransactWriteItems") == 2
+    assert faults.attempts.count("TransactWriteItems") == RELEASE + 1
     [record] = records_of("test-cluster", "web")
     assert record["taskDefinition"]["arn"] == response.json_body["taskDefinition"]["arn"]
     assert lock_items() == []
@@ -363,7 +377,7 @@ def test_the_release_survives_a_first_attempt_that_times_out(
     faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
 
     def slow_timeout(attempt: int) -> None:
-        if attempt == 1:
+        if attempt == RELEASE:
             virtual_clock.now += budget.STATE_ATTEMPT_SECONDS
             raise ReadTimeoutError(endpoint_url=ENDPOINT)
 
@@ -381,12 +395,12 @@ def test_the_release_waits_out_a_conflict_with_another_transaction(
     http: Any, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
     faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
-    faults.conflict("TransactWriteItems", attempts={1})
+    faults.conflict("TransactWriteItems", attempts={RELEASE})
     response = post(
         http, "/update", {"cluster": "test-cluster", "service": "web", "image": "x/y:1", "container": "app"}
     )
     assert response.status_code == 200
-    assert faults.attempts.count("TransactWriteItems") == 2
+    assert faults.attempts.count("TransactWriteItems") == RELEASE + 1
     assert len(records_of("test-cluster", "web")) == 1
     assert lock_items() == []
 
@@ -395,7 +409,7 @@ def test_a_release_that_keeps_failing_writes_the_record_on_its_own_within_the_bu
     http: Any, workload: Workload, virtual_clock: VirtualClock
 ) -> None:
     faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
-    faults.time_out("TransactWriteItems")  # every attempt: 2 s each
+    faults.time_out("TransactWriteItems", attempts=set(range(RELEASE, 100)))  # every attempt of the release: 2 s each
 
     started = virtual_clock.now
     response = post(

@@ -139,7 +139,7 @@ def test_a_dry_run_records_nothing(http: Any, workload: Workload, dynamodb_calls
     response = post(http, "/update", {**UPDATE, "dryRun": True})
     assert response.status_code == 200
     assert table_items() == []
-    assert dynamodb_calls == []
+    assert dynamodb_calls == ["BatchGetItem"]  # the freeze gates, read to say whether a freeze applies
 
 
 def test_a_failure_after_the_lock_is_recorded_as_an_error_with_the_status_answered(
@@ -193,7 +193,7 @@ def test_a_change_costs_four_ecs_and_two_dynamodb_calls(
 ) -> None:
     post(http, "/update", UPDATE)
     assert calls == ["DescribeServices", "DescribeTaskDefinition", "RegisterTaskDefinition", "UpdateService"]
-    assert dynamodb_calls == ["PutItem", "TransactWriteItems"]
+    assert dynamodb_calls == ["TransactWriteItems", "TransactWriteItems"]  # the lock (and freeze gates); the release
     assert len(table_items("record")) == len(table_items("pointer")) == 1
 
 
@@ -202,7 +202,7 @@ def test_a_noop_costs_two_ecs_and_two_dynamodb_calls(
 ) -> None:
     post(http, "/update", {**UPDATE, "image": f"{ECR}/web:1.0"})
     assert calls == ["DescribeServices", "DescribeTaskDefinition"]
-    assert dynamodb_calls == ["PutItem", "TransactWriteItems"]
+    assert dynamodb_calls == ["TransactWriteItems", "TransactWriteItems"]
 
 
 def test_a_lock_lost_meanwhile_still_leaves_the_record(http: Any, ecs: Any, workload: Workload) -> None:
@@ -225,8 +225,9 @@ def test_a_lock_lost_meanwhile_still_leaves_the_record(http: Any, ecs: Any, work
 def test_a_release_transaction_that_cannot_run_leaves_the_record_written_on_its_own(
     http: Any, workload: Workload, dynamodb_calls: list[str], ecs_deployments: EcsDeployments
 ) -> None:
-    def refuse(**_: Any) -> None:
-        raise client_error("TransactWriteItems", "ValidationException", "refused")
+    def refuse(params: dict[str, Any], **_: Any) -> None:
+        if b'"Delete"' in params["body"]:  # the release, not the take
+            raise client_error("TransactWriteItems", "ValidationException", "refused")
 
     clients.dynamodb_client().meta.events.register("before-call.dynamodb.TransactWriteItems", refuse)
     response = post(http, "/update", UPDATE)
@@ -235,7 +236,7 @@ def test_a_release_transaction_that_cannot_run_leaves_the_record_written_on_its_
     assert record["taskDefinition"]["arn"] == response.json_body["taskDefinition"]["arn"]
     assert len(table_items("pointer")) == 1
     assert lock_items() == []  # let go of on its own too
-    assert dynamodb_calls[:2] == ["PutItem", "TransactWriteItems"]
+    assert dynamodb_calls[:2] == ["TransactWriteItems", "TransactWriteItems"]
     assert sorted(dynamodb_calls[2:]) == ["DeleteItem", "PutItem", "PutItem"]
 
 
@@ -246,7 +247,7 @@ def test_a_record_that_cannot_be_written_at_all_is_logged_in_full_and_the_answer
     lock_taken = {"done": False}
 
     def refuse(model: Any, **_: Any) -> None:
-        if model.name == "PutItem" and not lock_taken["done"]:
+        if model.name == "TransactWriteItems" and not lock_taken["done"]:
             lock_taken["done"] = True  # the lock itself is taken
             return
         if model.name in ("TransactWriteItems", "PutItem"):

@@ -68,7 +68,7 @@ def test_a_deployment_made_here_updates_the_index_in_the_transaction_that_writes
     clients.dynamodb_client().meta.events.register("before-parameter-build", lambda model, **_: made.append(model.name))
     response = post(http, "/update", {"cluster": "test-cluster", "service": "shop", "image": f"{WEB}:1.5.0"})
     assert response.status_code == 200
-    assert made == ["PutItem", "TransactWriteItems"]  # /update keeps its 2 DynamoDB calls
+    assert made == ["TransactWriteItems", "TransactWriteItems"]  # /update keeps its 2 DynamoDB calls
     entry = indexed()["shop"]
     assert entry.images == {"app": f"{WEB}:1.5.0"}
     assert entry.revision == response.json_body["taskDefinition"]["arn"]

@@ -485,9 +485,10 @@ def test_a_lock_meeting_another_transaction_waits_and_the_job_still_deploys(
     virtual_clock: VirtualClock,
 ) -> None:
     faults = AttemptFaults(clients.dynamodb_client(), virtual_clock, service="dynamodb")
-    faults.conflict("PutItem", attempts={1})
+    faults.conflict("TransactWriteItems", attempts={1})
     job = new_job()
     codepipeline.expect_success(job, variables=True)
     run(job_event(job, {"cluster": "test-cluster", "service": "web", "wait": False}, definitions))
     assert web_image(setup_ecs, workload) == NEW
-    assert faults.attempts[:3] == ["GetItem", "PutItem", "PutItem"]  # what the job did before; the lock, twice
+    # What the job did before; the lock (with the freeze gates), twice.
+    assert faults.attempts[:3] == ["GetItem", "TransactWriteItems", "TransactWriteItems"]

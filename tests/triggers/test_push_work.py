@@ -439,7 +439,7 @@ def test_an_item_costs_its_claim_and_the_update_path(
     deliver(app_client, push_queue)
     assert made == [
         "UpdateItem",  # the claim (the queue's URL was looked up once, by the hook, in this warm process)
-        "PutItem",  # the lock
+        "TransactWriteItems",  # the lock, and the freeze gates checked in the same call
         "DescribeServices",
         "DescribeTaskDefinition",
         "RegisterTaskDefinition",
