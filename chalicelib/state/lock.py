@@ -155,9 +155,12 @@ def hold(
     A key left without a record when the block raises gets an ERROR record for
     that failure, unless `record_failures` is False (a queued push records its
     failure once, when it stops retrying). With no table there is no lock and no
-    record (a warning once).
+    record (a warning once). A freeze refuses before anything is taken
+    (FrozenError): a window of the permissions file is checked here, in code, a
+    one-off freeze with the locks; `freeze_check` says whose changes go through.
     """
     held = Held(keys, provenance, force_new_deployment, record_failures)
+    _check_windows(held, freeze_check)
     if table is None:
         _warn_once()
         yield held
