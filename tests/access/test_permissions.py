@@ -15,6 +15,7 @@ from chalicelib.access.identity import Principal
 from chalicelib.access.permissions import Permissions, parse
 from chalicelib.core.errors import NotAllowedError, NotPermittedError, PermissionsFileError
 from chalicelib.core.images import parse_image
+from chalicelib.core.windows import Scope
 from tests.conftest import PROJECT_DIR
 
 ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
@@ -244,3 +245,67 @@ def test_a_relative_file_is_found_next_to_app_py(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PERMISSIONS_FILE", "chalicelib/nothing-here.yaml")
     with pytest.raises(PermissionsFileError, match=r"permissions file chalicelib/nothing-here\.yaml cannot be read"):
         wiring.permissions()
+
+
+WINDOW = {
+    "name": "weekend",
+    "scope": {"clusters": ["prod"]},
+    "timezone": "Europe/Berlin",
+    "start": "FRI 16:00",
+    "end": "MON 08:00",
+    "reason": "weekend",
+}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            {"rules": [{"principals": ["p"], "actions": ["read"], "bypassFreeze": "yes"}]},
+            r"bypassFreeze must be true or",
+        ),
+        ({"rules": [], "freezeWindows": {"name": "x"}}, r"freezeWindows must be a list of windows"),
+        ({"rules": [], "freezeWindows": [{**WINDOW, "timezone": "Berlin"}]}, r"freezeWindows\[0\]\.timezone: 'Berlin'"),
+        ({"rules": [], "freezeWindows": [{**WINDOW, "start": "FR 16:00"}]}, r"freezeWindows\[0\]\.start must be a"),
+        ({"rules": [], "freezeWindows": [{**WINDOW, "scope": {"service": ["x"]}}]}, r"unknown fields \['service'\]"),
+        ({"freezeWindows": [WINDOW]}, "must hold one top-level key, 'rules:'"),
+    ],
+)
+def test_a_broken_freeze_setting_is_refused_naming_where(document: Any, message: str) -> None:
+    with pytest.raises(PermissionsFileError, match=message):
+        parse(document)
+
+
+def test_the_example_file_has_a_weekend_window_and_an_on_call_rule_that_freezes_and_bypasses() -> None:
+    found = example()
+    [weekend] = found.windows
+    assert (weekend.name, weekend.timezone, str(weekend.start), str(weekend.end)) == (
+        "weekend",
+        "Europe/Berlin",
+        "FRI 16:00",
+        "MON 08:00",
+    )
+    on_call = "arn:aws:sts::123456789012:assumed-role/on-call/olga"
+    assert found.bypasses_freeze(on_call, "rollback", "prod", "web-front")
+    assert not found.bypasses_freeze(on_call, "update", "prod", "web-front")  # the rule does not give update
+    assert not found.bypasses_freeze(
+        "arn:aws:sts::123456789012:assumed-role/web-team-deployers/x", "update", "prod", "web-a"
+    )
+    found.check_freeze(on_call, Scope())  # the emergency stop
+
+
+def test_freeze_is_checked_on_the_whole_scope() -> None:
+    rules = parse(
+        {"rules": [{"principals": ["p"], "actions": ["freeze"], "clusters": ["prod"], "services": ["web-*"]}]}
+    )
+    rules.check_freeze("p", Scope(("prod",), ("web-a", "web-b")))
+    for scope, refused in (
+        (Scope(("prod",), None), "cluster prod every service"),
+        (Scope(None, ("web-a",)), "every cluster service web-a"),
+        (Scope(("prod",), ("api",)), "cluster prod service api"),
+        (Scope(), "every cluster every service"),
+    ):
+        with pytest.raises(NotAllowedError, match=f"principal p may not freeze {refused}"):
+            rules.check_freeze("p", scope)
+    with pytest.raises(NotAllowedError, match="may not freeze"):
+        rules.check_freeze("q", Scope(("prod",), ("web-a",)))
