@@ -492,3 +492,24 @@ def test_a_lock_meeting_another_transaction_waits_and_the_job_still_deploys(
     assert web_image(setup_ecs, workload) == NEW
     # What the job did before; the lock (with the freeze gates), twice.
     assert faults.attempts[:3] == ["GetItem", "TransactWriteItems", "TransactWriteItems"]
+
+
+def test_a_frozen_service_fails_the_job_with_the_freeze_and_deploys_nothing(
+    run: Any, codepipeline: CodePipeline, setup_ecs: Any, workload: Workload, definitions: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from chalicelib.aws import accounts
+    from chalicelib.core.windows import Scope
+    from chalicelib.state import freezes
+    from chalicelib.state.table import StateTable
+
+    table = StateTable(clients.dynamodb_client(), "ecs-image-updater-state")
+    until = datetime.now(UTC) + timedelta(hours=1)
+    made = freezes.create(table, Scope(("test-cluster",)), accounts.home(), until, "launch", "wait", "someone")
+    job = new_job()
+    codepipeline.expect_failure(job)
+    run(job_event(job, {"cluster": "test-cluster", "service": "web", "wait": False}, definitions))
+    failure = codepipeline.last()["failureDetails"]
+    assert f"service 'test-cluster/web' is frozen by freeze:{made.id} (launch)" in failure["message"]
+    assert web_image(setup_ecs, workload) != NEW
