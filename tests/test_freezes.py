@@ -502,3 +502,33 @@ def test_the_items_of_a_freeze_and_its_gates_agree(http: Any, workload: Workload
     assert set(gates) == {"FREEZEGATE#CLUSTER#test-cluster", "FREEZEGATE#CLUSTER#222222222222/us-east-1/prod"}
     for gate in gates.values():
         assert json.dumps(gate["freezes"][made["id"]]["reason"]) == '"release 2.0 launch"'
+
+
+def test_freezes_made_at_once_on_one_gate_both_land_and_the_gate_holds_both(
+    http: Any, workload: Workload, atomic_aws: None
+) -> None:
+    import threading
+
+    from chalicelib.aws import accounts
+    from chalicelib.core.windows import Scope
+    from chalicelib.state.table import StateTable
+
+    table = StateTable(clients.dynamodb_client(), "ecs-image-updater-state")
+    until = datetime.now(UTC) + timedelta(hours=1)
+    home = accounts.home()
+    made: list[str] = []
+    start = threading.Barrier(4)
+
+    def make(reason: str) -> None:
+        start.wait()
+        made.append(freezes.create(table, Scope(("test-cluster",)), home, until, reason, "wait", "t").id)
+
+    threads = [threading.Thread(target=make, args=(f"r{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(made) == 4
+    [gate] = table_items("freeze-gate")
+    assert sorted(gate["freezes"]) == sorted(made)
+    assert sorted(item["id"] for item in table_items("freeze")) == sorted(made)
