@@ -34,6 +34,8 @@ class Provenance:
     batch_id: str | None = None
     # The push a change was made for: {"id", "repository", "tag", "digest"}.
     push: Mapping[str, Any] | None = None
+    # The approval a change was deployed by: {"id", "approvedBy"} (chalicelib.state.approvals).
+    approval: Mapping[str, Any] | None = None
 
     @classmethod
     def of_request(

@@ -120,6 +120,13 @@ class Guard:
             return False
         return self._permissions.bypasses_freeze(self.principal.id, action, cluster, service)
 
+    def bypasses_approval(self, action: str, cluster: str, service: str) -> bool:
+        """True when a rule with `bypassApproval: true` gives the principal `action` on the service (none without a
+        permissions file: deploying without the approval a service asks for is always granted explicitly)."""
+        if self._permissions is None:
+            return False
+        return self._permissions.bypasses_approval(self.principal.id, action, cluster, service)
+
     def check_freeze(self, scope: Scope) -> None:
         """Refuse (403) unless the rules give the principal `freeze` on the whole scope (without a permissions
         file, everyone may). The allowlists do not apply: a freeze changes nothing in ECS."""

@@ -23,6 +23,10 @@ PERMISSIONS_FILE) holds a top-level `rules:` list. Each rule names
   clusters and services.
 - `bypassFreeze: true` (optional): the rule's principals deploy through a
   freeze, to the services the rule allows them to change (the record says so).
+- `approve`: vote on the approvals of changes to the rule's clusters and
+  services (POST /approvals/{id}); `bypassApproval: true` (optional): the
+  rule's principals deploy at once to a service that requires approval
+  (chalicelib.state.approvals), recorded as such.
 - `clusters`, `services`: names or ARNs, as globs (a cluster name means the
   home account and region's: chalicelib.access.guard); `images`: repository
   prefixes, matched at boundaries like the allowlists.
@@ -55,10 +59,11 @@ ROLLBACK = "rollback"
 APPLY = "apply"
 PUSH = "push"
 FREEZE = "freeze"
-ACTIONS = (READ, UPDATE, ROLLBACK, APPLY, PUSH, FREEZE)
+APPROVE = "approve"
+ACTIONS = (READ, UPDATE, ROLLBACK, APPLY, PUSH, FREEZE, APPROVE)
 EVERY = "*"
 
-_RULE_FIELDS = ("principals", "actions", "clusters", "services", "images", "bypassFreeze")
+_RULE_FIELDS = ("principals", "actions", "clusters", "services", "images", "bypassFreeze", "bypassApproval")
 _TOP_LEVEL = ("rules", "freezeWindows")
 _REQUIRED = ("principals", "actions")
 _ROLE_ARN = re.compile(r"^arn:(?P<partition>[^:]+):iam::(?P<account>[^:]+):role/(?:.*/)?(?P<name>[^/]+)$")
@@ -74,6 +79,7 @@ class Rule:
     services: tuple[str, ...] | None = None
     images: tuple[str, ...] | None = None
     bypass_freeze: bool = False
+    bypass_approval: bool = False
 
     def concerns(self, principal: str) -> bool:
         """True when the rule names `principal`."""
@@ -118,6 +124,8 @@ class Rule:
                 shape[name] = list(value)
         if self.bypass_freeze:
             shape["bypassFreeze"] = True
+        if self.bypass_approval:
+            shape["bypassApproval"] = True
         return shape
 
 
@@ -164,6 +172,10 @@ class Permissions:
     def bypasses_freeze(self, principal: str, action: str, cluster: str, service: str) -> bool:
         """True when a rule with `bypassFreeze: true` allows `principal` `action` on the service."""
         return any(rule.bypass_freeze and rule.allows(action, cluster, service) for rule in self.rules_of(principal))
+
+    def bypasses_approval(self, principal: str, action: str, cluster: str, service: str) -> bool:
+        """True when a rule with `bypassApproval: true` allows `principal` `action` on the service."""
+        return any(rule.bypass_approval and rule.allows(action, cluster, service) for rule in self.rules_of(principal))
 
     def check_freeze(self, principal: str, scope: Scope) -> None:
         """Refuse (NotPermittedError) unless rules give `principal` `freeze` on all of `scope` (its clusters as
@@ -252,7 +264,10 @@ def _rule(raw: Any, where: str) -> Rule:
     bypass = raw.get("bypassFreeze", False)
     if not isinstance(bypass, bool):
         raise PermissionsFileError(f"{where}.bypassFreeze must be true or false, not {bypass!r}")
-    return Rule(**fields, bypass_freeze=bypass)
+    bypass_approval = raw.get("bypassApproval", False)
+    if not isinstance(bypass_approval, bool):
+        raise PermissionsFileError(f"{where}.bypassApproval must be true or false, not {bypass_approval!r}")
+    return Rule(**fields, bypass_freeze=bypass, bypass_approval=bypass_approval)
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

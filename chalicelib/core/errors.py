@@ -113,6 +113,31 @@ class FreezeNotFoundError(UpdateError):
     """No freeze with that id (or it expired long ago)."""
 
 
+class ApprovalPendingError(UpdateError):
+    """The change waits for approval (chalicelib.state.approvals): nothing was written to ECS; `details` holds the
+    approval. Answered 202 Accepted; a queued push and a pipeline job wait for it instead of failing."""
+
+    def __init__(self, message: str, approval: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.approval = approval
+
+    def details(self) -> dict[str, Any]:
+        """The approval, as GET /approvals/{id} shows it."""
+        return {"approval": self.approval}
+
+
+class ApprovalNotFoundError(UpdateError):
+    """No approval with that id (or it ended long ago)."""
+
+
+class ApprovalClosedError(UpdateError):
+    """The approval takes no more votes (it ended, or the principal voted already); the message says which."""
+
+
+class ApprovalTagError(UpdateError):
+    """A service's approval tags say something that cannot be obeyed; the message names the tag."""
+
+
 class ClusterNotFoundError(UpdateError):
     """The cluster does not exist (in this account and region)."""
 
@@ -221,6 +246,10 @@ HTTP_STATUS: dict[type[UpdateError], tuple[int, str]] = {
     DeploymentNotFoundError: (404, "NotFoundError"),
     PushNotFoundError: (404, "NotFoundError"),
     FreezeNotFoundError: (404, "NotFoundError"),
+    ApprovalNotFoundError: (404, "NotFoundError"),
+    ApprovalPendingError: (202, "ApprovalRequired"),
+    ApprovalClosedError: (409, "ConflictError"),
+    ApprovalTagError: (409, "ConflictError"),
     FrozenError: (423, "LockedError"),
     NotAllowedError: (403, "ForbiddenError"),
     DeploymentWouldFailError: (422, "UnprocessableEntityError"),

@@ -306,6 +306,29 @@ def path_push_id(value: str) -> str:
     return value
 
 
+_APPROVAL_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def path_approval(value: str) -> str:
+    """An approval id given in the URL path (what a 202 answered with)."""
+    if not _APPROVAL_ID.fullmatch(value):
+        raise InvalidRequestError("the approval id must be the 'id' an approval was answered with (16 hex digits)")
+    return value
+
+
+def approval_filter(query: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """GET /approvals' `cluster` and `service` (names or ARNs; a service ARN's cluster must be the cluster)."""
+    cluster = path_cluster(query["cluster"]) if "cluster" in query else None
+    if "service" not in query:
+        return cluster, None
+    service = unquote(query["service"])
+    if cluster is None:
+        if _NAME.fullmatch(service) or _SERVICE_ARN.fullmatch(service):
+            return None, service
+        raise InvalidRequestError("'service' must be a service name or a service ARN")
+    return cluster, service_identifier({"service": service}, "service", cluster)
+
+
 def path_cluster(value: str) -> str:
     """A cluster name or ARN given in the URL path, percent-decoded once (`chalice local` hands a path
     parameter over still encoded, and API Gateway may keep `%2F` encoded)."""

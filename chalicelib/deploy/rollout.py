@@ -63,6 +63,12 @@ class Rollout:
         self.plans = plans = self.read()
         if self.request.dry_run:
             return [dry_result(plan) for plan in plans]
+        return self.write(plans)
+
+    def write(self, plans: list[Plan]) -> list[ChangeResult]:
+        """Register and move what `read` planned (the update path decides between the two whether to write at
+        all: a change that waits for approval writes nothing)."""
+        self.plans = plans
         log = self.log
         self.register(plans, log)
         updated = self.move(plans, log)

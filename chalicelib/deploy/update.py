@@ -19,6 +19,13 @@ services on K distinct running task definitions, of which K' change:
    left on, and answer the failure, saying what was put back and what is left;
 5. let the locks go and write one record per service, in one transaction.
 
+Between the reads and the writes the update path asks whether the change may be
+made at all: a service tagged `image-updater:approvals` (its tags came with
+DescribeServices: no call) makes a change that waits for approval instead
+(chalicelib.deploy.gate): nothing is written to ECS, the locks go, and the
+transaction that lets them go writes the approval and a PENDING_APPROVAL record
+per service; the caller gets ApprovalPendingError (202).
+
 So a change of one service costs four ECS calls (DescribeServices,
 DescribeTaskDefinition, RegisterTaskDefinition, UpdateService), a no-op or a dry
 run two, a forced redeploy three (plus, under VERIFY_IMAGES, the registry
@@ -40,17 +47,23 @@ from typing import Any
 
 from chalicelib.access.audit import Provenance
 from chalicelib.aws import accounts, budget
+from chalicelib.core.errors import ApprovalPendingError
 from chalicelib.core.images import ImageReference
 from chalicelib.core.requests import FanOutRequest, Target, UpdateRequest
 from chalicelib.core.results import ChangeResult, FanOutResult
+from chalicelib.deploy import gate as approval_gate
 from chalicelib.deploy.rollout import Rollout
 from chalicelib.deploy.verify import Verifier
-from chalicelib.state import followers
-from chalicelib.state.lock import NO_LOCKS, Locks
+from chalicelib.state import approvals, followers
+from chalicelib.state.lock import NO_LOCKS, Held, Locks
 from chalicelib.state.table import service_key
 
 # Entries to write with the records, for the result of one service (`cluster/service`).
 Settle = Callable[[str, ChangeResult], Sequence[dict[str, Any]]]
+# Entries to write with the records, for the results of the whole request (an approval's own deployment).
+Finish = Callable[[Sequence[ChangeResult]], Sequence[dict[str, Any]]]
+# Entries to write with the approval a change waits for (a push's item says so).
+Pending = Callable[[approvals.Approval], Sequence[dict[str, Any]]]
 
 
 def update_image(
@@ -60,6 +73,7 @@ def update_image(
     provenance: Provenance | None = None,
     *,
     verifier: Verifier | None = None,
+    gate: approvals.Gate = approvals.ASK,
 ) -> ChangeResult:
     """Roll one service onto the requested images; see the module docstring for the calls made."""
     fan_out = FanOutRequest(
@@ -68,7 +82,7 @@ def update_image(
         force_new_deployment=request.force_new_deployment,
         dry_run=request.dry_run,
     )
-    return _update(client, fan_out, locks, provenance, verifier=verifier)[0]
+    return _update(client, fan_out, locks, provenance, verifier=verifier, gate=gate)[0]
 
 
 def update_target(
@@ -81,6 +95,8 @@ def update_target(
     provenance: Provenance | None = None,
     settle: Settle | None = None,
     verifier: Verifier | None = None,
+    gate: approvals.Gate = approvals.ASK,
+    pending: Pending | None = None,
 ) -> ChangeResult:
     """Roll one service onto a change decided elsewhere (a queued push): the same path as `/update`.
 
@@ -91,7 +107,7 @@ def update_target(
     request = FanOutRequest(
         cluster, (target,), force_new_deployment=force_new_deployment, record_no_change=False, record_failures=False
     )
-    return _update(client, request, locks, provenance, settle=settle, verifier=verifier)[0]
+    return _update(client, request, locks, provenance, settle=settle, verifier=verifier, gate=gate, pending=pending)[0]
 
 
 def update_services(
@@ -102,6 +118,8 @@ def update_services(
     allow_image: Callable[[str, ImageReference], None] | None = None,
     *,
     verifier: Verifier | None = None,
+    gate: approvals.Gate = approvals.ASK,
+    finish: Finish | None = None,
 ) -> FanOutResult:
     """Roll several services onto the requested images together: all of them, or none.
 
@@ -112,7 +130,9 @@ def update_services(
     batch_id = None if request.dry_run else uuid.uuid4().hex
     if provenance is not None:
         provenance = replace(provenance, batch_id=batch_id)
-    results = _update(client, request, locks, provenance, batch_id, allow_image, verifier=verifier)
+    results = _update(
+        client, request, locks, provenance, batch_id, allow_image, verifier=verifier, gate=gate, finish=finish
+    )
     return FanOutResult(_cluster_name(request.cluster, results), results, request.dry_run, batch_id)
 
 
@@ -125,8 +145,12 @@ def _update(
     allow_image: Callable[[str, ImageReference], None] | None = None,
     settle: Settle | None = None,
     verifier: Verifier | None = None,
+    gate: approvals.Gate = approvals.ASK,
+    finish: Finish | None = None,
+    pending: Pending | None = None,
 ) -> list[ChangeResult]:
-    """The one update path: lock, read, write, undo on failure, record (see the module docstring).
+    """The one update path: lock, read, (ask for approval,) write, undo on failure, record (see the module
+    docstring).
 
     `provenance` says who asked: its audit tags go on every new revision and its
     identity into every record (none given: no audit tags). The transaction that
@@ -145,18 +169,42 @@ def _update(
         )
         with hold as held:
             rollout = Rollout(client, request, audit_tags, allow_image, verifier)
-            results = rollout.run()
+            plans = rollout.read()
+            asked = approval_gate.ask(request, plans, keys, gate, locks, who, held)
+            if asked is not None:
+                if pending is not None:
+                    held.also(pending(asked))
+            else:
+                results = rollout.write(plans)
+                _recorded(request, locks, rollout, held, keys, results, settle, finish)
+                return results
+        assert asked is not None
+        raise ApprovalPendingError(approval_gate.message(asked), asked.as_dict())
+
+
+def _recorded(
+    request: FanOutRequest,
+    locks: Locks,
+    rollout: Rollout,
+    held: Held,
+    keys: Sequence[str],
+    results: Sequence[ChangeResult],
+    settle: Settle | None,
+    finish: Finish | None,
+) -> None:
+    """What the release writes for a change made: a record per service, the follower index, what settles it."""
+    for key, result in zip(keys, results, strict=True):
+        if request.record_no_change or result.changed or result.deployment is not None:
+            held.succeeded(key, result)
+    if locks.table is not None:
+        for plan, revision in rollout.moved_revisions():
+            new_tags = (plan.registration or {}).get("tags", [])
+            held.also(followers.moved(locks.table.name, plan.service, plan.current, revision, new_tags))
+        if settle is not None:
             for key, result in zip(keys, results, strict=True):
-                if request.record_no_change or result.changed or result.deployment is not None:
-                    held.succeeded(key, result)
-            if locks.table is not None:
-                for plan, revision in rollout.moved_revisions():
-                    new_tags = (plan.registration or {}).get("tags", [])
-                    held.also(followers.moved(locks.table.name, plan.service, plan.current, revision, new_tags))
-                if settle is not None:
-                    for key, result in zip(keys, results, strict=True):
-                        held.also(settle(key, result))
-            return results
+                held.also(settle(key, result))
+    if finish is not None:
+        held.also(finish(results))
 
 
 def _cluster_name(cluster: str, results: Sequence[ChangeResult]) -> str:

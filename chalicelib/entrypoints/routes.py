@@ -27,12 +27,14 @@ from chalicelib.core.requests import FanOutRequest
 from chalicelib.core.results import ChangeResult
 from chalicelib.core.validation import (
     IMAGE_DEFINITIONS_QUERY,
+    approval_filter,
     deployment_id,
     history_page,
     parse_json_object,
     parse_push,
     parse_rollback_request,
     parse_update,
+    path_approval,
     path_cluster,
     path_deployment,
     path_push_id,
@@ -40,6 +42,7 @@ from chalicelib.core.validation import (
     query_parameters,
 )
 from chalicelib.core.windows import WindowError, freeze_id, iso, parse_freeze_request
+from chalicelib.deploy import approvals as approval_votes
 from chalicelib.deploy.descriptions import parse_apply_request, service_description
 from chalicelib.deploy.rollback import roll_back
 from chalicelib.deploy.update import update_image, update_services
@@ -78,7 +81,12 @@ def update() -> Response:
             call.guard.check_targets(UPDATE, target.location.cluster_arn(request.cluster), request.targets)
             locks = wiring.locks(call.guard, UPDATE)
             batch = update_services(
-                target.client("ecs"), request, locks=locks, provenance=provenance, verifier=wiring.verifier(target)
+                target.client("ecs"),
+                request,
+                locks=locks,
+                provenance=provenance,
+                verifier=wiring.verifier(target),
+                gate=wiring.approval_gate(call.guard, UPDATE),
             )
             call.log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
             call.log.update(changed=batch.changed, dryRun=batch.dry_run)
@@ -92,7 +100,12 @@ def update() -> Response:
         call.log.update(cluster=loggable(request.cluster), service=loggable(request.service))
         locks = wiring.locks(call.guard, UPDATE)
         result = update_image(
-            target.client("ecs"), request, locks=locks, provenance=provenance, verifier=wiring.verifier(target)
+            target.client("ecs"),
+            request,
+            locks=locks,
+            provenance=provenance,
+            verifier=wiring.verifier(target),
+            gate=wiring.approval_gate(call.guard, UPDATE),
         )
         if result.dry_run:
             answer = _logged_change(result, call.log)
@@ -225,6 +238,7 @@ def apply() -> Response:
             provenance=provenance,
             allow_image=call.guard.image_gate(APPLY, cluster_arn),
             verifier=wiring.verifier(target),
+            gate=wiring.approval_gate(call.guard, APPLY),
         )
         call.log.update(cluster=batch.cluster, services=[r.service for r in batch.services], batchId=batch.batch_id)
         call.log.update(changed=batch.changed, dryRun=batch.dry_run, audit=provenance.tags())
@@ -394,6 +408,49 @@ def freeze_delete(freeze: str) -> Response:
         return {**found.as_dict(freezes.now_utc()), "active": False, "liftedBy": call.principal.id}
 
     return respond(routes.current_request, handle, reads_body=False)
+
+
+@routes.route("/approvals", methods=["GET"], **SIGNED_IN)
+def approval_list() -> Response:
+    """The approvals the caller may vote on (`?cluster=&service=` narrows them), oldest first."""
+
+    def handle(_params: dict[str, Any], call: Call) -> dict[str, Any]:
+        cluster, service = approval_filter(_query(("cluster", "service")))
+        found = approval_votes.pending(wiring.approval_table(), call.guard, cluster, service)
+        return {"approvals": [approval.as_dict() for approval in found]}
+
+    return respond(routes.current_request, handle, reads_body=False)
+
+
+@routes.route("/approvals/{approval}", methods=["GET"], **SIGNED_IN)
+def approval_get(approval: str) -> Response:
+    """One approval: what it would deploy, who asked, the votes, how it ended (for whoever may read or approve)."""
+
+    def handle(params: dict[str, Any], call: Call) -> dict[str, Any]:
+        wanted = path_approval(params["approval"])
+        _query(())
+        found = approval_votes.read(wiring.approval_table(), wanted)
+        approval_votes.check_may_see(call.guard, found)
+        return found.as_dict()
+
+    return respond(routes.current_request, handle, reads_body=False)
+
+
+@routes.route("/approvals/{approval}", methods=["POST"], **SIGNED_IN)
+def approval_vote(approval: str) -> Response:
+    """Approve or reject (`{"decision": "approve" | "reject", "comment": "…"}`); the N-th approval deploys."""
+
+    def handle(body: dict[str, Any], call: Call) -> dict[str, Any]:
+        wanted = path_approval(call.request.uri_params["approval"])
+        vote = approval_votes.parse_vote(body)
+        call.log.update(approval=wanted, decision=vote.decision)
+        answer = approval_votes.vote(
+            wiring.approval_table(), wanted, call.guard, vote, wiring.approval_deployer(call.guard)
+        )
+        call.log.update(status_of_approval=answer["approval"]["status"])
+        return answer
+
+    return respond(routes.current_request, handle, reads_body=True)
 
 
 @routes.route("/whoami", methods=["GET"], **SIGNED_IN)

@@ -17,9 +17,10 @@ from chalicelib.core.config import Settings, load_settings
 from chalicelib.core.errors import NoHistoryError, NoPushQueueError, PermissionsFileError
 from chalicelib.core.locations import Location
 from chalicelib.core.windows import Window
+from chalicelib.deploy import approvals as approval_votes
 from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import outcomes
-from chalicelib.state import freezes
+from chalicelib.state import approvals, freezes
 from chalicelib.state.freezes import FreezeCheck
 from chalicelib.state.lock import Locks
 from chalicelib.state.records import DeploymentRecord
@@ -105,6 +106,25 @@ def locks(guard: Guard | None = None, action: str | None = None) -> Locks:
     if guard is None or action is None:
         return found
     return found.bypassing(lambda key: guard.bypasses_freeze(action, *freezes.located(key, accounts.home())))
+
+
+def approval_gate(guard: Guard, action: str) -> approvals.Gate:
+    """The update path asks for the approval a service's tags require, unless the guard's rule for `action` on
+    the service says `bypassApproval` (chalicelib.deploy.gate)."""
+    return approvals.Gate(bypass=lambda key: guard.bypasses_approval(action, *freezes.located(key, accounts.home())))
+
+
+def approval_table() -> StateTable:
+    """The state table, which approvals are kept in."""
+    table = state_table()
+    if table is None:
+        raise NoHistoryError("this stage keeps no approvals: its STATE_TABLE is not set")
+    return table
+
+
+def approval_deployer(guard: Guard) -> approval_votes.Deployer:
+    """What the N-th approval deploys with; the approver's rule for `approve` may deploy it through a freeze."""
+    return approval_votes.Deployer(reach=reach, locks=locks(guard, permissions_file.APPROVE), verifier=verifier)
 
 
 def push_table() -> StateTable:

@@ -22,6 +22,24 @@ ROLLED_BACK = "DEPLOYMENT_ROLLED_BACK"
 STOPPED = "DEPLOYMENT_STOPPED"
 # The order in which a record's notifications go out.
 IN_ORDER = (STARTED, COMPLETED, FAILED, ROLLED_BACK, STOPPED)
+# What becomes of an approval (chalicelib.state.approvals): asked for, and each way it can end. The deployment
+# an approval makes is told of like any other (DEPLOYMENT_STARTED, ...).
+APPROVAL_REQUESTED = "APPROVAL_REQUESTED"
+APPROVAL_APPROVED = "APPROVAL_APPROVED"
+APPROVAL_REJECTED = "APPROVAL_REJECTED"
+APPROVAL_SUPERSEDED = "APPROVAL_SUPERSEDED"
+APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
+APPROVAL_STALE = "APPROVAL_STALE"
+APPROVAL_FAILED = "APPROVAL_FAILED"
+_APPROVAL_VERBS = {
+    APPROVAL_REQUESTED: "waits for approval",
+    APPROVAL_APPROVED: "approved, deploying",
+    APPROVAL_REJECTED: "rejected",
+    APPROVAL_SUPERSEDED: "superseded by a newer change",
+    APPROVAL_EXPIRED: "expired unapproved",
+    APPROVAL_STALE: "approved too late: the service changed meanwhile",
+    APPROVAL_FAILED: "approved, but the deployment failed",
+}
 _VERBS = {STARTED: "started", COMPLETED: "completed", FAILED: "failed", ROLLED_BACK: "rolled back", STOPPED: "stopped"}
 # SNS subjects: ASCII, no line breaks, under 100 characters.
 MAX_SUBJECT = 99
@@ -67,6 +85,32 @@ def notification(event: str, record: Mapping[str, Any], reason: str | None) -> N
     attributes = {"event": event, "cluster": str(record.get("cluster")), "service": str(record.get("service"))}
     # A subscription may filter on the account or region (an SNS filter policy on the attribute).
     attributes.update({name: str(record[name]) for name in ("account", "region") if record.get(name)})
+    return Notification(_subject_text(subject), message, attributes)
+
+
+def approval_notification(event: str, approval: Mapping[str, Any]) -> Notification:
+    """The message telling that an approval (its JSON shape, chalicelib.state.approvals) reached `event`; it
+    names the requester and the voters, whom a subscription can route it to."""
+    services = approval.get("services") or []
+    names = ", ".join(str(s.get("service")) for s in services)
+    images = ", ".join(f"{c.get('name')} {c.get('image')}" for s in services for c in s.get("containers") or [])
+    subject = f"{names} on {approval.get('cluster')}: {images} {_APPROVAL_VERBS[event]}"
+    message = {
+        "event": event,
+        "approvalId": approval.get("id"),
+        "kind": approval.get("kind"),
+        "status": approval.get("status"),
+        "cluster": approval.get("cluster"),
+        "services": services,
+        "required": approval.get("required"),
+        "approvedBy": approval.get("approvedBy") or [],
+        "voters": [vote.get("principal") for vote in approval.get("votes") or []],
+        "requestedBy": approval.get("requestedBy"),
+        "deadline": approval.get("deadline"),
+        "reason": approval.get("reason"),
+        "deployments": approval.get("deployments") or [],
+    }
+    attributes = {"event": event, "cluster": str(approval.get("cluster")), "service": names}
     return Notification(_subject_text(subject), message, attributes)
 
 

@@ -39,6 +39,14 @@ STOPPED = "STOPPED"  # stopped by a person (POST .../deployments/{id}/stop with 
 SUPERSEDED = "SUPERSEDED"  # ECS stopped it for a newer deployment (its service deployment says STOPPED)
 FROZEN = "FROZEN"  # a push that arrived during a freeze that drops pushes (chalicelib.state.freezes): not deployed
 FINAL_OUTCOMES = frozenset({COMPLETED, ROLLED_BACK, STOPPED, SUPERSEDED})
+# A change that waits for approval (chalicelib.state.approvals), and how its wait ended: APPROVED (the change
+# was deployed, under a record of its own), REJECTED, EXPIRED, STALE (the service changed meanwhile), or
+# SUPERSEDED (a newer change asked for approval; the same word as ECS replacing a deployment).
+PENDING_APPROVAL = "PENDING_APPROVAL"
+APPROVED = "APPROVED"
+REJECTED = "REJECTED"
+EXPIRED = "EXPIRED"
+STALE = "STALE"
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ class DeploymentRecord:
     # The freezes the change went through, its principal's rule saying `bypassFreeze` (`freeze:<id>`,
     # `window:<name>`).
     bypassed: list[str] = field(default_factory=list)
+    # The approval the change waits for, or was deployed by: {"id", "approvedBy"} (chalicelib.state.approvals).
+    approval: dict[str, Any] | None = None
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @classmethod
@@ -120,6 +130,7 @@ class DeploymentRecord:
             account=located.account if located else None,
             region=located.region if located else None,
             service_key=key,
+            approval=dict(provenance.approval) if provenance.approval else None,
         )
 
     @classmethod
@@ -227,6 +238,7 @@ class DeploymentRecord:
             "ecsStatus": self.ecs_status,
             "stop": self.stop,
             "bypassed": list(self.bypassed),
+            "approval": self.approval,
         }
 
     def items(self, history_days: int, owed: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
@@ -299,6 +311,7 @@ class DeploymentRecord:
             ecs_status=item.get("ecsStatus"),
             stop=item.get("stop"),
             bypassed=list(item.get("bypassed") or []),
+            approval=item.get("approval"),
             record_id=item.get("recordId", ""),
         )
 
