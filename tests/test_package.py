@@ -93,6 +93,7 @@ def test_an_unknown_auth_mode_refuses_to_package(tmp_path: Path) -> None:
         ("PushWork", "PushWorkRole", "policy-dev-push-work.json"),
         ("FollowerTags", "FollowerTagsRole", "policy-dev-follower-tags.json"),
         ("FollowersReconcile", "FollowersReconcileRole", "policy-dev-followers-reconcile.json"),
+        ("ApprovalsSweep", "ApprovalsSweepRole", "policy-dev-approvals-sweep.json"),
     ],
 )
 def test_each_function_has_its_own_role_with_its_policy_file(
@@ -158,6 +159,7 @@ def test_lambda_timeout_leaves_room_for_the_request_budget(template: dict[str, A
         ("RegistryPush", 256),  # it only decides and queues
         ("DeploymentEvents", 256),
         ("FollowerTags", 256),
+        ("ApprovalsSweep", 256),  # a Query and a few conditional writes a minute
     ],
 )
 def test_functions_that_move_services_get_a_full_vcpu(template: dict[str, Any], function: str, megabytes: int) -> None:
@@ -229,6 +231,7 @@ def test_each_event_function_runs_from_its_own_handler_module_without_app_py(tem
         "PushWork",
         "FollowerTags",
         "FollowersReconcile",
+        "ApprovalsSweep",
     }
     handlers.pop("FollowersReconcile")  # its every run reads AWS: imported below, not run
     unreadable = {

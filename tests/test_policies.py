@@ -14,6 +14,7 @@ import pytest
 from chalicelib.access.signatures import sign
 from chalicelib.aws import clients
 from tests.conftest import (
+    API_KEY,
     ECR,
     PROJECT_DIR,
     CodePipeline,
@@ -267,3 +268,38 @@ def test_pipeline_deploy(
     needed.add("codepipeline:PutJobSuccessResult")  # its client is stubbed (moto lacks it): the call it made
     assert {"ecs:RegisterTaskDefinition", "dynamodb:PutItem", "ecr:BatchGetImage"} <= needed
     assert needed <= granted("policy-dev-pipeline-deploy.json")
+
+
+def test_api_handler_approvals(
+    gateway: Any, workload: Workload, setup_ecs: Any, ecs_deployments: EcsDeployments
+) -> None:
+    service = setup_ecs.describe_services(cluster="test-cluster", services=["web"])["services"][0]
+    setup_ecs.tag_resource(resourceArn=service["serviceArn"], tags=[{"key": "image-updater:approvals", "value": "1"}])
+    body = {"cluster": "test-cluster", "service": "web", "image": f"{WEB}:2", "container": "app"}
+    with calls_made() as needed:
+        asked = gateway("POST", "/update", body=body, key_id="ci")
+        assert asked.status == 202
+        approval = asked.json["approval"]["id"]
+        newer = gateway("POST", "/update", body={**body, "image": f"{WEB}:3"}, key_id="ci")  # supersedes
+        assert newer.status == 202
+        assert gateway("GET", "/approvals", key_id="alice").status == 200
+        assert gateway("GET", f"/approvals/{approval}", key_id="alice").status == 200
+        voted = gateway("POST", f"/approvals/{newer.json['approval']['id']}", body={"decision": "approve"}, key_id="a")
+        assert voted.status == 200
+    assert {"dynamodb:Query", "dynamodb:UpdateItem", "ecs:UpdateService"} <= needed
+    assert needed <= granted("policy-dev.json")
+
+
+def test_approvals_sweep(
+    gateway: Any, app_client: Any, workload: Workload, setup_ecs: Any, subscriber: Subscriber
+) -> None:
+    service = setup_ecs.describe_services(cluster="test-cluster", services=["web"])["services"][0]
+    setup_ecs.tag_resource(resourceArn=service["serviceArn"], tags=[{"key": "image-updater:approvals", "value": "1"}])
+    body = {"cluster": "test-cluster", "service": "web", "image": f"{WEB}:2", "container": "app"}
+    # app_client's stage checks the local key itself.
+    assert gateway("POST", "/update", body=body, key_id="ci", headers={"x-api-key": API_KEY}).status == 202
+    with calls_made() as needed:
+        app_client.lambda_.invoke("approvals_sweep", scheduled_event())
+    assert [m["message"]["event"] for m in subscriber.received()] == ["APPROVAL_REQUESTED"]
+    assert {"dynamodb:Query", "sns:Publish", "dynamodb:UpdateItem"} <= needed
+    assert needed <= granted("policy-dev-approvals-sweep.json")

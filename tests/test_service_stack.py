@@ -152,7 +152,7 @@ def test_the_merge_keeps_what_chalice_generates_and_adds_one_variable(
         assert template["Outputs"][name] == output, name
     for name, resource in chalice_template["Resources"].items():
         merged = copy.deepcopy(template["Resources"][name])
-        if name == "DeploymentEvents":
+        if name in ("DeploymentEvents", "ApprovalsSweep"):
             # The stand-in of infra/service.yaml adds its lint waiver and NOTIFY_TOPIC_ARN, nothing else.
             del merged["Metadata"]
             del merged["Properties"]["Environment"]["Variables"]["NOTIFY_TOPIC_ARN"]
@@ -262,7 +262,7 @@ def test_notification_topic_is_created_only_when_asked_for(template: dict[str, A
 def test_notify_topic_arn_reaches_the_functions_that_notify_only_with_the_topic(template: dict[str, Any]) -> None:
     [(topic_id, topic)] = resources_of_type(template, "AWS::SNS::Topic").items()
     functions = resources_of_type(template, "AWS::Serverless::Function")
-    for name in ("DeploymentEvents", "PushWork"):
+    for name in ("DeploymentEvents", "PushWork", "ApprovalsSweep"):
         variables = functions[name]["Properties"]["Environment"]["Variables"]
         expected = {"Fn::If": [topic["Condition"], {"Ref": topic_id}, {"Ref": "AWS::NoValue"}]}
         assert variables["NOTIFY_TOPIC_ARN"] == expected
@@ -270,8 +270,8 @@ def test_notify_topic_arn_reaches_the_functions_that_notify_only_with_the_topic(
     notifying = {
         name for name, f in functions.items() if "NOTIFY_TOPIC_ARN" in f["Properties"]["Environment"]["Variables"]
     }
-    assert notifying == {"DeploymentEvents", "PushWork"}
-    for policy in ("policy-dev-deployment-events.json", "policy-dev-push-work.json"):
+    assert notifying == {"DeploymentEvents", "PushWork", "ApprovalsSweep"}
+    for policy in ("policy-dev-deployment-events.json", "policy-dev-push-work.json", "policy-dev-approvals-sweep.json"):
         statements = json.loads((PROJECT_DIR / ".chalice" / policy).read_text())["Statement"]
         assert any(s["Action"] == "sns:Publish" for s in statements)
 

@@ -1,5 +1,5 @@
 """The event functions, each a few lines of wiring: ECS deployment events, ECR pushes, the push work queue,
-the follower index's tag events and hourly reconcile, and CodePipeline jobs."""
+the follower index's tag events and hourly reconcile, the approvals' sweep, and CodePipeline jobs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from chalicelib.aws import accounts, budget, clients, queue
 from chalicelib.core.config import load_settings
 from chalicelib.core.errors import NotAllowedError, UpdateError
 from chalicelib.core.push_policy import FOLLOWING_TAGS, Push
+from chalicelib.deploy import approvals as approval_votes
 from chalicelib.entrypoints import requestlog, wiring
 from chalicelib.follow import outcomes
 from chalicelib.triggers import followers, pipeline
@@ -204,6 +205,25 @@ def followers_reconcile(event: CloudWatchEvent) -> None:
     accounts.learn_home(event.context)
     report = followers.reconcile_in_time(accounts.everywhere(), wiring.push_table())
     requestlog.log_event({"function": "followers_reconcile", **report.as_dict()})
+
+
+@functions.schedule(Rate(1, unit=Rate.MINUTES), name="approvals_sweep")
+def approvals_sweep(event: CloudWatchEvent) -> None:
+    """Every minute: expire the approvals past their deadline, end those whose deployment never reported, and
+    send the notifications approvals owe (SNS: APPROVAL_REQUESTED, APPROVAL_REJECTED, ...)."""
+    accounts.learn_home(event.context)
+    settings = load_settings()
+    table = wiring.state_table(settings)
+    if table is None:
+        requestlog.log_event({"function": "approvals_sweep", "ignored": "STATE_TABLE is not set"})
+        return
+    topic = settings.notify_topic_arn
+    try:
+        swept = approval_votes.sweep(table, clients.sns_client() if topic else None, topic)
+    except UpdateError as failure:
+        requestlog.log_event({"function": "approvals_sweep", "error": failure.message})
+        raise
+    requestlog.log_event({"function": "approvals_sweep", **swept.as_dict()})
 
 
 @functions.lambda_function(name="pipeline_deploy")
