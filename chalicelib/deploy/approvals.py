@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -228,10 +228,12 @@ def deploy_approved(approval: Approval, deployer: Deployer, table: StateTable) -
                 )
         return entries
 
+    # The approval's own table holds the locks and records: its DEPLOYED goes with them, whatever the settings say.
+    locks = deployer.locks if deployer.locks.table is not None else replace(deployer.locks, table=table)
     return update_services(
         target.client("ecs"),
         request,
-        deployer.locks,
+        locks,
         provenance,
         verifier=deployer.verifier(target),
         gate=approvals.APPROVED_ALREADY,

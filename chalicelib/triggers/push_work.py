@@ -23,7 +23,11 @@ For each message of a batch (the `push_work` function, fed by SQS):
    freeze ends (15 minutes at most, SQS's longest delay, and again after that),
    so the wait uses none of its attempts, and deploys once the freeze is over
    (or lifted). A freeze that says `"pushes": "drop"` ends the work instead: a
-   FROZEN record, the push's item `frozen`, nothing deployed.
+   FROZEN record, the push's item `frozen`, nothing deployed;
+5. a service that requires approval (chalicelib.deploy.gate) turns the push into
+   the approval, written with the locks' release together with the push's item
+   (`awaiting-approval`): the message is done, nothing is lost, and the N-th
+   approval deploys it.
 """
 
 from __future__ import annotations
@@ -43,7 +47,13 @@ from chalicelib.access.permissions import PUSH, Permissions
 from chalicelib.aws import accounts, budget, parallel, queue
 from chalicelib.aws.accounts import Reach
 from chalicelib.core import taskdef
-from chalicelib.core.errors import FrozenError, ServiceChangedError, UnexpectedError, UpdateError
+from chalicelib.core.errors import (
+    ApprovalPendingError,
+    FrozenError,
+    ServiceChangedError,
+    UnexpectedError,
+    UpdateError,
+)
 from chalicelib.core.images import ImageReference, parse_image
 from chalicelib.core.push_policy import POLICY_TAG, PUSHED_TAG_TAG, Following
 from chalicelib.core.requests import ImageChange, Target
@@ -51,7 +61,7 @@ from chalicelib.core.results import ChangeResult
 from chalicelib.deploy.update import update_target
 from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import notify, outcomes
-from chalicelib.state import freezes, pushes
+from chalicelib.state import approvals, freezes, pushes
 from chalicelib.state.lock import Locks
 from chalicelib.state.records import FROZEN, DeploymentRecord
 from chalicelib.state.table import StateTable, service_key
@@ -68,6 +78,9 @@ PARALLEL_ITEMS = 8
 # An update needs a few seconds at the very least; one that cannot get them is tried again later.
 MIN_SECONDS_TO_START = 6.0
 NOT_STARTED_RETRY_SECONDS = 5
+# A push's item while the service's change waits for approval (chalicelib.state.approvals): the message is done,
+# the approval deploys it, and its item then says deployed (or failed, when the approval ends otherwise).
+AWAITING_APPROVAL = "awaiting-approval"
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,9 @@ class _Worker:
             locks = self.services.locks.bypassing(
                 lambda key: guard.bypasses_freeze(PUSH, *freezes.located(key, accounts.home()))
             )
+            gate = approvals.Gate(
+                bypass=lambda key: guard.bypasses_approval(PUSH, *freezes.located(key, accounts.home()))
+            )
             result = update_target(
                 target.client("ecs"),
                 self.item.cluster_arn,
@@ -171,7 +187,12 @@ class _Worker:
                 provenance=self._provenance(),
                 settle=lambda _key, result: [self._settled(result)],
                 verifier=self.services.verifier(target),
+                gate=gate,
+                pending=self._awaiting,
             )
+        except ApprovalPendingError as asked:
+            # The push became the approval (written with the locks' release): it deploys when approved.
+            return Done(self.message_id, False, AWAITING_APPROVAL, asked.message)
         except FrozenError as frozen:
             return self._frozen(frozen, claim)
         except UpdateError as failure:
@@ -317,6 +338,15 @@ class _Worker:
         return pushes.done_entry(
             self.services.table, self.item.push_id, self.item.service_arn, state, _deployed_reason(result), deployment
         )
+
+    def _awaiting(self, approval: approvals.Approval) -> list[dict[str, Any]]:
+        """The push's item says which approval its change waits for (written with the approval)."""
+        reason = f"waiting for approval {approval.id}"
+        return [
+            pushes.done_entry(
+                self.services.table, self.item.push_id, self.item.service_arn, AWAITING_APPROVAL, reason, None
+            )
+        ]
 
     def _guard(self) -> Guard:
         """The allowlists and the permissions as they are now, for the principal the push came from."""
