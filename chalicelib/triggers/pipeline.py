@@ -16,6 +16,13 @@ output variables (`taskDefinitionArn`, `deploymentId`; for several services
 `taskDefinitionArns` and `deploymentIds`, comma-separated in the order of
 `services`), or failure with a message a person can act on. A job is never
 left to time out silently.
+
+A service that requires approval (chalicelib.deploy.gate) makes the job wait
+for it the same way: its continuation token names the approval, each
+invocation reports the votes so far and who may give them, and once the
+approval deploys the job follows that deployment; an approval that ends
+otherwise (rejected, expired, superseded, stale) fails the job, and
+`timeoutMinutes` counts the wait too.
 """
 
 from __future__ import annotations
@@ -37,11 +44,11 @@ from chalicelib.access.guard import Guard
 from chalicelib.access.permissions import UPDATE
 from chalicelib.aws import accounts, budget, clients, ecs, parallel
 from chalicelib.aws.accounts import Reach
-from chalicelib.core.errors import InvalidRequestError, NotAllowedError, UpdateError
+from chalicelib.core.errors import ApprovalPendingError, InvalidRequestError, NotAllowedError, UpdateError
 from chalicelib.core.images import InvalidImageError, parse_image
 from chalicelib.core.locations import Location
 from chalicelib.core.requests import FanOutRequest, ImageChange, Target
-from chalicelib.core.results import FanOutResult
+from chalicelib.core.results import FanOutResult, iso8601
 from chalicelib.core.validation import (
     cluster_identifier,
     image_definitions,
@@ -51,9 +58,11 @@ from chalicelib.core.validation import (
     service_identifier,
     service_list,
 )
+from chalicelib.deploy import approvals as approval_votes
 from chalicelib.deploy.update import update_services
 from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import deployment_status
+from chalicelib.state import approvals, freezes
 from chalicelib.state.lock import Locks
 from chalicelib.state.records import DeploymentRecord
 from chalicelib.state.table import TTL_ATTRIBUTE, from_item, to_item
@@ -306,11 +315,19 @@ def _start(job: Job, services: Services) -> Report:
     target = services.reach(request.cluster, *parameters.services)
     services.guard.check_targets(UPDATE, target.location.cluster_arn(request.cluster), request.targets)
     provenance = Provenance("pipeline", request_id=job.job_id, key_id=KEY_ID, principal=identity.CODEPIPELINE)
-    result = update_services(
-        target.client("ecs"), request, services.locks, provenance, verifier=services.verifier(target)
-    )
-    deployments = [(r.deployment or {}).get("id") or "" for r in result.services]
+    guard = services.guard
+    gate = approvals.Gate(bypass=lambda key: guard.bypasses_approval(UPDATE, *freezes.located(key, accounts.home())))
     started = services.now()
+    try:
+        result = update_services(
+            target.client("ecs"), request, services.locks, provenance, verifier=services.verifier(target), gate=gate
+        )
+    except ApprovalPendingError as asked:
+        # Nothing deployed yet: the job waits for the approval (continuation tokens), then follows the deployment.
+        approval_id = str(asked.approval["id"])
+        token = _token(started, [""] * len(parameters.services), approval_id)
+        return Report(True, _waiting_for(asked.approval), continuation=token, percent=5)
+    deployments = [(r.deployment or {}).get("id") or "" for r in result.services]
     if not parameters.wait or not any(deployments):
         return _succeeded(parameters, result, deployments, _summary("deployed", result))
     token = _token(started, deployments)
@@ -320,6 +337,17 @@ def _start(job: Job, services: Services) -> Report:
 def _continue(job: Job, token: str, services: Services) -> Report:
     parameters = parse_parameters(job.parameters_text)
     started, deployments = _read_token(token, len(parameters.services))
+    approval_id = _approval_of_token(token)
+    if approval_id is not None and not any(deployments):
+        waited = _after_approval(services, parameters, started, approval_id)
+        if isinstance(waited, Report):
+            return waited
+        deployments = waited
+        if not parameters.wait or not any(deployments):
+            described = _described(services, parameters.cluster, parameters.services)
+            arns = _task_definitions(parameters, deployments, described)
+            return _outputs(parameters, arns, deployments, f"approved ({approval_id}) and deployed")
+        token = _token(started, deployments)
     described = _described(services, parameters.cluster, parameters.services)
     judged = _judge(services, parameters, deployments, described)
     for service, verdict in zip(parameters.services, judged, strict=True):
@@ -413,9 +441,58 @@ def _summary(verb: str, result: FanOutResult) -> str:
     return f"{verb} {', '.join(parts)}"
 
 
-def _token(started: float, deployments: Sequence[str]) -> str:
-    text = json.dumps({"v": 1, "t0": int(started), "d": list(deployments)}, separators=(",", ":"))
+def _token(started: float, deployments: Sequence[str], approval: str | None = None) -> str:
+    fields: dict[str, Any] = {"v": 1, "t0": int(started), "d": list(deployments)}
+    if approval is not None:
+        fields["a"] = approval  # the approval the job waits for before there is a deployment to follow
+    text = json.dumps(fields, separators=(",", ":"))
     return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _approval_of_token(token: str) -> str | None:
+    decoded = json.loads(base64.urlsafe_b64decode(token.encode()))  # read already by _read_token
+    approval = decoded.get("a")
+    if approval is not None and not (isinstance(approval, str) and approval):
+        raise JobRefused("the continuation token was not made by this function")
+    return approval
+
+
+def _after_approval(
+    services: Services, parameters: JobParameters, started: float, approval_id: str
+) -> Report | list[str]:
+    """While the approval is pending, a report that the job waits (or timed out); once deployed, each service's
+    deployment id (in the order of `services`); a report of failure when it ended otherwise."""
+    table = services.locks.table
+    if table is None:
+        raise JobRefused("this stage keeps no approvals (STATE_TABLE is not set)")
+    approval = approval_votes.read(table, approval_id)
+    if approval.status == approvals.DEPLOYED:
+        by_name = {d.get("service"): d.get("deploymentId") or "" for d in approval.deployments}
+        return [by_name.get(s.rsplit("/", 1)[-1], "") for s in parameters.services]
+    if approval.status in (approvals.PENDING, approvals.APPROVING):
+        if (services.now() - started) / 60 >= parameters.timeout_minutes:
+            return Report(
+                False,
+                f"timed out after {parameters.timeout_minutes} minutes waiting for approval {approval.id} "
+                f"({len(approval.approvals)} of {approval.required}); it stays open until {iso8601(approval.deadline)}",
+            )
+        return Report(
+            True,
+            _waiting_for(approval.as_dict()),
+            continuation=_token(started, [""] * len(parameters.services), approval.id),
+            percent=5,
+        )
+    reason = f": {approval.reason}" if approval.reason else ""
+    return Report(False, f"approval {approval.id} ended {approval.status}{reason}; nothing was deployed")
+
+
+def _waiting_for(approval: Mapping[str, Any]) -> str:
+    """What the job says while it waits: the approval, the votes so far, and who may give them."""
+    return (
+        f"waiting for approval {approval.get('id')}: {approval.get('approvals')} of {approval.get('required')} "
+        f"approvals until {approval.get('deadline')} (anyone the permissions give 'approve' on the services, "
+        f"but {approval.get('requestedBy')}): POST /approvals/{approval.get('id')}"
+    )
 
 
 def _read_token(token: str, services: int) -> tuple[float, list[str]]:
