@@ -127,6 +127,17 @@ class Guard:
             return False
         return self._permissions.bypasses_approval(self.principal.id, action, cluster, service)
 
+    def principals_allowed(self, action: str, cluster: str, services: Sequence[str]) -> list[str] | None:
+        """The principal patterns of the rules that give `action` on every one of `services` (None without a
+        permissions file: anyone); for saying whom something waits for."""
+        if self._permissions is None:
+            return None
+        found: list[str] = []
+        for rule in self._permissions.rules:
+            if all(rule.allows(action, cluster, service) for service in services):
+                found.extend(p for p in rule.principals if p not in found)
+        return found
+
     def check_freeze(self, scope: Scope) -> None:
         """Refuse (403) unless the rules give the principal `freeze` on the whole scope (without a permissions
         file, everyone may). The allowlists do not apply: a freeze changes nothing in ECS."""

@@ -117,6 +117,12 @@ def may(guard: Guard, action: str, approval: Approval) -> bool:
     return all(guard.allows(action, _cluster_arn(approval), s.service) for s in approval.services)
 
 
+def approvers(guard: Guard, approval: Approval) -> list[str] | None:
+    """Who may approve it: the principal patterns of the rules that give `approve` on all its services (None
+    without a permissions file: anyone); the requester never may."""
+    return guard.principals_allowed(APPROVE, _cluster_arn(approval), [s.service for s in approval.services])
+
+
 def check_may_see(guard: Guard, approval: Approval) -> None:
     """Refuse (403) a caller who may neither read nor approve the approval's services."""
     if not (may(guard, READ, approval) or may(guard, APPROVE, approval)):

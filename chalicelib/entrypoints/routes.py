@@ -431,7 +431,7 @@ def approval_get(approval: str) -> Response:
         _query(())
         found = approval_votes.read(wiring.approval_table(), wanted)
         approval_votes.check_may_see(call.guard, found)
-        return found.as_dict()
+        return {**found.as_dict(), "approvers": approval_votes.approvers(call.guard, found)}
 
     return respond(routes.current_request, handle, reads_body=False)
 

@@ -63,7 +63,9 @@ def test_listing_shows_the_approvals_a_principal_may_approve_only(gateway: Gatew
 
 def test_an_approval_is_seen_by_who_may_read_or_approve_it(gateway: Gateway, asked: str) -> None:
     assert gateway("GET", f"/approvals/{asked}", user_arn=READER).status == 200
-    assert gateway("GET", f"/approvals/{asked}", user_arn=LEAD).status == 200
+    seen = gateway("GET", f"/approvals/{asked}", user_arn=LEAD)
+    assert seen.status == 200
+    assert seen.json["approvers"] == ["arn:aws:iam::123456789012:role/web-leads"]  # whom it waits for
     refused = gateway("GET", f"/approvals/{asked}", user_arn=OUTSIDER)
     assert refused.status == 403
     assert refused.json["Message"].startswith(f"principal {OUTSIDER} may not see approval {asked}")
