@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ecs_image_updater_cli import approvals
 from ecs_image_updater_cli.api import ApiClient
 from ecs_image_updater_cli.console import Console
 from ecs_image_updater_cli.deploy import show_change
@@ -58,10 +59,12 @@ def run(args: argparse.Namespace, client: ApiClient, console: Console) -> int:
             answers.append(_apply(client, body, sources[position], applied=clusters[:position]))
     finally:
         if answers:  # on a failure too: what the clusters before it changed
-            show_change(console, answers, args.dry_run)
+            approvals.show_answers(console, answers, args.dry_run, show_change)
     goal = requested_goal(args)
     if goal is not None and not args.dry_run:
-        return follow(console, client, answers, args.timeout, goal)
+        return approvals.follow_through(
+            console, client, answers, args.timeout, lambda c, api, made, left: follow(c, api, made, left, goal)
+        )
     return ExitCode.DONE
 
 

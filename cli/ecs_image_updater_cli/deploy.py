@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ecs_image_updater_cli import render
+from ecs_image_updater_cli import approvals, render
 from ecs_image_updater_cli.api import ApiClient
 from ecs_image_updater_cli.console import Console
 from ecs_image_updater_cli.exits import ExitCode, RefusedError
@@ -87,12 +87,16 @@ def update_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, client: ApiClient, console: Console) -> int:
-    """POST /update, show the answer, and with --wait (or --wait-until) follow the deployments it started."""
+    """POST /update, show the answer, and with --wait (or --wait-until) follow the deployments it started (through
+    the approval the service asks for, if it does)."""
     answer = client.post("/update", update_body(args))
-    show_change(console, [answer], args.dry_run)
+    approvals.show_answers(console, [answer], args.dry_run, show_change)
     goal = requested_goal(args)
     if goal is not None and not args.dry_run:
-        return follow(console, client, [answer], args.timeout, goal)
+        # A service that requires approval answered with the approval: the wait goes through it first.
+        return approvals.follow_through(
+            console, client, [answer], args.timeout, lambda c, api, made, left: follow(c, api, made, left, goal)
+        )
     return ExitCode.DONE
 
 

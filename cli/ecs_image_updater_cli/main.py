@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ecs_image_updater_cli import __version__, apply, deploy, export, history, rollback, status, stop
+from ecs_image_updater_cli import __version__, apply, approvals, deploy, export, history, rollback, status, stop
 from ecs_image_updater_cli.api import ApiClient
 from ecs_image_updater_cli.config import candidate_keys, resolve_connection
 from ecs_image_updater_cli.console import Console
@@ -17,7 +17,7 @@ from ecs_image_updater_cli.durations import duration_argument, parse_duration
 from ecs_image_updater_cli.exits import EXIT_CODES_HELP, CliError, ExitCode
 from ecs_image_updater_cli.wait import DEFAULT_TIMEOUT
 
-COMMANDS = (deploy, apply, export, status, history, rollback, stop)
+COMMANDS = (deploy, apply, export, status, history, rollback, stop, approvals)
 INTERRUPTED = 130
 
 CONFIGURATION_HELP = """configuration (the first that is set wins, for the URL and the key each):
