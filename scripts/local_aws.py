@@ -89,6 +89,7 @@ class LocalRun:
     image: str = LOCAL_IMAGE  # the workload's repository, in the embedded ECR, with the tags of LOCAL_TAGS
     second_cluster_arn: str = ""  # the second account's workload cluster, by ARN
     second_image: str = SECOND_IMAGE  # its repository, in that account's ECR, with the tags of LOCAL_TAGS
+    reviewed_service: str = "web-reviewed"  # the workload's second service: every change waits for one approval
 
     def all_running(self) -> bool:
         """True while both servers are up."""
@@ -248,6 +249,9 @@ def create_workload(aws_endpoint: str) -> dict[str, str]:
     push_images(aws_endpoint, LOCAL_TAGS)
     outputs = create_stack(aws_endpoint, STACK_NAME, WORKLOAD_TEMPLATE, {"Image": f"{LOCAL_IMAGE}:{RUNNING_TAG}"})
     tag_service_as_the_template_does(aws_endpoint, outputs["ClusterName"], outputs["ServiceName"])
+    tag_service_as_the_template_does(
+        aws_endpoint, outputs["ClusterName"], outputs["ReviewedServiceName"], resource="ReviewedService"
+    )
     return outputs
 
 
@@ -321,13 +325,18 @@ _CloudFormationLoader.add_multi_constructor("!", lambda loader, _suffix, node: N
 
 
 def tag_service_as_the_template_does(
-    aws_endpoint: str, cluster: str, service: str, session: boto3.session.Session | None = None
+    aws_endpoint: str,
+    cluster: str,
+    service: str,
+    session: boto3.session.Session | None = None,
+    resource: str = "Service",
 ) -> None:
-    """Give the service the tags the workload template gives it: moto's CloudFormation drops ECS service tags."""
+    """Give the service the tags the workload template gives its `resource`: moto's CloudFormation drops ECS
+    service tags."""
     template = yaml.load(WORKLOAD_TEMPLATE.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - a safe loader
     defaults = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
     tags = []
-    for tag in template["Resources"]["Service"]["Properties"].get("Tags", []):
+    for tag in template["Resources"][resource]["Properties"].get("Tags", []):
         value = tag["Value"]
         if isinstance(value, dict) and "Ref" in value:
             value = defaults[value["Ref"]]
@@ -394,6 +403,7 @@ def local_run(
             (moto, *started),
             auth_mode,
             second_cluster_arn=second_cluster_arn,
+            reviewed_service=outputs["ReviewedServiceName"],
         )
     finally:
         for process in reversed(started):
@@ -457,6 +467,35 @@ def push_status_curl_command(run: LocalRun) -> str:
     return f'curl -sS --fail-with-body "{run.api_url}/pushes/{push_id}" \\\n  {sign_in(run)}'
 
 
+def approval_request_curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
+    """A ready-to-paste curl that asks to update the reviewed service: answered 202 with the approval it waits for,
+    kept in approval.json for the command that approves it."""
+    body = json.dumps({"cluster": run.cluster, "service": run.reviewed_service, "image": run.image, "tag": tag})
+    return (
+        f"curl -sS --fail-with-body -X POST {run.api_url}/update \\\n"
+        f"  {sign_in(run)} \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{body}' | tee approval.json; echo"
+    )
+
+
+def approvals_curl_command(run: LocalRun) -> str:
+    """A ready-to-paste curl that lists the approvals waiting for a vote."""
+    return f"curl -sS --fail-with-body {run.api_url}/approvals \\\n  {sign_in(run)}; echo"
+
+
+def approve_curl_command(run: LocalRun, approver: str = "alice") -> str:
+    """A ready-to-paste curl that approves the change in approval.json as someone else than its requester (the
+    local stage takes the caller's name from x-local-principal); the one approval it needs deploys it."""
+    approval_id = """$(python3 -c 'import json; print(json.load(open("approval.json"))["approval"]["id"])')"""
+    return (
+        f'curl -sS --fail-with-body -X POST "{run.api_url}/approvals/{approval_id}" \\\n'
+        f"  {sign_in(run)} -H 'x-local-principal: {approver}' \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        """  -d '{"decision": "approve", "comment": "looks good"}'; echo"""
+    )
+
+
 def second_account_curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
     """A ready-to-paste curl that updates the second account's workload, its cluster named by ARN."""
     return curl_command(run, tag, run.second_cluster_arn, run.second_image)
@@ -503,6 +542,17 @@ def instructions(run: LocalRun) -> str:
             "after the update):",
             history_curl_command(run),
             "",
+            f"# '{run.reviewed_service}' takes no change until someone approves it (its image-updater:approvals=1 "
+            "tag): a change is answered 202 with the approval it waits for, and nothing is deployed yet:",
+            approval_request_curl_command(run),
+            "",
+            "# The approvals waiting for a vote:",
+            approvals_curl_command(run),
+            "",
+            "# Approve it as someone else (here x-local-principal names the caller; a requester never approves its own "
+            "change): the approval deploys it",
+            approve_curl_command(run),
+            "",
             f"# The same workload in another account ({SECOND_ACCOUNT}): named by its cluster's ARN, reached by "
             "assuming its role:",
             second_account_curl_command(run),
@@ -523,6 +573,7 @@ def instructions(run: LocalRun) -> str:
             f"{client} apply web.yaml --wait",
             f"{client} apply web-before.yaml --wait   # and back",
             f"{client} history {run.second_cluster_arn} {run.service}   # the other account's",
+            f"{client} approvals   # what waits for a vote",
             "",
             f"# Inspect it with the AWS CLI, if you have one: AWS_ENDPOINT_URL={run.aws_endpoint} "
             f"aws ecs describe-services --region {REGION} --cluster {run.cluster} --services {run.service}",

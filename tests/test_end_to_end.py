@@ -224,6 +224,27 @@ def test_without_the_key_the_answer_is_403_and_nothing_changes(running: LocalRun
     assert after["taskDefinition"] == before["taskDefinition"]
 
 
+def test_the_reviewed_service_waits_for_an_approval_by_someone_else_and_then_deploys(running: LocalRun) -> None:
+    ecs = embedded_ecs(running)
+    headers = {"Content-Type": "application/json", "x-api-key": running.api_key}
+    body = {"cluster": running.cluster, "service": running.reviewed_service, "image": f"{running.image}:1.28.1"}
+    status, answer = post(f"{running.api_url}/update", body, headers)
+    assert status == 202, answer
+    approval = answer["approval"]["id"]
+    service = ecs.describe_services(cluster=running.cluster, services=[running.reviewed_service])["services"][0]
+    assert service["taskDefinition"].endswith(":1")  # nothing written yet
+    vote = {"decision": "approve"}
+    status, refused = post(f"{running.api_url}/approvals/{approval}", vote, headers)
+    assert status == 403, refused  # the requester (local) cannot approve its own change
+    status, approved = post(f"{running.api_url}/approvals/{approval}", vote, {**headers, "x-local-principal": "bob"})
+    assert status == 200, approved
+    assert approved["approval"]["status"] == "DEPLOYED"
+    assert approved["approval"]["approvedBy"] == ["local:bob"]
+    service = ecs.describe_services(cluster=running.cluster, services=[running.reviewed_service])["services"][0]
+    revision = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    assert revision["containerDefinitions"][0]["image"] == f"{running.image}:1.28.1"
+
+
 def test_printed_curl_names_the_real_url_key_and_workload(running: LocalRun) -> None:
     command = curl_command(running)
     for part in (f"{running.api_url}/update", f"x-api-key: {running.api_key}", running.cluster, running.service):
@@ -327,6 +348,9 @@ def test_what_make_dev_prints_runs_as_pasted_into_a_new_terminal(running: LocalR
     assert '"records"' in ran.stdout  # the history curl answered
     assert '"pushId"' in ran.stdout  # the push's curl answered, and what became of it too
     assert (tmp_path / "push.json").exists()
+    # The reviewed service's change waited (202) and the printed approval, by someone else, deployed it.
+    assert json.loads((tmp_path / "approval.json").read_text())["Code"] == "ApprovalRequired"
+    assert "DEPLOYED" in ran.stdout
     assert "ecs-image-updater" in printed
     assert "pip install" not in printed
 

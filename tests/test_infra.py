@@ -146,12 +146,20 @@ def test_the_target_role_trusts_only_the_service_functions_with_the_external_id(
         .replace("${HomeStage}", template["Parameters"]["HomeStage"]["Default"])
         for pattern in trust["Condition"]["ArnLike"]["aws:PrincipalArn"]
     ]
-    reaching = [name for name in config["stages"]["dev"]["lambda_functions"] if name != "registry_push"]
+    # registry_push only decides and queues; approvals_sweep only reads and writes the state table.
+    staying_home = ("registry_push", "approvals_sweep")
+    reaching = [name for name in config["stages"]["dev"]["lambda_functions"] if name not in staying_home]
     for function in reaching:  # as `chalice deploy` names a function's role, and as `make deploy`'s stack does
         assert any(fnmatch(f"{home}{config['app_name']}-dev-{function}", p) for p in patterns), function
         logical = "".join(part.title() for part in function.split("_")) + "Role"
         assert any(fnmatch(f"{home}ecs-image-updater-{logical}-1A2B3C4D", p) for p in patterns), logical
-    for other in ("ecs-image-updater-workload-TaskExecutionRole-1A2B", "ecs-image-updater-dev-registry_push", "admin"):
+    others = (
+        "ecs-image-updater-workload-TaskExecutionRole-1A2B",
+        "ecs-image-updater-dev-registry_push",
+        "ecs-image-updater-dev-approvals_sweep",
+        "admin",
+    )
+    for other in others:
         assert not any(fnmatch(f"{home}{other}", p) for p in patterns), other
     passes = [s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if "iam:PassRole" in _actions(s)]
     assert [s["Condition"] for s in passes] == [{"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}]

@@ -8,7 +8,10 @@ In order, a request's principal is:
 2. otherwise the id of the API key it carried (`identity.apiKeyId`: API
    Gateway passes no key name);
 3. `local` on the local stage, which checks the key (and, with AUTH_MODE=iam,
-   the signature) itself.
+   the signature) itself; there, a request may say who it stands for with the
+   header `x-local-principal: alice` (`local:alice`), so that `make dev` can
+   show a second person approving a change (a requester never approves its
+   own). Only the local stage reads the header: nothing in AWS does.
 
 What starts a change from outside has a fixed principal of its own, named
 here, so that a permissions rule can give each exactly what it needs.
@@ -16,6 +19,7 @@ here, so that a permissions rule can give each exactly what it needs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +39,8 @@ KEY = "key"
 SERVICE = "service"
 
 _MAX_LENGTH = 512
+LOCAL_PRINCIPAL_HEADER = "x-local-principal"
+_LOCAL_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,9 @@ class Principal:
     kind: str
 
     @classmethod
-    def of_request(cls, request_context: Mapping[str, Any], *, local: bool) -> Principal:
-        """The principal of an API Gateway request (see the module docstring); `local` on the local stage."""
+    def of_request(cls, request_context: Mapping[str, Any], *, local: bool, local_name: str | None = None) -> Principal:
+        """The principal of an API Gateway request (see the module docstring); `local` on the local stage, or
+        `local:<local_name>` when the request named itself (a name of letters, digits and `._@-`)."""
         identity = request_context.get("identity") or {}
         user_arn = _text(identity.get("userArn"))
         if user_arn is not None:
@@ -56,7 +63,11 @@ class Principal:
         key_id = _text(identity.get("apiKeyId"))
         if key_id is not None:
             return cls(key_id, KEY)
-        return cls(LOCAL, LOCAL) if local else cls(ANONYMOUS, KEY)
+        if not local:
+            return cls(ANONYMOUS, KEY)
+        if isinstance(local_name, str) and _LOCAL_NAME.fullmatch(local_name.strip()):
+            return cls(f"{LOCAL}:{local_name.strip()}", LOCAL)
+        return cls(LOCAL, LOCAL)
 
     @classmethod
     def service(cls, name: str) -> Principal:

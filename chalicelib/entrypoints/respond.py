@@ -105,7 +105,9 @@ def respond(
     try:
         accounts.learn_home(getattr(request, "lambda_context", None))
         settings = load_settings()
-        caller = principal or identity.Principal.of_request(context, local=settings.local_api_key is not None)
+        on_local_stage = settings.local_api_key is not None
+        named = request.headers.get(identity.LOCAL_PRINCIPAL_HEADER) if on_local_stage else None
+        caller = principal or identity.Principal.of_request(context, local=on_local_stage, local_name=named)
         log["principal"] = caller.id
         refusal = None if principal is not None else _sign_in_refused(request, settings)
         if refusal is not None:

@@ -34,3 +34,22 @@ def test_the_local_stage_records_local_as_the_principal(http: Any, workload: Wor
     assert answer.status_code == 200
     [record] = records_of("test-cluster", "web")
     assert (record["principal"], record["keyId"]) == ("local", "local")
+
+
+def test_on_the_local_stage_a_request_may_name_who_it_stands_for() -> None:
+    assert Principal.of_request({}, local=True, local_name="alice") == Principal("local:alice", "local")
+    # A name outside letters, digits and ._@- is no name: the caller stays `local`.
+    assert Principal.of_request({}, local=True, local_name="al ice/../x") == Principal("local", "local")
+    # Outside the local stage the name counts for nothing.
+    assert Principal.of_request({"identity": {"apiKeyId": "k1"}}, local=False, local_name="alice").id == "k1"
+
+
+def test_the_local_stage_reads_the_local_principal_header(http: Any) -> None:
+    from tests.conftest import API_KEY
+
+    local = http.get("/whoami", headers={"x-api-key": API_KEY, "x-local-principal": "alice"})
+    assert local.json_body["principal"] == "local:alice"
+
+
+def test_a_stage_behind_api_gateway_ignores_the_local_principal_header(gateway: Any) -> None:
+    assert gateway("GET", "/whoami", key_id="k1", headers={"x-local-principal": "alice"}).json["principal"] == "k1"
