@@ -170,8 +170,13 @@ class Permissions:
             raise NotPermittedError(f"principal {principal} may not {action} {where}")
 
     def bypasses_freeze(self, principal: str, action: str, cluster: str, service: str) -> bool:
-        """True when a rule with `bypassFreeze: true` allows `principal` `action` on the service."""
-        return any(rule.bypass_freeze and rule.allows(action, cluster, service) for rule in self.rules_of(principal))
+        """True when a rule with `bypassFreeze: true` allows `principal` `action` on the service, whatever the
+        images: a bypass is decided before the change's images are all known (a rollback's, a redeploy's), so a
+        rule that limits images never bypasses (another rule could allow the images it does not)."""
+        return any(
+            rule.bypass_freeze and rule.images is None and rule.allows(action, cluster, service)
+            for rule in self.rules_of(principal)
+        )
 
     def bypasses_approval(self, principal: str, action: str, cluster: str, service: str) -> bool:
         """True when a rule with `bypassApproval: true` allows `principal` `action` on the service."""

@@ -372,4 +372,7 @@ def _instant(raw: Any, where: str) -> datetime:
         raise WindowError(f"{where}: {_short(raw)} is not an ISO 8601 time such as '2026-12-24T18:00:00Z'") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise WindowError(f"{where} must say its offset ('Z' or '+01:00'): {_short(raw)} could be any time zone's")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the end of time in UTC
+        raise WindowError(f"{where}: {_short(raw)} is out of the range of times") from None

@@ -382,14 +382,18 @@ def latest_until() -> datetime:
 
 @dataclass(frozen=True)
 class _Gate:
-    """A gate as read: its freezes (id -> until, reason, pushes) and its version (0: absent)."""
+    """A gate as read: its freezes (id -> until, reason, pushes) and its version ("": absent).
+
+    A version is a random token, never a count: a gate deleted and made again must not match a version read
+    before the delete (a writer holding it would put back a lifted freeze and lose the new one).
+    """
 
     entries: dict[str, dict[str, Any]]
-    version: int
+    version: str
 
     @classmethod
     def absent(cls) -> _Gate:
-        return cls({}, 0)
+        return cls({}, "")
 
     def written(
         self, table_name: str, gate: str, adding: Mapping[str, Any], removing: Sequence[str], now: int
@@ -398,7 +402,7 @@ class _Gate:
         on the condition that it is still the version read; a gate left with no freeze is deleted."""
         kept = {i: e for i, e in self.entries.items() if i not in removing and int(e.get("until", 0)) > now}
         kept.update(adding)
-        if self.version == 0:
+        if not self.version:
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
             condition = {
@@ -414,7 +418,7 @@ class _Gate:
             "kind": "freeze-gate",
             "freezes": kept,
             UNTIL_ATTRIBUTE: until,
-            "version": self.version + 1,
+            "version": uuid.uuid4().hex,
             TTL_ATTRIBUTE: until + 24 * 3600,
         }
         return {"Put": {"TableName": table_name, "Item": to_item(item), **condition}}
@@ -459,7 +463,7 @@ def _read_gates(table: StateTable, gates: Sequence[str]) -> dict[str, _Gate]:
             for raw in response.get("Responses", {}).get(table.name, []):
                 item = from_item(raw)
                 gate = str(item["pk"]).removeprefix(GATE_PREFIX)
-                found[gate] = _Gate(dict(item.get("freezes") or {}), int(item.get("version") or 0))
+                found[gate] = _Gate(dict(item.get("freezes") or {}), str(item.get("version") or ""))
             keys = list((response.get("UnprocessedKeys") or {}).get(table.name, {}).get("Keys") or [])
             if keys:
                 budget.sleep(random.uniform(0.05, 0.25))  # noqa: S311 - jitter, not security

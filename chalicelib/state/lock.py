@@ -160,7 +160,7 @@ def hold(
     one-off freeze with the locks; `freeze_check` says whose changes go through.
     """
     held = Held(keys, provenance, force_new_deployment, record_failures)
-    _check_windows(held, freeze_check)
+    _check_windows(held, freeze_check, table)
     if table is None:
         _warn_once()
         yield held
@@ -210,11 +210,20 @@ def _lock_item(key: str, owner: str, now: int) -> dict[str, Any]:
 _FREE = "attribute_not_exists(pk) OR #expires < :now OR #owner = :owner"
 
 
-def _check_windows(held: Held, check: freezes.FreezeCheck) -> None:
-    """Refuse a change that a window of the permissions file stops now (no call: the file is read already)."""
-    stops = check.windows_of(held.keys, freezes.now_utc())
+def _check_windows(held: Held, check: freezes.FreezeCheck, table: StateTable | None) -> None:
+    """Refuse a change that a window of the permissions file stops now (no call: the file is read already).
+
+    A refusal names every freeze that stops each service, one-off ones too (one read of their gates): a push
+    must see a freeze that drops it, and the 423 the latest end.
+    """
+    moment = freezes.now_utc()
+    stops = check.windows_of(held.keys, moment)
     refused = {key: found for key, found in stops.items() if not check.bypass(key)}
     if refused:
+        if table is not None:
+            gates = [gate for key in refused for gate in freezes.gates_of_key(key)]
+            for key, found in freezes.stops_of(table, list(refused), gates, moment).items():
+                refused[key] = [*refused[key], *found]
         raise freezes.refusal(refused)
     for key, found in stops.items():
         held.bypass(key, [stop.label for stop in found])
