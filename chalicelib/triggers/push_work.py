@@ -214,6 +214,8 @@ class _Worker:
             return Done(self.message_id, False, pushes.FAILED, "refused before; the failure is recorded")
         if claim.state in pushes.FINAL_STATES:
             return Done(self.message_id, False, claim.state, "done before (a duplicate)")
+        if claim.state == AWAITING_APPROVAL:
+            return Done(self.message_id, False, claim.state, "it became an approval before (a duplicate)")
         wait = max(claim.lease_until - int(self.services.now()), 1)
         self._retry_in(wait)
         return self._back(f"another consumer holds the work for {wait} s more")

@@ -326,3 +326,26 @@ def test_unknown_and_malformed_approval_ids(gateway: Gateway, workload: Workload
 
 def deployer(guard: Guard) -> votes.Deployer:
     return wiring.approval_deployer(guard)
+
+
+def test_an_apply_of_a_service_that_requires_approval_waits_too(
+    gateway: Gateway, setup_ecs: Any, workload: Workload, calls: list[str]
+) -> None:
+    require(setup_ecs, workload, 1)
+    exported = gateway("GET", "/services/test-cluster/web/description", key_id="ci").json
+    exported["containers"]["app"] = f"{ECR}/web:1.4"
+    answer = gateway("POST", "/apply", body={"descriptions": [exported]}, key_id="ci")
+    assert answer.status == 202, answer.json
+    assert answer.json["approval"]["action"] == "apply"
+    assert answer.json["approval"]["services"][0]["containers"] == [
+        {"name": "app", "previousImage": f"{ECR}/web:1.0", "image": f"{ECR}/web:1.4", "digest": None}
+    ]
+    assert not {"RegisterTaskDefinition", "UpdateService"} & set(calls)
+
+
+def test_a_dry_run_never_asks(gateway: Gateway, setup_ecs: Any, workload: Workload) -> None:
+    require(setup_ecs, workload, 1)
+    answer = gateway("POST", "/update", body={**UPDATE, "dryRun": True}, key_id="ci")
+    assert answer.status == 200
+    assert answer.json["dryRun"] is True
+    assert approvals.listed(table()) == []

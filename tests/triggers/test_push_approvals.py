@@ -93,3 +93,18 @@ def test_a_rejected_push_says_so_in_its_status(
     assert state["state"] == "failed"
     assert state["reason"] == "rejected by bob: not now"
     assert image_of(setup_ecs, "shop") == f"{WEB}:1.4.2"
+
+
+def test_a_duplicate_message_of_a_push_awaiting_approval_is_done_without_a_second_approval(
+    app_client: Any, http: Any, push_queue: PushQueue, setup_ecs: Any, shop: str
+) -> None:
+    push(http)
+    sqs = push_queue.sqs()
+    [message] = sqs.receive_message(QueueUrl=push_queue.url)["Messages"]
+    sqs.change_message_visibility(QueueUrl=push_queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    deliver(app_client, push_queue)
+    sqs.send_message(QueueUrl=push_queue.url, MessageBody=message["Body"])  # the same work, delivered again
+    [answer] = deliver(app_client, push_queue)
+    assert answer["batchItemFailures"] == []
+    assert push_queue.waiting() == 0
+    assert len(approvals.listed(StateTable(clients.dynamodb_client(), STATE_TABLE))) == 1
