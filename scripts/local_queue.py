@@ -18,7 +18,9 @@ embedded AWS:
   event as EventBridge delivers it. A failed invocation is tried again
   EVENT_RETRY_SECONDS later, EVENT_ATTEMPTS times in all (Lambda retries an
   asynchronous invocation twice, a minute or more apart: locally seconds do);
-- it reconciles the follower index at start and every RECONCILE_SECONDS.
+- it reconciles the follower index at start and every RECONCILE_SECONDS;
+- it runs `approvals_sweep` (expiries, what approvals owe) every SWEEP_SECONDS, as
+  EventBridge's schedule does every minute.
 
 Run as `python scripts/local_queue.py`, with the embedded AWS's environment;
 `make dev` starts it.
@@ -39,6 +41,7 @@ from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 RECONCILE_SECONDS = 60.0
+SWEEP_SECONDS = 60.0
 WAIT_SECONDS = 1
 # A deployment event whose invocation failed is delivered again this much later, up to EVENT_ATTEMPTS times in all.
 EVENT_RETRY_SECONDS = 2
@@ -176,15 +179,18 @@ def serve() -> None:
     sys.path.insert(0, str(PROJECT_DIR))
     import boto3
 
-    from chalicelib.entrypoints.functions import deployment_events, followers_reconcile, push_work
+    from chalicelib.entrypoints.functions import approvals_sweep, deployment_events, followers_reconcile, push_work
 
     region = os.environ.get("AWS_REGION", "us-east-1")
     sqs = boto3.session.Session().client("sqs", region_name=region)
     url = sqs.get_queue_url(QueueName=os.environ["PUSH_QUEUE"])["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     event_queues = deployment_event_queues(region)
-    reconciled_at = 0.0
+    reconciled_at = swept_at = 0.0
     while True:
+        if time.monotonic() - swept_at > SWEEP_SECONDS:
+            approvals_sweep(scheduled_event(region), LambdaContext(60))
+            swept_at = time.monotonic()
         if time.monotonic() - reconciled_at > RECONCILE_SECONDS:
             followers_reconcile(scheduled_event(region), LambdaContext(300))
             reconciled_at = time.monotonic()
