@@ -339,3 +339,49 @@ def test_on_a_terminal_the_wait_is_one_live_line(quick_service: LocalRun, workdi
     assert re.search(r"test-cluster/web IN_PROGRESS( at [A-Z_]+)?( \([^)]*\))?, 0/1 tasks running", text)
     assert "test-cluster/web: COMPLETED after" in text
     assert quick_service.api_key not in text
+
+
+def test_deploy_wait_waits_through_an_approval_someone_else_gives(quick_service: LocalRun, workdir: Path) -> None:
+    import urllib.request
+
+    from conftest import start_cli
+
+    waiting = start_cli(
+        "deploy",
+        "--cluster",
+        CLUSTER,
+        "--service",
+        quick_service.reviewed_service,
+        "--image",
+        f"{IMAGE}:1.29.0",
+        "--wait",
+        "--timeout",
+        "2m",
+        env=connection_env(quick_service),
+        cwd=workdir,
+    )
+    headers = {"x-api-key": quick_service.api_key, "Content-Type": "application/json", "x-local-principal": "alice"}
+    approval = None
+    for _ in range(100):  # the client's request makes the approval
+        listed = urllib.request.Request(f"{quick_service.api_url}/approvals", headers=headers)  # noqa: S310
+        with urllib.request.urlopen(listed, timeout=10) as answer:  # noqa: S310 - loopback
+            found = json.loads(answer.read())["approvals"]
+        if found:
+            approval = found[0]["id"]
+            break
+        time.sleep(0.1)
+    assert approval is not None
+    vote = urllib.request.Request(  # noqa: S310 - loopback
+        f"{quick_service.api_url}/approvals/{approval}",
+        data=json.dumps({"decision": "approve"}).encode(),
+        headers=headers,
+        method="POST",
+    )
+    with urllib.request.urlopen(vote, timeout=30) as answer:  # noqa: S310 - loopback
+        assert json.loads(answer.read())["approval"]["status"] == "DEPLOYED"
+    stdout, stderr = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, stdout + stderr
+    assert f"Waiting for approval {approval} of {CLUSTER}/{quick_service.reviewed_service}" in stdout
+    assert "from anyone the service's permissions let approve, not local" in stdout
+    assert "COMPLETED" in stdout
+    assert quick_service.api_key not in stdout + stderr
