@@ -279,7 +279,7 @@ def sweep(table: StateTable, sns: Any | None, topic_arn: str | None) -> Swept:
     every notification owed (without a topic, they are dropped as sent)."""
     now = approvals.now_utc()
     swept = Swept([], [], [])
-    for approval in approvals.listed(table, pending_only=False):
+    for approval in approvals.listed(table, open_only=False):
         if approval.expired_at(now):
             approval = expire_if_due(table, approval, now)
             swept.expired.append(approval.id)
@@ -365,7 +365,7 @@ def _deployments(results: Sequence[ChangeResult]) -> list[dict[str, Any]]:
 
 
 def _approving_since(approval: Approval) -> datetime:
-    moments = [approvals._moment(str(v["at"])) for v in approval.votes.values() if v.get("at")]
+    moments = [approvals.moment_of(str(v["at"])) for v in approval.votes.values() if v.get("at")]
     return max(moments) if moments else approval.requested_at
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from chalicelib.core.errors import ApprovalNotFoundError, ApprovalTagError, UpdateError
 from chalicelib.core.results import iso8601
-from chalicelib.state.table import TTL_ATTRIBUTE, StateTable, from_item, to_item
+from chalicelib.state.table import TTL_ATTRIBUTE, StateTable, from_item, service_partition, to_item
 
 DEPLOY = "deploy"  # approving deploys the change (the only kind so far; `pause` would continue an ECS hook)
 PENDING = "PENDING"
@@ -258,14 +258,14 @@ class Approval:
             services=[ServiceChange.of_stored(s) for s in item.get("services") or []],
             required=int(item["required"]),
             requested_by=item["requestedBy"],
-            requested_at=_moment(item["requestedAt"]),
-            deadline=_moment(item["deadline"]),
+            requested_at=moment_of(item["requestedAt"]),
+            deadline=moment_of(item["deadline"]),
             action=item.get("action", "update"),
             provenance=dict(item.get("provenance") or {}),
             force_new_deployment=bool(item.get("forceNewDeployment")),
             revision_tags=dict(item.get("revisionTags") or {}),
             votes=dict(item.get("votes") or {}),
-            ended_at=_moment(item["endedAt"]) if item.get("endedAt") else None,
+            ended_at=moment_of(item["endedAt"]) if item.get("endedAt") else None,
             reason=item.get("reason"),
             deployments=list(item.get("deployments") or []),
             owed=list(item.get("owed") or []),
@@ -295,8 +295,8 @@ def get(table: StateTable, approval_id: str) -> Approval:
     return Approval.of_item(from_item(response["Item"]))
 
 
-def listed(table: StateTable, *, pending_only: bool = True) -> list[Approval]:
-    """The approvals kept (PENDING and APPROVING only, unless `pending_only` is False), oldest first."""
+def listed(table: StateTable, *, open_only: bool = True) -> list[Approval]:
+    """The approvals kept: the open ones (PENDING, APPROVING), or with `open_only` False every one, oldest first."""
     found: list[Approval] = []
     start: dict[str, Any] | None = None
     while True:
@@ -313,7 +313,7 @@ def listed(table: StateTable, *, pending_only: bool = True) -> list[Approval]:
         start = page.get("LastEvaluatedKey")
         if not start:
             break
-    if pending_only:
+    if open_only:
         found = [a for a in found if a.status in (PENDING, APPROVING)]
     return sorted(found, key=lambda a: (a.requested_at, a.id))
 
@@ -427,8 +427,6 @@ def record_entries(
     table: StateTable, approval: Approval, outcome: str, reason: str | None, now: datetime
 ) -> list[dict[str, Any]]:
     """Updates moving each service's PENDING_APPROVAL record to `outcome`."""
-    from chalicelib.state.table import service_partition
-
     return [
         {
             "Update": {
@@ -502,5 +500,6 @@ def _whole(value: Any) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _moment(text: str) -> datetime:
+def moment_of(text: str) -> datetime:
+    """A time as the item keeps it (ISO 8601)."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
