@@ -8,6 +8,7 @@
 | a push and each service it concerns   | `PUSH#<push id>`                 | `PUSH`, `SERVICE#<arn>`       |
 | the follower index                    | `FOLLOWERS`, `REPOSITORY#…`, `REVISION#…` | see chalicelib.state.followers |
 | a CodePipeline job's deployments      | `JOB#<job id>`                   | `JOB`                         |
+| an approval (chalicelib.state.approvals) | `APPROVALS`                   | `APPROVAL#<id>`               |
 
 A service's key is `<cluster>/<service>` in the home account and region (as it
 always was, so an existing table carries over unchanged), and
