@@ -136,7 +136,8 @@ def respond(
         if isinstance(failure, (ServiceBusyError, AwsThrottledError)):
             # Worth trying again soon, unlike the other 409s and 4xx: say when.
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        log["error"] = type(failure).__name__
+        if status >= 400:  # a 202 (a change that waits for approval) is no error
+            log["error"] = type(failure).__name__
     except Exception:
         # A bug, not a caller's mistake: keep the trace in the log, out of the response.
         internal_log.exception("unexpected failure")

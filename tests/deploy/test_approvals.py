@@ -56,7 +56,7 @@ def table() -> StateTable:
 
 
 def test_a_change_to_a_service_that_requires_approval_writes_nothing_to_ecs_and_answers_202(
-    gateway: Gateway, setup_ecs: Any, workload: Workload, calls: list[str]
+    gateway: Gateway, setup_ecs: Any, workload: Workload, calls: list[str], request_log: list[dict[str, Any]]
 ) -> None:
     require(setup_ecs, workload, 2, deadline_hours=4)
     answer = gateway("POST", "/update", body=UPDATE, key_id="ci")
@@ -79,6 +79,9 @@ def test_a_change_to_a_service_that_requires_approval_writes_nothing_to_ecs_and_
     )
     assert record["containers"][0]["image"] == f"{ECR}/web:1.1"
     assert table_items("lock") == []
+    [line] = request_log
+    assert line["status"] == 202
+    assert "error" not in line
 
 
 def test_votes_count_once_per_principal_and_the_nth_deploys_once(
