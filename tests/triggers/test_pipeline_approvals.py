@@ -15,6 +15,7 @@ from chalicelib.entrypoints import wiring
 from chalicelib.state import approvals
 from chalicelib.state.table import StateTable
 from tests.conftest import CodePipeline, EcsDeployments, Workload, records_of
+from tests.ecs_answers import serve_recorded
 from tests.triggers.test_pipeline import NEW, artifact, job_event, new_job, web_image
 
 STATE_TABLE = "ecs-image-updater-state"
@@ -89,3 +90,29 @@ def test_a_rejected_approval_fails_the_job_and_deploys_nothing(
     message = codepipeline.last()["failureDetails"]["message"]
     assert message.endswith("ended REJECTED: rejected by alice; nothing was deployed")
     assert web_image(setup_ecs, workload) != NEW
+
+
+def test_with_wait_the_job_follows_the_approved_deployment(
+    run: Any,
+    codepipeline: CodePipeline,
+    setup_ecs: Any,
+    workload: Workload,
+    definitions: str,
+    ecs_deployments: EcsDeployments,
+) -> None:
+    require_one(setup_ecs)
+    parameters = {**PARAMETERS, "wait": True}
+    job = new_job()
+    codepipeline.expect_success(job, continues=True)
+    run(job_event(job, parameters, definitions))
+    token = codepipeline.last()["continuationToken"]
+    decide("approve")
+    # ECS lists the approved deployment as the PRIMARY one, rolling out.
+    service = setup_ecs.describe_services(cluster="test-cluster", services=["web"])["services"][0]
+    serve_recorded(clients.ecs_client(), {**service, "deployments": [ecs_deployments.made[-1]]})
+    codepipeline.expect_success(job, continues=True)
+    run(job_event(job, parameters, definitions, continuation=token))
+    following = codepipeline.last()
+    assert following["executionDetails"]["summary"] == "waiting for web"  # its deployment, in progress
+    assert following["continuationToken"] != token  # the token now names the deployment, not the approval
+    assert web_image(setup_ecs, workload) == NEW
