@@ -30,6 +30,7 @@ from chalicelib.aws.accounts import Reach
 from chalicelib.core.errors import (
     ApprovalClosedError,
     ApprovalPendingError,
+    FrozenError,
     InvalidRequestError,
     NotPermittedError,
     ServiceBusyError,
@@ -159,7 +160,7 @@ def vote(table: StateTable, approval_id: str, guard: Guard, cast: Vote, deployer
             approving = approvals.apply(table, approval, transition, now)
         except approvals.Conflict:
             continue  # another vote or transition came first: read it again
-        return _deploy(table, approving, deployer)
+        return _deploy(table, approving, deployer, principal)
     raise ServiceBusyError(f"approval {approval_id} kept changing while the vote was cast; try again")
 
 
@@ -180,8 +181,10 @@ def _check_vote(guard: Guard, approval: Approval, cast: Vote) -> None:
         raise ApprovalClosedError(f"principal {principal} voted on approval {approval.id} already; each counts once")
 
 
-def _deploy(table: StateTable, approval: Approval, deployer: Deployer) -> dict[str, Any]:
-    """Deploy what was approved (APPROVING) through the update path; end the approval however that goes."""
+def _deploy(table: StateTable, approval: Approval, deployer: Deployer, voter: str) -> dict[str, Any]:
+    """Deploy what was approved (APPROVING) through the update path; end the approval however that goes, but for
+    a deployment that may work later (a freeze, a busy lock, AWS failing): then it is pending again, without the
+    vote that could not deploy it, for that vote to be cast again."""
     try:
         batch = deploy_approved(approval, deployer, table)
     except StaleApprovalError as stale:
@@ -190,6 +193,16 @@ def _deploy(table: StateTable, approval: Approval, deployer: Deployer) -> dict[s
     except ApprovalPendingError:
         raise  # not reached: the approved change does not ask again
     except UpdateError as failure:
+        if isinstance(failure, FrozenError) or failure.retryable:
+            reason = f"approved by {voter}, but not deployed: {failure.message}"
+            try:
+                approvals.reopen(table, approval, voter, reason, approvals.now_utc())
+            except approvals.Conflict:
+                logger.warning("approval %s moved on before it could be reopened", approval.id)
+            else:
+                failure.message += f"; approval {approval.id} is pending again: approve it again later"
+                raise
+
         reason = f"the approved deployment failed: {failure.message}"
         _end(table, approval, approvals.FAILED, reason, records.ERROR, notify.APPROVAL_FAILED)
         raise

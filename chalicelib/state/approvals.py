@@ -382,6 +382,32 @@ def cast(table: StateTable, approval: Approval, who: str, vote: dict[str, Any]) 
     return replace(approval, votes={**approval.votes, who: vote})
 
 
+def reopen(table: StateTable, approval: Approval, who: str, reason: str, now: datetime) -> Approval:
+    """Back from APPROVING to PENDING, the N-th vote (`who`'s) taken back: its deployment could not be made now
+    (a freeze, a busy lock, AWS failing) and may be later, by a vote cast again. Conflict when not as read."""
+    table.call(
+        "UpdateItem",
+        {"ConditionalCheckFailedException": lambda _: Conflict()},
+        TableName=table.name,
+        Key=key_of(approval.id),
+        UpdateExpression="SET #status = :pending, approvalCount = :count, #reason = :reason, changedAt = :at "
+        "REMOVE votes.#who",
+        ConditionExpression="#status = :approving",
+        ExpressionAttributeNames={"#status": "status", "#reason": "reason", "#who": who},
+        ExpressionAttributeValues=to_item(
+            {
+                ":pending": PENDING,
+                ":approving": APPROVING,
+                ":count": len([p for p in approval.approvals if p != who]),
+                ":reason": reason,
+                ":at": iso8601(now),
+            }
+        ),
+    )
+    votes = {principal: vote for principal, vote in approval.votes.items() if principal != who}
+    return replace(approval, status=PENDING, votes=votes, reason=reason)
+
+
 def transition_entry(
     table: StateTable, approval: Approval, transition: Transition, now: datetime, *, conditional: bool
 ) -> dict[str, Any]:

@@ -352,3 +352,28 @@ def test_a_dry_run_never_asks(gateway: Gateway, setup_ecs: Any, workload: Worklo
     assert answer.status == 200
     assert answer.json["dryRun"] is True
     assert approvals.listed(table()) == []
+
+
+def test_an_approval_a_freeze_stops_stays_pending_and_deploys_when_approved_again(
+    gateway: Gateway, setup_ecs: Any, workload: Workload
+) -> None:
+    from chalicelib.aws import accounts
+    from chalicelib.core.windows import Scope
+    from chalicelib.state import freezes
+
+    require(setup_ecs, workload, 1)
+    approval = ask(gateway)
+    until = datetime.now(UTC) + timedelta(hours=1)
+    frozen = freezes.create(table(), Scope(("test-cluster",)), accounts.home(), until, "launch", "wait", "ops")
+    path = f"/approvals/{approval['id']}"
+    stopped = gateway("POST", path, body={"decision": "approve"}, key_id="alice")
+    assert stopped.status == 423
+    assert stopped.json["Message"].endswith(f"; approval {approval['id']} is pending again: approve it again later")
+    again = gateway("GET", path, key_id="alice").json
+    assert (again["status"], again["approvals"], again["votes"]) == ("PENDING", 0, [])
+    assert image_of(setup_ecs, workload) == f"{ECR}/web:1.0"
+    freezes.lift(table(), frozen)
+    deployed = gateway("POST", path, body={"decision": "approve"}, key_id="alice")
+    assert deployed.status == 200, deployed.json
+    assert deployed.json["approval"]["status"] == "DEPLOYED"
+    assert image_of(setup_ecs, workload) == f"{ECR}/web:1.1"
