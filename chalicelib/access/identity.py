@@ -81,3 +81,23 @@ class Principal:
 
 def _text(value: Any) -> str | None:
     return value.strip()[:_MAX_LENGTH] if isinstance(value, str) and value.strip() else None
+
+
+_ASSUMED_ROLE = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+")
+# IAM Identity Center's roles: the session name is the person's user name, set by Identity Center, not chosen.
+_SSO_ROLE_PREFIX = "AWSReservedSSO_"
+
+
+def person_of(principal: str) -> str:
+    """Who a principal is, as far as "each counts once" and "not one's own change" go.
+
+    Whoever may assume a role chooses the session name, so every session of a role is one person: the role
+    (`arn:aws:iam::<account>:role/<name>`, in lower case, as IAM's role names are case-insensitive). IAM
+    Identity Center's roles are the exception: their session name is the signed-in user, so each stays apart.
+    Any other principal (an IAM user, a key id, a trigger) is itself.
+    """
+    found = _ASSUMED_ROLE.fullmatch(principal)
+    if found is None or found.group(3).startswith(_SSO_ROLE_PREFIX):
+        return principal
+    partition, account, role = found.groups()
+    return f"arn:{partition}:iam::{account}:role/{role}".lower()

@@ -179,8 +179,12 @@ class Permissions:
         )
 
     def bypasses_approval(self, principal: str, action: str, cluster: str, service: str) -> bool:
-        """True when a rule with `bypassApproval: true` allows `principal` `action` on the service."""
-        return any(rule.bypass_approval and rule.allows(action, cluster, service) for rule in self.rules_of(principal))
+        """True when a rule with `bypassApproval: true` allows `principal` `action` on the service; as with
+        bypassFreeze, a rule that limits images never bypasses (another rule could allow the images)."""
+        return any(
+            rule.bypass_approval and rule.images is None and rule.allows(action, cluster, service)
+            for rule in self.rules_of(principal)
+        )
 
     def check_freeze(self, principal: str, scope: Scope) -> None:
         """Refuse (NotPermittedError) unless rules give `principal` `freeze` on all of `scope` (its clusters as

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.access import identity
 from chalicelib.access.audit import Provenance
 from chalicelib.access.guard import Guard
 from chalicelib.access.permissions import APPROVE, READ
@@ -135,13 +136,16 @@ def check_may_see(guard: Guard, approval: Approval) -> None:
 
 
 def vote(table: StateTable, approval_id: str, guard: Guard, cast: Vote, deployer: Deployer) -> dict[str, Any]:
-    """Cast one vote; the N-th approval deploys. Returns {"approval", "deployment"?}."""
-    principal = guard.principal.id
+    """Cast one vote; the N-th approval deploys. Returns {"approval", "deployment"?}.
+
+    Votes go by person (identity.person_of): every session of one role is one voter.
+    """
+    principal = identity.person_of(guard.principal.id)
     for _ in range(VOTE_ATTEMPTS):
         approval = read(table, approval_id)
         _check_vote(guard, approval, cast)
         now = approvals.now_utc()
-        ballot = {"decision": cast.decision, "comment": cast.comment, "at": iso8601(now)}
+        ballot = {"decision": cast.decision, "comment": cast.comment, "at": iso8601(now), "by": guard.principal.id}
         try:
             if cast.decision == approvals.REJECT:
                 reason = f"rejected by {principal}" + (f": {cast.comment}" if cast.comment else "")
@@ -152,7 +156,9 @@ def vote(table: StateTable, approval_id: str, guard: Guard, cast: Vote, deployer
                     owes=notify.APPROVAL_REJECTED,
                     vote=(principal, ballot),
                 )
-                ended = approvals.apply(table, approval, transition, now, _push_entries(table, approval, reason))
+                ended = approvals.apply(
+                    table, approval, transition, now, approvals.push_entries(table, approval, reason)
+                )
                 return {"approval": ended.as_dict()}
             if len(approval.approvals) + 1 < approval.required:
                 return {"approval": approvals.cast(table, approval, principal, ballot).as_dict()}
@@ -175,9 +181,10 @@ def _check_vote(guard: Guard, approval: Approval, cast: Vote) -> None:
             + (f" ({approval.reason})" if approval.reason else "")
             + ": it takes no more votes"
         )
-    if cast.decision == approvals.APPROVE and principal == approval.requested_by:
+    person = identity.person_of(principal)
+    if cast.decision == approvals.APPROVE and person == identity.person_of(approval.requested_by):
         raise NotPermittedError(f"principal {principal} requested this change and cannot approve it")
-    if principal in approval.votes:
+    if person in {identity.person_of(voter) for voter in approval.votes}:
         raise ApprovalClosedError(f"principal {principal} voted on approval {approval.id} already; each counts once")
 
 
@@ -269,7 +276,7 @@ def expire_if_due(table: StateTable, approval: Approval, now: datetime) -> Appro
     )
     transition = Transition(approvals.EXPIRED, reason, records.EXPIRED, notify.APPROVAL_EXPIRED)
     try:
-        return approvals.apply(table, approval, transition, now, _push_entries(table, approval, reason))
+        return approvals.apply(table, approval, transition, now, approvals.push_entries(table, approval, reason))
     except approvals.Conflict:
         return approvals.get(table, approval.id)
 
@@ -320,19 +327,11 @@ def _end(table: StateTable, approval: Approval, to: str, reason: str, outcome: s
             approval,
             Transition(to, reason, outcome, owes),
             approvals.now_utc(),
-            _push_entries(table, approval, reason),
+            approvals.push_entries(table, approval, reason),
         )
     except approvals.Conflict:
         logger.warning("approval %s moved on before it could be marked %s", approval.id, to)
         return None
-
-
-def _push_entries(table: StateTable, approval: Approval, reason: str) -> list[dict[str, Any]]:
-    """A push's items say the approval ended it (the push is not deployed)."""
-    push = (approval.provenance or {}).get("push")
-    if not push or not push.get("id"):
-        return []
-    return [pushes.done_entry(table, push["id"], s.service, pushes.FAILED, reason, None) for s in approval.services]
 
 
 def _unchanged_since(change: approvals.ServiceChange) -> Recheck:

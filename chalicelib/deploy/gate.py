@@ -132,7 +132,13 @@ def _supersede(table: StateTable, newer: approvals.Approval, now: object) -> Non
             owes=notify.APPROVAL_SUPERSEDED,
         )
         try:
-            approvals.apply(table, older, transition, approvals.now_utc())
+            approvals.apply(
+                table,
+                older,
+                transition,
+                approvals.now_utc(),
+                approvals.push_entries(table, older, transition.reason or ""),
+            )
         except approvals.Conflict:
             logger.info("approval %s changed while being superseded; left as it is now", older.id)
 

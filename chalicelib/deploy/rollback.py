@@ -18,10 +18,16 @@ from typing import Any
 from chalicelib.access.audit import Provenance
 from chalicelib.aws import accounts, budget, ecs
 from chalicelib.core import taskdef
-from chalicelib.core.errors import InvalidRequestError, NothingToRollBackToError, RevisionNotActiveError
+from chalicelib.core.errors import (
+    InvalidRequestError,
+    NothingToRollBackToError,
+    RevisionNotActiveError,
+    ServiceNotUpdatableError,
+)
 from chalicelib.core.requests import RollbackRequest
 from chalicelib.core.results import ChangeResult, ContainerChange, deployment_running
 from chalicelib.deploy.verify import ServiceChange, Verified, Verifier
+from chalicelib.state import approvals
 from chalicelib.state.lock import NO_LOCKS, Locks
 from chalicelib.state.table import service_key
 
@@ -50,6 +56,23 @@ def roll_back(
         return result
 
 
+def _check_going_back(service: dict[str, Any], target: dict[str, Any], previous: str | None) -> None:
+    """A service that requires approval rolls back, unapproved, only to the revision it ran before: any other
+    revision of its family (one registered for another service of the family, say) is a change to approve."""
+    if previous is not None and target["taskDefinitionArn"] in (previous, _arn_of(previous, target)):
+        return
+    raise ServiceNotUpdatableError(
+        f"service '{service.get('serviceName')}' requires approval for its changes: without one it rolls back only "
+        f"to the revision it ran before ({previous or 'none is named'}); deploy "
+        f"{taskdef.revision_label(target)} through /update, which asks for the approval"
+    )
+
+
+def _arn_of(name: str, target: dict[str, Any]) -> str:
+    """`family:revision` as the full ARN of the target's account and region (a tag may hold either)."""
+    return name if name.startswith("arn:") else target["taskDefinitionArn"].rsplit("/", 1)[0] + "/" + name
+
+
 def _roll_back_under_lock(
     client: Any, request: RollbackRequest, allow_image: Callable[[str], None], verifier: Verifier | None
 ) -> ChangeResult:
@@ -62,7 +85,10 @@ def _roll_back_under_lock(
             f"revision {taskdef.revision_label(running)} was not registered by /update, so it names no "
             "previous revision; give 'taskDefinition' to choose one"
         )
+    previous = taskdef.tag_value(tags, taskdef.PREVIOUS_TASK_DEFINITION_TAG)
     target, _target_tags = ecs.describe_task_definition(client, target_name)
+    if request.task_definition and approvals.requirement_of(service).required:
+        _check_going_back(service, target, previous)
     if target["taskDefinitionArn"] == running["taskDefinitionArn"]:
         return ChangeResult.of(False, service, running, None, [], None)
     if target["family"] != running["family"]:

@@ -35,6 +35,7 @@ from typing import Any
 
 from chalicelib.core.errors import ApprovalNotFoundError, ApprovalTagError, UpdateError
 from chalicelib.core.results import iso8601
+from chalicelib.state import pushes
 from chalicelib.state.table import TTL_ATTRIBUTE, StateTable, from_item, service_partition, to_item
 
 DEPLOY = "deploy"  # approving deploys the change (the only kind so far; `pause` would continue an ECS hook)
@@ -494,6 +495,14 @@ def sent(table: StateTable, approval_id: str, event: str) -> None:
         UpdateExpression="DELETE owed :event",
         ExpressionAttributeValues=to_item({":event": {event}}),
     )
+
+
+def push_entries(table: StateTable, approval: Approval, reason: str) -> list[dict[str, Any]]:
+    """A push's items say the approval ended it without a deployment (rejected, expired, stale, superseded)."""
+    push = (approval.provenance or {}).get("push")
+    if not push or not push.get("id"):
+        return []
+    return [pushes.done_entry(table, push["id"], s.service, pushes.FAILED, reason, None) for s in approval.services]
 
 
 def deadline_of(now: datetime, hours: int) -> datetime:
