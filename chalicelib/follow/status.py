@@ -6,8 +6,8 @@ record of the newest deployment: its status, stage, strategy and alarms; see
 chalicelib.follow.service_deployments). With `?deployment=<id>`, two DynamoDB
 GetItem more for that deployment's record and, when it is not the newest, one
 DescribeServiceDeployments for its own (its ARN is on the record once the event
-function tied it; until then ListServiceDeployments, and DescribeServiceRevisions
-when several are candidates). See chalicelib.follow.deployment_status for how a
+function tied it; until then ListServiceDeployments and DescribeServiceRevisions
+before it). See chalicelib.follow.deployment_status for how a
 deployment is judged. Where ECS cannot describe service deployments, the
 outcome is judged from DescribeServices as before, and `serviceDeployment` is null.
 """

@@ -9,8 +9,8 @@ the outcome then follows ECS's events and its service deployment: ROLLED_BACK
 or STOPPED.
 
 AWS calls: DescribeServices, then DescribeServiceDeployments (the record knows
-the ARN) or ListServiceDeployments (and DescribeServiceRevisions when several
-are candidates), then StopServiceDeployment; DynamoDB: the record's two
+the ARN) or ListServiceDeployments, DescribeServiceRevisions and
+DescribeServiceDeployments, then StopServiceDeployment; DynamoDB: the record's two
 GetItem and one UpdateItem.
 """
 
