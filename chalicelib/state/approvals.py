@@ -298,22 +298,7 @@ def get(table: StateTable, approval_id: str) -> Approval:
 
 def listed(table: StateTable, *, open_only: bool = True) -> list[Approval]:
     """The approvals kept: the open ones (PENDING, APPROVING), or with `open_only` False every one, oldest first."""
-    found: list[Approval] = []
-    start: dict[str, Any] | None = None
-    while True:
-        arguments: dict[str, Any] = {
-            "TableName": table.name,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": to_item({":pk": PARTITION, ":prefix": PREFIX}),
-            "ConsistentRead": True,
-        }
-        if start:
-            arguments["ExclusiveStartKey"] = start
-        page = table.call("Query", **arguments)
-        found += [Approval.of_item(from_item(item)) for item in page.get("Items", [])]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            break
+    found = [Approval.of_item(item) for item in table.every_item(PARTITION, PREFIX)]
     if open_only:
         found = [a for a in found if a.status in (PENDING, APPROVING)]
     return sorted(found, key=lambda a: (a.requested_at, a.id))

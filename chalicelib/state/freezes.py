@@ -354,22 +354,8 @@ def get(table: StateTable, freeze_id: str) -> Freeze:
 
 def listed(table: StateTable) -> list[Freeze]:
     """Every freeze kept (in force or ended within KEEP_DAYS), ending first first."""
-    found: list[Freeze] = []
-    start: dict[str, Any] | None = None
-    while True:
-        arguments: dict[str, Any] = {
-            "TableName": table.name,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :freeze)",
-            "ExpressionAttributeValues": to_item({":pk": FREEZES_PARTITION, ":freeze": FREEZE_PREFIX}),
-            "ConsistentRead": True,
-        }
-        if start:
-            arguments["ExclusiveStartKey"] = start
-        page = table.call("Query", **arguments)
-        found += [Freeze.of_item(from_item(item)) for item in page.get("Items", [])]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return sorted(found, key=lambda freeze: (freeze.until, freeze.id))
+    found = [Freeze.of_item(item) for item in table.every_item(FREEZES_PARTITION, FREEZE_PREFIX)]
+    return sorted(found, key=lambda freeze: (freeze.until, freeze.id))
 
 
 def latest_until() -> datetime:

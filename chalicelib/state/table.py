@@ -88,6 +88,25 @@ class StateTable:
         method = getattr(self.client, _snake(operation))
         return clients.call(method, operation, {"ResourceNotFoundException": self._missing, **(known or {})}, **kwargs)
 
+    def every_item(self, partition: str, prefix: str) -> list[dict[str, Any]]:
+        """Every item of `partition` whose sort key begins with `prefix`, page after page (plain values)."""
+        found: list[dict[str, Any]] = []
+        start: Mapping[str, Any] | None = None
+        while True:
+            arguments: dict[str, Any] = {
+                "TableName": self.name,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+                "ExpressionAttributeValues": to_item({":pk": partition, ":prefix": prefix}),
+                "ConsistentRead": True,
+            }
+            if start:
+                arguments["ExclusiveStartKey"] = dict(start)
+            page = self.call("Query", **arguments)
+            found += [from_item(item) for item in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return found
+
     def records_page(self, partition: str, limit: int, start: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """One Query page of the deployment records in a service's partition, newest first (raw items)."""
         arguments: dict[str, Any] = {
