@@ -10,7 +10,7 @@ RUNTIME_VENV := .venv-runtime-sdk
 RUNTIME_STAMP := $(RUNTIME_VENV)/.installed
 # The tests that talk to AWS through botocore, run again on the runtime's older SDK.
 RUNTIME_SDK_TESTS := tests/aws tests/access tests/state tests/deploy tests/follow tests/triggers \
-	tests/test_app.py tests/test_event_patterns.py
+	tests/test_app.py tests/test_event_patterns.py tests/test_freezes.py tests/test_freeze_review.py
 
 .PHONY: test lint dev clean test-runtime-sdk fuzz deploy
 

@@ -18,6 +18,7 @@ from tests.conftest import ECR, STATE_TABLE, Gateway, Workload, post
 from tests.test_freezes import GATEWAY_UPDATE, MANAGER, UPDATE, WEB_TEAM, friday_evening, rules  # noqa: F401
 
 ONCALL = "arn:aws:iam::123456789012:role/oncall"
+IN_AN_HOUR = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 IMAGE_LIMITED_BYPASS = f"""
 rules:
   - principals: ["{ONCALL}"]
@@ -82,3 +83,24 @@ def test_a_refusal_by_a_window_names_the_one_off_freezes_too(
     assert refused.status == 423
     assert len(refused.json["freezes"]) == 2  # the window and the emergency stop, whose end is later
     assert "incident" in refused.json["Message"]
+
+
+def test_a_name_longer_than_ecs_allows_is_a_400_not_a_502(http: Any, workload: Workload) -> None:
+    """Its gate's key would pass DynamoDB's 2 KB limit for keys."""
+    response = post(
+        http,
+        "/freezes",
+        {"scope": {"clusters": ["c" * 1500], "services": ["s" * 1500]}, "until": IN_AN_HOUR, "reason": "x"},
+    )
+    assert response.status_code == 400
+    assert "non-empty name or ARN" in response.json_body["Message"]
+
+
+def test_a_freeze_is_written_with_an_idempotency_token(http: Any, workload: Workload) -> None:
+    sent: list[dict[str, Any]] = []
+    clients.dynamodb_client().meta.events.register(
+        "provide-client-params.dynamodb.TransactWriteItems", lambda params, **_: sent.append(dict(params))
+    )
+    assert post(http, "/freezes", {"scope": {}, "until": IN_AN_HOUR, "reason": "x"}).status_code == 201
+    assert sent
+    assert all(len(params.get("ClientRequestToken", "")) == 32 for params in sent)

@@ -276,9 +276,12 @@ def _names(raw: Any, where: str, patterns: bool, limit: int | None) -> tuple[str
         raise WindowError(f"{where} must be a non-empty list (leave it out for any)")
     if limit is not None and len(raw) > limit:
         raise WindowError(f"{where} lists {len(raw)} entries; at most {limit}")
+    # A freeze's names become the keys of its gates (DynamoDB keys hold 2 KB): ECS's names are at most 255
+    # characters, their ARNs some 330; a window's patterns only ever match.
+    longest = 1600 if patterns else 400
     found: list[str] = []
     for entry in raw:
-        if not isinstance(entry, str) or not entry.strip() or len(entry) > 1600:
+        if not isinstance(entry, str) or not entry.strip() or len(entry) > longest:
             raise WindowError(f"{where}: every entry must be a non-empty name or ARN, not {_short(entry)}")
         value = entry.strip()
         if not patterns and any(char in value for char in "*?[]"):

@@ -428,6 +428,9 @@ def _transact_with_gates(
                     "TransactionConflictException": lambda message: _Raced(message),
                 },
                 TransactItems=items,
+                # botocore's own retries of this attempt send the same token: one applied but not answered is
+                # not applied again, nor answered as a conflict with itself.
+                ClientRequestToken=uuid.uuid4().hex,
             )
             return
         except _Raced as raced:
