@@ -41,8 +41,6 @@ from chalicelib.state import records
 from chalicelib.state.records import DeploymentRecord
 
 SUPERSEDED = records.SUPERSEDED
-# ECS statuses of a service deployment whose record is settled (ROLLED_BACK, STOPPED) while ECS still works on it.
-_MOVING = frozenset({"ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "STOP_REQUESTED"})
 # ECS may write an event a moment before it records the deployment it is about.
 CLOCK_SKEW_SECONDS = 5.0
 
@@ -87,7 +85,7 @@ def _judged(
             f"deployment '{echo_input(deployment_id)}' is not listed by ECS for service "
             f"'{service.get('serviceName')}' and was not recorded by this service"
         )
-    moving = tracked is not None and record is not None and record.ecs_status in _MOVING
+    moving = tracked is not None and record is not None and record.ecs_status in service_deployments.MOVING_STATUSES
     if record is not None and record.outcome in records.FINAL_OUTCOMES and not moving:
         return _verdict(deployment_id, record.outcome, record.outcome_reason)
     if tracked is not None:
@@ -138,7 +136,11 @@ def track(
     service's newest, when already read)."""
     if record is not None and not of_service(record, described):
         record = None
-    if record is not None and record.outcome in records.FINAL_OUTCOMES and record.ecs_status not in _MOVING:
+    if (
+        record is not None
+        and record.outcome in records.FINAL_OUTCOMES
+        and record.ecs_status not in service_deployments.MOVING_STATUSES
+    ):
         return None  # settled: its record says how it ended, at no cost (unless ECS was still rolling it back)
     known = record.service_deployment_arn if record else None
     if newest is not None and known == newest.arn:
