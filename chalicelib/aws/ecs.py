@@ -47,6 +47,21 @@ def describe_service(client: Any, cluster: str, service: str) -> dict[str, Any]:
     return services[0]
 
 
+def list_cluster_arns(client: Any) -> list[str]:
+    """Every cluster ARN of the client's account and region (ListClusters, pages of 100)."""
+    arns: list[str] = []
+    token: str | None = None
+    while True:
+        arguments: dict[str, Any] = {"maxResults": 100}
+        if token:
+            arguments["nextToken"] = token
+        page = clients.call(client.list_clusters, "ListClusters", {}, **arguments)
+        arns.extend(page.get("clusterArns", []))
+        token = page.get("nextToken")
+        if not token:
+            return arns
+
+
 def list_service_arns(client: Any, cluster: str) -> list[str]:
     """Every service ARN in the cluster (ListServices, pages of 100)."""
     arns: list[str] = []

@@ -13,11 +13,12 @@ from chalice import Blueprint, IAMAuthorizer, Response
 
 from chalicelib.access import identity, signatures
 from chalicelib.access.permissions import APPLY, FREEZE, PUSH, READ, ROLLBACK, UPDATE
-from chalicelib.aws import secrets
+from chalicelib.aws import accounts, secrets
 from chalicelib.core.config import auth_mode, load_settings
 from chalicelib.core.errors import (
     InvalidRequestError,
     NoHistoryError,
+    NotAllowedError,
     NotPermittedError,
     PushNotFoundError,
     WebhookNotConfiguredError,
@@ -48,6 +49,7 @@ from chalicelib.deploy.rollback import roll_back
 from chalicelib.deploy.update import update_image, update_services
 from chalicelib.entrypoints import wiring
 from chalicelib.entrypoints.respond import Call, loggable, respond
+from chalicelib.follow import overview
 from chalicelib.follow.discovery import cluster_services
 from chalicelib.follow.history import DEFAULT_LIMIT, MAX_LIMIT, service_history
 from chalicelib.follow.status import service_status
@@ -136,6 +138,32 @@ def rollback() -> Response:
         return _logged_change(result, call.log)
 
     return respond(routes.current_request, handle, reads_body=True)
+
+
+@routes.route("/services", methods=["GET"], **SIGNED_IN)
+def services() -> Response:
+    """Every service the caller may read in every account and region the stage reaches (`?cluster=` narrows them
+    to one cluster): what each runs, how its newest deployment went, what waits for approval."""
+
+    def handle(_params: dict[str, Any], call: Call) -> dict[str, Any]:
+        query = _query(("cluster",))
+        viewer = overview.Viewer(
+            may_read_cluster=lambda cluster_arn: _may_read_cluster(call, cluster_arn),
+            may_read=lambda cluster_arn, service: call.guard.allows(READ, cluster_arn, service),
+        )
+        if "cluster" in query:
+            cluster_id = path_cluster(query["cluster"])
+            target = wiring.reach(cluster_id)
+            cluster_arn = target.location.cluster_arn(cluster_id)
+            call.guard.check_cluster(READ, cluster_arn)
+            answer = overview.one_cluster(target, cluster_id, viewer, wiring.state_table())
+        else:
+            answer = overview.everywhere(accounts.everywhere(), viewer, wiring.state_table())
+        failed = [f"{place['account']}/{place['region']}" for place in answer["places"] if "error" in place]
+        call.log.update(services=len(answer["services"]), placesFailed=failed)
+        return answer
+
+    return respond(routes.current_request, handle, reads_body=False)
 
 
 @routes.route("/services/{cluster}/{service}", methods=["GET"], **SIGNED_IN)
@@ -526,6 +554,15 @@ def _check_may_see_freezes(call: Call) -> None:
             raise NotPermittedError(
                 f"principal {call.principal.id} may not see the freezes: no rule gives it read or freeze"
             ) from None
+
+
+def _may_read_cluster(call: Call, cluster_arn: str) -> bool:
+    """True for a cluster inside the allowlists on which some rule gives the caller read."""
+    try:
+        call.guard.check_cluster(READ, cluster_arn)
+    except NotAllowedError:
+        return False
+    return True
 
 
 def _check_signature(request: Any, header: str, secret_id: str) -> None:

@@ -44,10 +44,12 @@ def cluster_services(client: Any, cluster: str, include: Callable[[str], bool] =
     return {"cluster": cluster_name(cluster), "services": sorted(services, key=lambda s: s["service"])}
 
 
+def revision_containers(client: Any, arn: str) -> list[dict[str, str]]:
+    """One task definition's containers, [{name, image}] in its order (one DescribeTaskDefinition)."""
+    return containers_of(ecs.describe_task_definition(client, arn)[0])
+
+
 def _containers_by_arn(client: Any, arns: list[str]) -> dict[str, list[dict[str, str]]]:
     """Each task definition's containers, PARALLEL_DESCRIBES at a time (chalicelib.parallel keeps the budget)."""
-
-    def describe(arn: str) -> list[dict[str, str]]:
-        return containers_of(ecs.describe_task_definition(client, arn)[0])
-
-    return dict(zip(arns, parallel.values(describe, arns, PARALLEL_DESCRIBES), strict=True))
+    described = parallel.values(lambda arn: revision_containers(client, arn), arns, PARALLEL_DESCRIBES)
+    return dict(zip(arns, described, strict=True))
