@@ -2,6 +2,8 @@
 
 - HTTP routes: chalicelib/entrypoints/routes.py (every route answers through
   chalicelib/entrypoints/respond.py: sign-in, body rules, errors, log line);
+- the dashboard's page and static files: chalicelib/entrypoints/dashboard.py
+  (no sign-in: the page's script calls the routes with the caller's key);
 - event functions: chalicelib/entrypoints/functions.py (ECS deployment events,
   ECR pushes, the push work queue, the follower index's tag events and hourly
   reconcile, CodePipeline jobs).
@@ -13,6 +15,7 @@ from chalice import Chalice
 
 from chalicelib.core.config import load_settings, unsafe_aws_endpoint
 from chalicelib.entrypoints import requestlog
+from chalicelib.entrypoints.dashboard import dashboard
 from chalicelib.entrypoints.functions import functions
 from chalicelib.entrypoints.respond import json_answers_say_so
 from chalicelib.entrypoints.routes import routes
@@ -28,4 +31,5 @@ requestlog.configure()
 # Middleware first: a blueprint's event functions take the app's middleware when they are registered.
 app.register_middleware(json_answers_say_so, "http")
 app.register_blueprint(routes)
+app.register_blueprint(dashboard)
 app.register_blueprint(functions)
