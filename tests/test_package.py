@@ -17,8 +17,9 @@ from tests.conftest import PROJECT_DIR
 
 # The code is about 170 KB zipped and PyYAML's wheel (its C loader) about 800 KB; boto3 alone would add megabytes.
 MAX_ZIP_BYTES = 1200 * 1024
-# GitHub cannot send a key or sign with SigV4: the webhook checks its own HMAC signature.
-UNSIGNED_ROUTES = {"/hooks/github"}
+# GitHub cannot send a key or sign with SigV4: the webhook checks its own HMAC signature. The dashboard's page
+# and files hold no data: they load before the caller types a key.
+UNSIGNED_ROUTES = {"/hooks/github", "/", "/dashboard/{asset}"}
 
 
 def chalice_package(out: Path, auth_mode: str | None = None) -> Path:
@@ -143,6 +144,13 @@ def test_deployment_zip_is_small_and_has_no_boto3(package: Path) -> None:
     assert "app.py" in names
     assert "chalicelib/permissions.example.yaml" in names  # a permissions file under chalicelib/ is packaged
     assert not [n for n in names if n.startswith(("boto3/", "botocore/", "moto/"))]
+
+
+def test_the_dashboards_files_are_packaged(package: Path) -> None:
+    archive = zipfile.ZipFile(package / "deployment.zip")
+    for name in ("index.html", "app.js", "style.css"):
+        packaged = archive.read(f"chalicelib/dashboard/{name}")
+        assert packaged == (PROJECT_DIR / "chalicelib" / "dashboard" / name).read_bytes(), name
 
 
 def test_lambda_timeout_leaves_room_for_the_request_budget(template: dict[str, Any]) -> None:
