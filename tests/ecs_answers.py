@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,8 +68,9 @@ def serve_recorded(ecs: Any, service: dict[str, Any]) -> None:
 
 
 # ECS's service deployment API (ListServiceDeployments, DescribeServiceDeployments, DescribeServiceRevisions,
-# StopServiceDeployment) is not implemented by moto: its answers are served here in the shapes ECS documents
-# (the API reference and the AWS CLI's describe-service-deployments example), parsed as botocore gives them.
+# StopServiceDeployment, ContinueServiceDeployment) is not implemented by moto: its answers are served here in the
+# shapes ECS documents (the API reference and the AWS CLI's describe-service-deployments example), parsed as botocore
+# gives them.
 SERVICE_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/test-cluster/web"
 
 
@@ -87,6 +89,7 @@ def service_deployment(
     traffic: tuple[float, float] | None = None,
     created: datetime | None = None,
     stopped_minutes: float | None = None,
+    hooks: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One service deployment, as DescribeServiceDeployments describes it (`created`: overrides `minutes`)."""
     began = created or T0 + timedelta(minutes=minutes)
@@ -133,7 +136,46 @@ def service_deployment(
         answer["finishedAt"] = began + timedelta(minutes=10)
     if stopped_minutes is not None:
         answer["stoppedAt"] = began + timedelta(minutes=stopped_minutes)
+    if hooks is not None:
+        answer["lifecycleHookDetails"] = hooks
     return answer
+
+
+def pause_hook(
+    hook_id: str = "hook-1", expires: datetime | None = None, status: str = "AWAITING_ACTION", timeout: str = "ROLLBACK"
+) -> dict[str, Any]:
+    """A PAUSE lifecycle hook as DescribeServiceDeployments lists it in `lifecycleHookDetails`."""
+    return {
+        "hookId": hook_id,
+        "targetType": "PAUSE",
+        "status": status,
+        "expiresAt": expires or datetime.now(UTC) + timedelta(hours=2),
+        "timeoutAction": timeout,
+    }
+
+
+def hook_event(
+    service_deployment_arn: str | None = None, hook_id: str | None = None, name: str = "HOOK_AWAITING_ACTION"
+) -> dict[str, Any]:
+    """An "ECS Hook State Change" event as EventBridge delivers it, with a fresh id. ECS's guide names the event
+    and its HOOK_AWAITING_ACTION; its detail is not documented field by field: the service is in `resources`, the
+    service deployment and the hook, when given, in the detail."""
+    detail: dict[str, Any] = {"eventType": "INFO", "eventName": name}
+    if service_deployment_arn:
+        detail["serviceDeploymentArn"] = service_deployment_arn
+    if hook_id:
+        detail["hookId"] = hook_id
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "ECS Hook State Change",
+        "source": "aws.ecs",
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "region": REGION,
+        "resources": [SERVICE_ARN],
+        "detail": detail,
+    }
 
 
 def deployment_arn(ident: str) -> str:
@@ -156,6 +198,7 @@ class ServiceDeploymentAnswers:
             ("DescribeServiceDeployments", "_describe"),
             ("DescribeServiceRevisions", "_revisions"),
             ("StopServiceDeployment", "_stop"),
+            ("ContinueServiceDeployment", "_continue"),
         ):
             events.register(f"before-call.ecs.{operation}", self._served(operation, answer))
 
@@ -188,6 +231,7 @@ class ServiceDeploymentAnswers:
             for d in self.deployments
             if (after is None or d["createdAt"].timestamp() >= after)
             and (before is None or d["createdAt"].timestamp() <= before)
+            and (not params.get("status") or d["status"] in params["status"])
         ]
         return 200, {"serviceDeployments": found}
 
@@ -222,6 +266,22 @@ class ServiceDeploymentAnswers:
             message = f"The service deployment is in {found['status']} status and can't be stopped."
             return 400, {"Error": {"Code": "ConflictException", "Message": message}}
         found["status"] = "STOP_REQUESTED" if params.get("stopType") == "ABORT" else "ROLLBACK_REQUESTED"
+        return 200, {"serviceDeploymentArn": arn}
+
+
+    def _continue(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        arn, hook_id = params["serviceDeploymentArn"], params["hookId"]
+        found = next((d for d in self.deployments if d["serviceDeploymentArn"] == arn), None)
+        if found is None:
+            message = "The service deployment does not exist."
+            return 400, {"Error": {"Code": "ServiceDeploymentNotFoundException", "Message": message}}
+        hook = next((h for h in found.get("lifecycleHookDetails") or [] if h["hookId"] == hook_id), None)
+        if found["status"] != "IN_PROGRESS" or hook is None or hook["status"] != "AWAITING_ACTION":
+            message = f"The lifecycle hook {hook_id} is not awaiting action."
+            return 400, {"Error": {"Code": "InvalidParameterException", "Message": message}}
+        hook["status"] = "SUCCEEDED"
+        if params.get("action") == "ROLLBACK":
+            found["status"] = "ROLLBACK_REQUESTED"
         return 200, {"serviceDeploymentArn": arn}
 
 

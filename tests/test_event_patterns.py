@@ -59,10 +59,18 @@ def test_deployment_events_receive_ecs_deployment_state_changes(bus_to_queue: An
     assert (event["source"], event["detail-type"]) == ("aws.ecs", "ECS Deployment State Change")
 
 
+def test_deployment_events_receive_ecs_pause_hooks(bus_to_queue: Any) -> None:
+    delivered = bus_to_queue("deployment_events")
+    hook = {"eventName": "HOOK_AWAITING_ACTION", "hookId": "hook-1"}
+    [event] = delivered([entry("aws.ecs", "ECS Hook State Change", hook)])
+    assert (event["detail-type"], event["detail"]) == ("ECS Hook State Change", hook)
+
+
 @pytest.mark.parametrize(
     ("source", "detail_type"),
     [
         ("aws.ecs", "ECS Service Action"),
+        ("custom.app", "ECS Hook State Change"),
         ("aws.ecs", "ECS Task State Change"),
         ("aws.ecr", "ECS Deployment State Change"),
         ("custom.app", "ECS Deployment State Change"),

@@ -112,7 +112,9 @@ def test_deployment_events_is_triggered_by_ecs_deployment_state_changes(template
     [trigger] = function["Events"].values()
     assert trigger == {
         "Type": "CloudWatchEvent",
-        "Properties": {"Pattern": {"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]}},
+        "Properties": {
+            "Pattern": {"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change", "ECS Hook State Change"]}
+        },
     }
     assert function["Environment"]["Variables"]["STATE_TABLE"] == "ecs-image-updater-state"
 

@@ -290,6 +290,36 @@ def test_api_handler_approvals(
     assert needed <= granted("policy-dev.json")
 
 
+def test_pause_hooks(
+    gateway: Any, app_client: Any, workload: Workload, ecs_deployments: EcsDeployments, subscriber: Subscriber
+) -> None:
+    from tests.ecs_answers import ServiceDeploymentAnswers, deployment_arn, hook_event, pause_hook, service_deployment
+
+    body = {"cluster": "test-cluster", "service": "web", "image": f"{WEB}:2", "container": "app"}
+    assert gateway("POST", "/update", body=body, key_id="ci", headers={"x-api-key": API_KEY}).status == 200
+    made = ecs_deployments.made[-1]
+    paused = service_deployment(
+        "paused", "IN_PROGRESS", 0, 0, created=made["createdAt"], stage="POST_TEST_TRAFFIC_SHIFT", hooks=[pause_hook()]
+    )
+    ServiceDeploymentAnswers(clients.ecs_client().meta.events, [{**paused, "_revision": made["taskDefinition"]}])
+    with calls_made() as needed:
+        app_client.lambda_.invoke("deployment_events", hook_event(deployment_arn("paused"), "hook-1"))
+    assert {"dynamodb:PutItem", "ecs:DescribeServiceDeployments", "sns:Publish"} <= needed
+    assert needed <= granted("policy-dev-deployment-events.json")
+    [approval] = gateway("GET", "/approvals", key_id="alice", headers={"x-api-key": API_KEY}).json["approvals"]
+    with calls_made() as needed:
+        voted = gateway(
+            "POST",
+            f"/approvals/{approval['id']}",
+            body={"decision": "approve"},
+            key_id="alice",
+            headers={"x-api-key": API_KEY},
+        )
+        assert voted.json["approval"]["status"] == "CONTINUED"
+    assert "ecs:ContinueServiceDeployment" in needed
+    assert needed <= granted("policy-dev.json")
+
+
 def test_approvals_sweep(
     gateway: Any, app_client: Any, workload: Workload, setup_ecs: Any, subscriber: Subscriber
 ) -> None:

@@ -178,6 +178,10 @@ class ServiceChangedError(UpdateError):
     """The service no longer runs what a decision was made on (another change came first)."""
 
 
+class HookNotWaitingError(ServiceChangedError):
+    """ECS no longer waits at the pause hook a decision was for (it continued, rolled back or timed out)."""
+
+
 class StateTableMissingError(UpdateError):
     """The stage names a state table that does not exist."""
 

@@ -13,6 +13,9 @@
   PENDING_APPROVAL records APPROVED.
 - A deadline that has passed ends the approval as EXPIRED: on every read, and
   in the `approvals_sweep` function, which also sends the notifications owed.
+- A `pause` (an ECS deployment waiting at a PAUSE hook, chalicelib.deploy.pauses)
+  takes the same votes; its deciding vote (the N-th approval, or a reject) is
+  carried out by telling ECS to continue or to roll back instead.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from chalicelib.core.images import ImageReference, parse_image
 from chalicelib.core.locations import cluster_arn_of
 from chalicelib.core.requests import FanOutRequest, ImageChange, Recheck, Target
 from chalicelib.core.results import ChangeResult, FanOutResult, iso8601
+from chalicelib.deploy import pauses
 from chalicelib.deploy.update import update_services
 from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import notify
@@ -101,14 +105,14 @@ def read(table: StateTable, approval_id: str) -> Approval:
 
 
 def pending(table: StateTable, guard: Guard, cluster: str | None = None, service: str | None = None) -> list[Approval]:
-    """The approvals the caller may vote on (PENDING, or APPROVING while deploying), of a cluster and service
-    when given (names or ARNs); the due ones expired first."""
+    """The approvals the caller may vote on (PENDING, or APPROVING or REJECTING while their decision is carried
+    out), of a cluster and service when given (names or ARNs); the due ones expired first."""
     now = approvals.now_utc()
     found = [expire_if_due(table, a, now) for a in approvals.listed(table)]
     return [
         a
         for a in found
-        if a.status in (approvals.PENDING, approvals.APPROVING)
+        if a.status in approvals.OPEN
         and _concerns(a, cluster, service)
         and may(guard, APPROVE, a)
     ]
@@ -147,6 +151,12 @@ def vote(table: StateTable, approval_id: str, guard: Guard, cast: Vote, deployer
         now = approvals.now_utc()
         ballot = {"decision": cast.decision, "comment": cast.comment, "at": iso8601(now), "by": guard.principal.id}
         try:
+            deciding = cast.decision == approvals.REJECT or len(approval.approvals) + 1 >= approval.required
+            if approval.kind == approvals.PAUSE and deciding:
+                to = approvals.APPROVING if cast.decision == approvals.APPROVE else approvals.REJECTING
+                acting = approvals.apply(table, approval, Transition(to, vote=(principal, ballot)), now)
+                client = deployer.reach(approval.cluster, *[s.service for s in approval.services]).client("ecs")
+                return pauses.decide(table, acting, client, principal, cast.comment)
             if cast.decision == approvals.REJECT:
                 reason = f"rejected by {principal}" + (f": {cast.comment}" if cast.comment else "")
                 transition = Transition(
@@ -273,6 +283,8 @@ def expire_if_due(table: StateTable, approval: Approval, now: datetime) -> Appro
         return approval
     reason = (
         f"not approved by its deadline {iso8601(approval.deadline)} ({len(approval.approvals)} of {approval.required})"
+        if approval.kind != approvals.PAUSE
+        else pauses.expiry_reason(approval)
     )
     transition = Transition(approvals.EXPIRED, reason, records.EXPIRED, notify.APPROVAL_EXPIRED)
     try:
@@ -303,24 +315,34 @@ def sweep(table: StateTable, sns: Any | None, topic_arn: str | None) -> Swept:
         if approval.expired_at(now):
             approval = expire_if_due(table, approval, now)
             swept.expired.append(approval.id)
-        elif approval.status == approvals.APPROVING and _approving_since(approval) < now - timedelta(
+        elif approval.status in approvals.ACTING and _approving_since(approval) < now - timedelta(
             seconds=approvals.APPROVING_SECONDS
         ):
-            reason = "the approved deployment never reported how it ended; see the services' history"
+            reason = (
+                "the approved deployment never reported how it ended; see the services' history"
+                if approval.kind != approvals.PAUSE
+                else "whether ECS was told to go on is not known; see the service's deployments"
+            )
             ended = _end(table, approval, approvals.FAILED, reason, records.ERROR, notify.APPROVAL_FAILED)
             if ended is not None:
                 approval = ended
                 swept.failed.append(approval.id)
-        for event in sorted(approval.owed):
-            if sns is not None and topic_arn:
-                notify.publish(sns, topic_arn, notify.approval_notification(event, approval.as_dict()))
-            approvals.sent(table, approval.id, event)
-            swept.sent.append(f"{approval.id}:{event}")
+        swept.sent.extend(f"{approval.id}:{event}" for event in send_owed(table, sns, topic_arn, approval))
     return swept
 
 
+def send_owed(table: StateTable, sns: Any | None, topic_arn: str | None, approval: Approval) -> list[str]:
+    """Send the notifications an approval owes, each marked sent once published (without a topic, dropped as
+    sent); returns their events."""
+    for event in sorted(approval.owed):
+        if sns is not None and topic_arn:
+            notify.publish(sns, topic_arn, notify.approval_notification(event, approval.as_dict()))
+        approvals.sent(table, approval.id, event)
+    return sorted(approval.owed)
+
+
 def _end(table: StateTable, approval: Approval, to: str, reason: str, outcome: str, owes: str) -> Approval | None:
-    """End an APPROVING approval; None when it had moved on meanwhile."""
+    """End an APPROVING (or a pause's REJECTING) approval; None when it had moved on meanwhile."""
     try:
         return approvals.apply(
             table,

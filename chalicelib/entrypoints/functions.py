@@ -17,6 +17,7 @@ from chalicelib.core.config import load_settings
 from chalicelib.core.errors import NotAllowedError, UpdateError
 from chalicelib.core.push_policy import FOLLOWING_TAGS, Push
 from chalicelib.deploy import approvals as approval_votes
+from chalicelib.deploy import pauses
 from chalicelib.entrypoints import requestlog, wiring
 from chalicelib.follow import outcomes
 from chalicelib.triggers import followers, pipeline
@@ -51,8 +52,9 @@ class ReceivedEvent(CloudWatchEvent):
 # not app.py: the log lines must be set up here too.
 requestlog.configure()
 
-# What ECS sends to EventBridge about each deployment; `chalice deploy` creates the rule.
-DEPLOYMENT_EVENTS = {"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change"]}
+# What ECS sends to EventBridge about each deployment, and about a deployment waiting at a PAUSE lifecycle hook;
+# `chalice deploy` creates the rule.
+DEPLOYMENT_EVENTS = {"source": ["aws.ecs"], "detail-type": ["ECS Deployment State Change", pauses.HOOK_EVENTS]}
 # What ECR sends about each image pushed.
 ECR_PUSHES = {
     "source": ["aws.ecr"],
@@ -81,13 +83,17 @@ def _ecs_of(service_arn: str) -> Any:
 
 @functions.on_cw_event(DEPLOYMENT_EVENTS, name="deployment_events")
 def deployment_events(event: CloudWatchEvent) -> None:
-    """Follow a recorded deployment to the outcome ECS reports, and tell the subscribers (SNS).
+    """Follow a recorded deployment to the outcome ECS reports, and tell the subscribers (SNS); a deployment
+    waiting at a PAUSE hook opens an approval (chalicelib.deploy.pauses).
 
     Events of other accounts and regions arrive forwarded to the home bus (infra/target-account.yaml); the
     service's ARN in the event says where it is."""
     accounts.learn_home(event.context)
     settings = load_settings()
     table = wiring.state_table(settings)
+    if event.detail_type == pauses.HOOK_EVENTS:
+        _paused(event, table, settings.notify_topic_arn)
+        return
     try:
         followed = outcomes.DeploymentEvent.parse(event.to_dict())
     except ValueError as unreadable:
@@ -116,6 +122,32 @@ def deployment_events(event: CloudWatchEvent) -> None:
 
 
 deployment_events.event_class = ReceivedEvent
+
+
+def _paused(event: CloudWatchEvent, table: Any, topic: str | None) -> None:
+    """An "ECS Hook State Change" event: open the approvals of the PAUSE hooks waiting, and say so at once."""
+    try:
+        hook = pauses.HookEvent.parse(event.to_dict())
+    except ValueError as unreadable:
+        requestlog.log_event({"function": "deployment_events", "ignored": str(unreadable)})
+        return
+    if table is None:
+        requestlog.log_event({"function": "deployment_events", "ignored": "STATE_TABLE is not set"})
+        return
+    try:
+        there = wiring.reach(hook.service_arn)
+        done = pauses.open_pauses(table, there.client("ecs"), hook)
+        sns = clients.sns_client() if topic else None
+        for approval in done.opened:
+            approval_votes.send_owed(table, sns, topic, approval)
+    except NotAllowedError as refused:
+        requestlog.log_event({"function": "deployment_events", "event": hook.event_id, "ignored": refused.message})
+        return
+    except UpdateError as failure:
+        # Failing the invocation makes Lambda deliver the event again; a duplicate opens nothing more.
+        requestlog.log_event({"function": "deployment_events", "event": hook.event_id, "error": failure.message})
+        raise
+    requestlog.log_event({"function": "deployment_events", **done.as_dict()})
 
 
 @functions.on_cw_event(ECR_PUSHES, name="registry_push")

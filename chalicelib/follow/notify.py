@@ -40,6 +40,16 @@ _APPROVAL_VERBS = {
     APPROVAL_STALE: "approved too late: the service changed meanwhile",
     APPROVAL_FAILED: "approved, but the deployment failed",
 }
+# A pause (an ECS deployment waiting at a PAUSE hook) is continued or rolled back, not deployed.
+_PAUSE_VERBS = {
+    **_APPROVAL_VERBS,
+    APPROVAL_REQUESTED: "paused, waits for approval to continue",
+    APPROVAL_APPROVED: "approved, continuing",
+    APPROVAL_REJECTED: "rejected, rolling back",
+    APPROVAL_EXPIRED: "not decided before the pause timed out",
+    APPROVAL_STALE: "decided too late: ECS no longer waits",
+    APPROVAL_FAILED: "decided, but whether ECS was told is not known",
+}
 _VERBS = {STARTED: "started", COMPLETED: "completed", FAILED: "failed", ROLLED_BACK: "rolled back", STOPPED: "stopped"}
 # SNS subjects: ASCII, no line breaks, under 100 characters.
 MAX_SUBJECT = 99
@@ -95,6 +105,9 @@ def approval_notification(event: str, approval: Mapping[str, Any]) -> Notificati
     names = ", ".join(str(s.get("service")) for s in services)
     images = ", ".join(f"{c.get('name')} {c.get('image')}" for s in services for c in s.get("containers") or [])
     subject = f"{names} on {approval.get('cluster')}: {images} {_APPROVAL_VERBS[event]}"
+    if approval.get("kind") == "pause":  # the images are those of the deployment under way: its stage says more
+        stage = (approval.get("hook") or {}).get("lifecycleStage") or "a hook"
+        subject = f"{names} on {approval.get('cluster')} at {stage}: {_PAUSE_VERBS[event]}"
     message = {
         "event": event,
         "approvalId": approval.get("id"),
@@ -109,6 +122,7 @@ def approval_notification(event: str, approval: Mapping[str, Any]) -> Notificati
         "deadline": approval.get("deadline"),
         "reason": approval.get("reason"),
         "deployments": approval.get("deployments") or [],
+        "hook": approval.get("hook"),
     }
     attributes = {"event": event, "cluster": str(approval.get("cluster")), "service": names}
     return Notification(_subject_text(subject), message, attributes)

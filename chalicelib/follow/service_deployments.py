@@ -21,6 +21,10 @@ time, whose target revision runs the deployment's task definition, the one
 created closest to it. The ARN found is kept on the deployment's record, so
 later reads cost one DescribeServiceDeployments.
 
+A deployment configured with a PAUSE lifecycle hook waits at its stage (its
+`lifecycleHookDetails` say AWAITING_ACTION, with the hook's id and expiry)
+until ContinueServiceDeployment says CONTINUE or ROLLBACK (`continue_at`).
+
 Reads never fail a request: where these operations are not there (an older
 region, an emulator) or not allowed, they answer None and the caller keeps
 its judgement from DescribeServices and ECS's events.
@@ -43,6 +47,7 @@ from chalicelib.aws import clients
 from chalicelib.core.errors import (
     DeploymentNotFoundError,
     DeploymentNotStoppableError,
+    HookNotWaitingError,
     InvalidRequestError,
     UpdateError,
 )
@@ -83,6 +88,11 @@ OUTCOME_OF_STATUS = {
 # Outcomes a record may take from its service deployment (final ones: IN_PROGRESS is the record's own start).
 DECIDED = frozenset({records.COMPLETED, records.STOPPED, records.ROLLED_BACK, records.FAILED})
 STOP_ACTIONS = {"rollback": "ROLLBACK", "abort": "ABORT"}
+# A lifecycle hook that pauses the deployment until it is told to go on, and the status it waits in.
+PAUSE_HOOK = "PAUSE"
+AWAITING_ACTION = "AWAITING_ACTION"
+CONTINUE = "CONTINUE"
+ROLLBACK = "ROLLBACK"
 
 # A deployment's service deployment is created at most TIE_BEFORE before the time it is looked for by (ECS's
 # clocks), and at most TIE_AFTER after it (a push's record keeps the push's time, its update may come later).
@@ -174,6 +184,25 @@ class ServiceDeployment:
         if production is None and test is None:
             return None
         return {"production": production, "test": test}
+
+    @property
+    def pauses(self) -> list[dict[str, Any]]:
+        """Its PAUSE hooks waiting for a decision: {serviceDeploymentArn, hookId, lifecycleStage, expiresAt,
+        timeoutAction}."""
+        return [
+            {
+                "serviceDeploymentArn": self.arn,
+                "hookId": str(hook["hookId"]),
+                "lifecycleStage": self.stage,
+                "expiresAt": iso8601(hook.get("expiresAt")),
+                "timeoutAction": hook.get("timeoutAction"),
+            }
+            for hook in self.raw.get("lifecycleHookDetails") or []
+            if isinstance(hook, Mapping)
+            and hook.get("targetType") == PAUSE_HOOK
+            and hook.get("status") == AWAITING_ACTION
+            and hook.get("hookId")
+        ]
 
     def view(self) -> dict[str, Any]:
         """Its JSON shape in the status body."""
@@ -294,6 +323,40 @@ def stop(client: Any, arn: str, action: str) -> dict[str, Any]:
         },
         serviceDeploymentArn=arn,
         stopType=STOP_ACTIONS[action],
+    )
+
+
+def in_progress(client: Any, cluster: str, service: str) -> list[ServiceDeployment] | None:
+    """The service's service deployments ECS is running now (IN_PROGRESS); None when ECS could not say."""
+    listed = _read(
+        client, "ListServiceDeployments", cluster=cluster, service=service, status=["IN_PROGRESS"], maxResults=100
+    )
+    if listed is None:
+        return None
+    arns = [str(brief.get("serviceDeploymentArn") or "") for brief in listed.get("serviceDeployments") or []]
+    described = describe(client, arns)
+    return None if described is None else list(described.values())
+
+
+def continue_at(client: Any, arn: str, hook_id: str, action: str) -> dict[str, Any]:
+    """Tell ECS to go on from a PAUSE hook: `action` CONTINUE or ROLLBACK. HookNotWaitingError when ECS no longer
+    waits there (the deployment ended, or the hook was decided or timed out); other failures raise as they are."""
+
+    def not_waiting(said: str) -> HookNotWaitingError:
+        return HookNotWaitingError(f"ECS no longer waits at hook {hook_id} of {arn.rsplit('/', 1)[-1]}: {said}")
+
+    return clients.call(
+        client.continue_service_deployment,
+        "ContinueServiceDeployment",
+        {
+            "ServiceDeploymentNotFoundException": not_waiting,
+            "InvalidParameterException": not_waiting,
+            "ClientException": not_waiting,
+            "UnsupportedFeatureException": not_waiting,
+        },
+        serviceDeploymentArn=arn,
+        hookId=hook_id,
+        action=action,
     )
 
 

@@ -7,15 +7,19 @@
 An approval holds what a request would have deployed (per service: the
 revision it ran when asked, the images, the record written for it), who asked,
 how many votes it needs (`required`), its deadline, and the votes cast
-(`votes`, by principal). Its `kind` says what approving does: `deploy` (the
-change goes through the one update path) is the only one so far; a `pause`
-kind (an ECS lifecycle hook waiting) fits the same shape.
+(`votes`, by principal). Its `kind` says what deciding does: `deploy` (the
+N-th approval sends the change through the one update path) or `pause` (an ECS
+deployment waits at a PAUSE lifecycle hook, chalicelib.deploy.pauses: the N-th
+approval continues it, a reject rolls it back; its `hook` names the service
+deployment and the hook, its deadline is the hook's expiry).
 
 Statuses: `PENDING` until it ends as `REJECTED` (one reject), `EXPIRED` (the
 deadline passed), `SUPERSEDED` (a newer change to the same service and
 containers asked for approval), or `APPROVING` (the N-th approval, the
 deployment under way), which ends as `DEPLOYED`, `STALE` (the service no longer
-ran what it was approved against: nothing deployed) or `FAILED`.
+ran what it was approved against: nothing deployed) or `FAILED`. A `pause`
+moves to `APPROVING` or `REJECTING` while ECS is told, then ends `CONTINUED` or
+`REJECTED`, or `STALE` when ECS no longer waits at the hook.
 
 Every transition is one TransactWriteItems: the approval's update, conditional
 on the status (and the vote count) it was read with, together with its
@@ -38,16 +42,23 @@ from chalicelib.core.results import iso8601
 from chalicelib.state import pushes
 from chalicelib.state.table import TTL_ATTRIBUTE, StateTable, from_item, service_partition, to_item
 
-DEPLOY = "deploy"  # approving deploys the change (the only kind so far; `pause` would continue an ECS hook)
+DEPLOY = "deploy"  # approving deploys the change
+PAUSE = "pause"  # an ECS deployment waiting at a PAUSE lifecycle hook: approving continues it, rejecting rolls back
 PENDING = "PENDING"
 APPROVING = "APPROVING"
+REJECTING = "REJECTING"  # a pause's reject, while ECS is told to roll back
 DEPLOYED = "DEPLOYED"
+CONTINUED = "CONTINUED"  # a pause approved: ECS was told to continue
 REJECTED = "REJECTED"
 EXPIRED = "EXPIRED"
 SUPERSEDED = "SUPERSEDED"
 STALE = "STALE"
 FAILED = "FAILED"
-FINAL = frozenset({DEPLOYED, REJECTED, EXPIRED, SUPERSEDED, STALE, FAILED})
+FINAL = frozenset({DEPLOYED, CONTINUED, REJECTED, EXPIRED, SUPERSEDED, STALE, FAILED})
+# Statuses an approval may still move from by a vote or a deployment under way.
+OPEN = (PENDING, APPROVING, REJECTING)
+# Statuses while a decision is being carried out (the deployment, or ECS told to continue or roll back).
+ACTING = (APPROVING, REJECTING)
 APPROVE = "approve"
 REJECT = "reject"
 
@@ -181,6 +192,8 @@ class Approval:
     reason: str | None = None
     deployments: list[dict[str, Any]] = field(default_factory=list)
     owed: list[str] = field(default_factory=list)
+    # A pause's hook: {serviceDeploymentArn, hookId, lifecycleStage, expiresAt, timeoutAction}.
+    hook: dict[str, Any] | None = None
 
     @property
     def approvals(self) -> list[str]:
@@ -217,6 +230,7 @@ class Approval:
             "endedAt": iso8601(self.ended_at),
             "reason": self.reason,
             "deployments": list(self.deployments),
+            "hook": dict(self.hook) if self.hook else None,
         }
 
     def item(self) -> dict[str, Any]:
@@ -244,6 +258,7 @@ class Approval:
                 "revisionTags": self.revision_tags or None,
                 "votes": self.votes,
                 "owed": set(self.owed) or None,
+                "hook": self.hook or None,
                 TTL_ATTRIBUTE: int(self.deadline.timestamp()) + KEEP_DAYS * 86400,
             }
         )
@@ -270,6 +285,7 @@ class Approval:
             reason=item.get("reason"),
             deployments=list(item.get("deployments") or []),
             owed=list(item.get("owed") or []),
+            hook=dict(item["hook"]) if item.get("hook") else None,
         )
 
 
@@ -297,10 +313,11 @@ def get(table: StateTable, approval_id: str) -> Approval:
 
 
 def listed(table: StateTable, *, open_only: bool = True) -> list[Approval]:
-    """The approvals kept: the open ones (PENDING, APPROVING), or with `open_only` False every one, oldest first."""
+    """The approvals kept: the open ones (PENDING, APPROVING, REJECTING), or with `open_only` False every one,
+    oldest first."""
     found = [Approval.of_item(item) for item in table.every_item(PARTITION, PREFIX)]
     if open_only:
-        found = [a for a in found if a.status in (PENDING, APPROVING)]
+        found = [a for a in found if a.status in OPEN]
     return sorted(found, key=lambda a: (a.requested_at, a.id))
 
 
@@ -369,8 +386,9 @@ def cast(table: StateTable, approval: Approval, who: str, vote: dict[str, Any]) 
 
 
 def reopen(table: StateTable, approval: Approval, who: str, reason: str, now: datetime) -> Approval:
-    """Back from APPROVING to PENDING, the N-th vote (`who`'s) taken back: its deployment could not be made now
-    (a freeze, a busy lock, AWS failing) and may be later, by a vote cast again. Conflict when not as read."""
+    """Back from APPROVING (or a pause's REJECTING) to PENDING, the deciding vote (`who`'s) taken back: what it
+    decided could not be done now (a freeze, a busy lock, AWS failing) and may be later, by a vote cast again.
+    Conflict when not as read."""
     table.call(
         "UpdateItem",
         {"ConditionalCheckFailedException": lambda _: Conflict()},
@@ -378,12 +396,13 @@ def reopen(table: StateTable, approval: Approval, who: str, reason: str, now: da
         Key=key_of(approval.id),
         UpdateExpression="SET #status = :pending, approvalCount = :count, #reason = :reason, changedAt = :at "
         "REMOVE votes.#who",
-        ConditionExpression="#status = :approving",
+        ConditionExpression="#status IN (:approving, :rejecting)",
         ExpressionAttributeNames={"#status": "status", "#reason": "reason", "#who": who},
         ExpressionAttributeValues=to_item(
             {
                 ":pending": PENDING,
                 ":approving": APPROVING,
+                ":rejecting": REJECTING,
                 ":count": len([p for p in approval.approvals if p != who]),
                 ":reason": reason,
                 ":at": iso8601(now),
@@ -438,7 +457,25 @@ def transition_entry(
 def record_entries(
     table: StateTable, approval: Approval, outcome: str, reason: str | None, now: datetime
 ) -> list[dict[str, Any]]:
-    """Updates moving each service's PENDING_APPROVAL record to `outcome`."""
+    """Updates moving each service's PENDING_APPROVAL record to `outcome`; for a pause, the record is the paused
+    deployment's own (its outcome is ECS's to say): `outcome` becomes its pause's status instead."""
+    if approval.kind == PAUSE:
+        return [
+            {
+                "Update": {
+                    "TableName": table.name,
+                    "Key": to_item({"pk": service_partition(s.key), "sk": s.record_sk}),
+                    "UpdateExpression": "SET pause.#status = :outcome, pause.decidedAt = :at, pause.reason = :reason",
+                    "ConditionExpression": "attribute_exists(pause)",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": to_item(
+                        {":outcome": outcome, ":at": iso8601(now), ":reason": reason or outcome}
+                    ),
+                }
+            }
+            for s in approval.services
+            if s.record_sk
+        ]
     return [
         {
             "Update": {
@@ -500,7 +537,7 @@ def pending_for(found: Sequence[Approval], keys: Sequence[str], containers: Mapp
     (`containers`: by key, the container names)."""
     hits = []
     for approval in found:
-        if approval.status != PENDING:
+        if approval.status != PENDING or approval.kind != DEPLOY:  # a pause is of a deployment under way
             continue
         for change in approval.services:
             names = {c["name"] for c in change.containers}

@@ -95,6 +95,9 @@ class DeploymentRecord:
     bypassed: list[str] = field(default_factory=list)
     # The approval the change waits for, or was deployed by: {"id", "approvedBy"} (chalicelib.state.approvals).
     approval: dict[str, Any] | None = None
+    # The deployment waiting at an ECS PAUSE hook, or how that ended (chalicelib.deploy.pauses): {status,
+    # approvalId, hookId, lifecycleStage, expiresAt, timeoutAction, since, required, decidedAt?, reason?}.
+    pause: dict[str, Any] | None = None
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @classmethod
@@ -239,6 +242,7 @@ class DeploymentRecord:
             "stop": self.stop,
             "bypassed": list(self.bypassed),
             "approval": self.approval,
+            "pause": self.pause,
         }
 
     def items(self, history_days: int, owed: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
@@ -312,6 +316,7 @@ class DeploymentRecord:
             stop=item.get("stop"),
             bypassed=list(item.get("bypassed") or []),
             approval=item.get("approval"),
+            pause=item.get("pause"),
             record_id=item.get("recordId", ""),
         )
 
