@@ -268,7 +268,6 @@ class ServiceDeploymentAnswers:
         found["status"] = "STOP_REQUESTED" if params.get("stopType") == "ABORT" else "ROLLBACK_REQUESTED"
         return 200, {"serviceDeploymentArn": arn}
 
-
     def _continue(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         arn, hook_id = params["serviceDeploymentArn"], params["hookId"]
         found = next((d for d in self.deployments if d["serviceDeploymentArn"] == arn), None)

@@ -110,11 +110,7 @@ def pending(table: StateTable, guard: Guard, cluster: str | None = None, service
     now = approvals.now_utc()
     found = [expire_if_due(table, a, now) for a in approvals.listed(table)]
     return [
-        a
-        for a in found
-        if a.status in approvals.OPEN
-        and _concerns(a, cluster, service)
-        and may(guard, APPROVE, a)
+        a for a in found if a.status in approvals.OPEN and _concerns(a, cluster, service) and may(guard, APPROVE, a)
     ]
 
 
