@@ -1,0 +1,802 @@
+// The dashboard: reads the service's JSON routes with the caller's API key and shows them.
+// No library and no build step. Nothing the API answers is ever parsed as HTML: every node is made with
+// createElement and filled with textContent, so a service or a reason cannot inject markup.
+"use strict";
+
+(() => {
+  const KEY_STORAGE = "ecs-image-updater.key";
+  const FAST_POLL_MS = 3000;
+  const SLOW_POLL_MS = 15000;
+  const HISTORY_LIMIT = 20;
+  const OUTCOMES = ["IN_PROGRESS", "COMPLETED", "FAILED", "ROLLED_BACK", "STOPPED", "SUPERSEDED", "PENDING_APPROVAL",
+    "APPROVED", "REJECTED", "EXPIRED", "STALE", "NO_CHANGE", "ERROR", "FROZEN"];
+  const BUSY = new Set(["IN_PROGRESS", "APPROVING"]);
+
+  const $ = (id) => document.getElementById(id);
+  const authMode = (document.querySelector('meta[name="auth-mode"]') || {}).content || "key";
+
+  // ---------- small DOM helpers ----------
+
+  /** An element with attributes (class, hidden, data-*, aria-*, ...) and children (nodes or text). */
+  function h(tag, attributes, ...children) {
+    const element = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "class") element.className = value;
+      else if (name === "text") element.textContent = value;
+      else if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+      else if (value === true) element.setAttribute(name, "");
+      else element.setAttribute(name, String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return element;
+  }
+
+  function replace(container, ...children) {
+    container.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined));
+  }
+
+  // ---------- values ----------
+
+  function shortDigest(digest) {
+    if (!digest) return null;
+    const hex = String(digest).replace(/^sha256:/, "");
+    return `sha256:${hex.slice(0, 12)}`;
+  }
+
+  function relative(iso, now = Date.now()) {
+    if (!iso) return "";
+    const moment = Date.parse(iso);
+    if (Number.isNaN(moment)) return String(iso);
+    const seconds = Math.round((moment - now) / 1000);
+    const size = Math.abs(seconds);
+    let text;
+    if (size < 45) text = `${size} s`;
+    else if (size < 45 * 60) text = `${Math.round(size / 60)} min`;
+    else if (size < 36 * 3600) text = `${Math.round(size / 3600)} h`;
+    else text = `${Math.round(size / 86400)} d`;
+    return seconds <= 0 ? `${text} ago` : `in ${text}`;
+  }
+
+  function when(iso) {
+    if (!iso) return h("span", { class: "muted", text: "–" });
+    return h("time", { datetime: iso, title: iso, text: relative(iso) });
+  }
+
+  function outcomeBadge(outcome, stage) {
+    if (!outcome) return h("span", { class: "badge none", text: "no deployment recorded" });
+    const label = stage && outcome === "IN_PROGRESS" ? `${outcome} · ${stage}` : outcome;
+    return h("span", { class: `badge o-${String(outcome).toLowerCase().replace(/_/g, "-")}`, text: label });
+  }
+
+  function revision(value) {
+    if (!value) return null;
+    if (typeof value === "string") return value.split("/").pop();
+    if (value.family && value.revision) return `${value.family}:${value.revision}`;
+    if (value.arn) return String(value.arn).split("/").pop();
+    return null;
+  }
+
+  function imagesText(value) {
+    if (value === null || value === undefined) return "";
+    if (Array.isArray(value)) return value.map(imagesText).filter(Boolean).join(", ");
+    if (typeof value === "object") {
+      if (value.image) return value.name ? `${value.name}: ${value.image}` : value.image;
+      return revision(value) || Object.entries(value).map(([name, image]) => `${name}: ${image}`).join(", ");
+    }
+    return String(value);
+  }
+
+  function shortImage(image) {
+    // The repository's host is long and the same everywhere; the path's last part and the tag say what runs.
+    const text = String(image || "");
+    const slash = text.lastIndexOf("/");
+    return slash >= 0 ? text.slice(slash + 1) : text;
+  }
+
+  function clusterName(arnOrName) {
+    return String(arnOrName || "").split("/").pop();
+  }
+
+  function regionOfArn(arn) {
+    const parts = String(arn || "").split(":");
+    return parts.length > 3 ? parts[3] : "";
+  }
+
+  function consoleUrl(region, cluster, service) {
+    const at = encodeURIComponent(region);
+    return `https://${at}.console.aws.amazon.com/ecs/v2/clusters/${encodeURIComponent(cluster)}` +
+      `/services/${encodeURIComponent(service)}/deployments?region=${at}`;
+  }
+
+  function servicePath(clusterArn, service) {
+    return `services/${encodeURIComponent(clusterArn)}/${encodeURIComponent(service)}`;
+  }
+
+  function serviceHash(clusterArn, service) {
+    return `#/service/${encodeURIComponent(clusterArn)}/${encodeURIComponent(service)}`;
+  }
+
+  // ---------- the API ----------
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const message = (body && (body.Message || body.message)) || `the service answered ${status}`;
+      super(message);
+      this.status = status;
+      this.body = body || {};
+    }
+
+    /** The key itself was refused (API Gateway's own 403, or the local stage's), not a rule of the permissions. */
+    get keyRefused() {
+      if (this.status === 401) return true;
+      if (this.status !== 403) return false;
+      return !this.body.Code || /x-api-key|api key/i.test(this.message);
+    }
+  }
+
+  function storedKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORAGE);
+    } catch {
+      return null;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { "x-api-key": storedKey() || "" };
+    const init = { method, headers, cache: "no-store", credentials: "omit" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
+    const text = await response.text();
+    let answer = null;
+    try {
+      answer = text ? JSON.parse(text) : null;
+    } catch {
+      answer = { message: text.slice(0, 300) };
+    }
+    if (!response.ok && response.status !== 202) {
+      const error = new ApiError(response.status, answer);
+      if (error.keyRefused) signedOut(`The key was refused (${response.status}: ${error.message}). Type it again.`);
+      throw error;
+    }
+    return { status: response.status, body: answer };
+  }
+
+  // ---------- messages ----------
+
+  let alertFromPoll = false;
+
+  function showError(error, fromPoll = false) {
+    if (error instanceof ApiError && error.keyRefused) return; // the sign-in form says it
+    const text = error instanceof ApiError ? `${error.status}: ${error.message}` : `The service could not be reached: ${error.message}`;
+    $("alert-text").textContent = text;
+    $("alert").hidden = false;
+    alertFromPoll = fromPoll;
+  }
+
+  function clearError(onlyFromPoll = false) {
+    if (onlyFromPoll && !alertFromPoll) return;
+    $("alert").hidden = true;
+    $("alert-text").textContent = "";
+  }
+
+  /** What an action of the person did (a vote, a rollback, a freeze), said to screen readers too. */
+  function announce(text) {
+    $("notice").textContent = text;
+  }
+
+  // ---------- sign in ----------
+
+  function signedOut(message) {
+    try {
+      sessionStorage.removeItem(KEY_STORAGE);
+    } catch {
+      // a tab without storage: the key only lived in this page
+    }
+    stopPolling();
+    replace($("view"));
+    $("principal").textContent = "";
+    $("sign-out").hidden = true;
+    $("freeze-banner").hidden = true;
+    clearError();
+    const note = $("sign-in-message");
+    note.textContent = message || "";
+    note.hidden = !message;
+    $("sign-in").hidden = false;
+    $("iam-note").hidden = authMode !== "iam";
+    $("key").value = "";
+    $("key").focus();
+  }
+
+  async function signIn(key) {
+    sessionStorage.setItem(KEY_STORAGE, key);
+    try {
+      const { body } = await api("GET", "whoami");
+      $("principal").textContent = body && body.principal ? `Signed in as ${body.principal}` : "Signed in";
+    } catch (error) {
+      if (!(error instanceof ApiError && error.keyRefused)) showError(error);
+      if (!storedKey()) return;
+    }
+    $("sign-in").hidden = true;
+    $("iam-note").hidden = true;
+    $("sign-out").hidden = false;
+    route();
+  }
+
+  // ---------- polling ----------
+
+  let timer = null;
+  let busy = false; // something shown is in progress: poll fast
+  let page = null; // the page shown: {name, refresh()}
+
+  function stopPolling() {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  }
+
+  function schedule() {
+    stopPolling();
+    if (document.hidden || !storedKey() || !page) return;
+    timer = setTimeout(refresh, busy ? FAST_POLL_MS : SLOW_POLL_MS);
+  }
+
+  async function refresh() {
+    stopPolling();
+    if (!storedKey() || !page) return;
+    const shown = page;
+    busy = false;
+    try {
+      // One GET freezes per tick, for the banner and for the freezes page alike.
+      const freezes = api("GET", "freezes").then((answer) => answer.body);
+      const [pageBusy] = await Promise.all([shown.refresh(freezes), showFreezeBanner(freezes)]);
+      if (shown !== page) return;
+      busy = Boolean(pageBusy);
+      clearError(true);
+      const now = new Date();
+      $("updated").textContent =
+        `Updated ${now.toLocaleTimeString()}${busy ? " · a deployment is in progress: refreshing every 3 s" : ""}`;
+    } catch (error) {
+      if (shown === page) showError(error, true);
+    }
+    if (shown === page) schedule();
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) stopPolling();
+    else if (storedKey() && page) refresh();
+  });
+
+  // ---------- the freeze banner ----------
+
+  function scopeText(scope) {
+    const clusters = (scope && scope.clusters) || [];
+    const services = (scope && scope.services) || [];
+    if (!clusters.length && !services.length) return "everything";
+    const parts = [];
+    if (clusters.length) parts.push(`clusters ${clusters.map(clusterName).join(", ")}`);
+    if (services.length) parts.push(`services ${services.join(", ")}`);
+    return parts.join("; ");
+  }
+
+  async function showFreezeBanner(freezes) {
+    const body = (await freezes) || {};
+    const applying = [
+      ...(body.freezes || []).filter((freeze) => freeze.active !== false)
+        .map((freeze) => `Frozen: ${scopeText(freeze.scope)} until ${freeze.until} (${freeze.reason})`),
+      ...(body.windows || []).filter((window) => window.appliesNow)
+        .map((window) => `Freeze window ${window.name}: ${scopeText(window.scope)} until ${window.periodEnd} (${window.reason})`),
+    ];
+    const banner = $("freeze-banner");
+    replace(banner, applying.map((line) => h("p", { text: line })));
+    if (applying.length) banner.append(h("p", {}, h("a", { href: "#/freezes", text: "See the freezes" })));
+    banner.hidden = applying.length === 0;
+    return false;
+  }
+
+  // ---------- pages ----------
+
+  function section(title, ...children) {
+    return h("section", { class: "block" }, h("h2", { text: title }), ...children);
+  }
+
+  /** Keep focus on the same control across a re-render: each focusable row carries data-focus. */
+  function keepingFocus(render) {
+    const active = document.activeElement;
+    const key = active && active.dataset ? active.dataset.focus : null;
+    render();
+    if (key) {
+      const again = document.querySelector(`[data-focus="${CSS.escape(key)}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  // Services: every service the caller may read, "needs attention" first, grouped by account/region/cluster.
+  function servicesPage() {
+    const filterText = h("input", { id: "filter-name", type: "search", autocomplete: "off", placeholder: "web" });
+    const filterOutcome = h("select", { id: "filter-outcome" },
+      h("option", { value: "", text: "any outcome" }),
+      OUTCOMES.map((outcome) => h("option", { value: outcome, text: outcome })),
+      h("option", { value: "none", text: "no deployment recorded" }));
+    const results = h("div", { id: "services", "aria-live": "polite", "aria-busy": "true" });
+    const filters = h("form", { class: "filters", role: "search", onsubmit: (event) => event.preventDefault() },
+      h("div", { class: "field" }, h("label", { for: "filter-name", text: "Service or cluster name" }), filterText),
+      h("div", { class: "field" }, h("label", { for: "filter-outcome", text: "Newest outcome" }), filterOutcome));
+    replace($("view"), h("h1", { text: "Services" }), filters, results);
+
+    let answer = null;
+    let drawn = null;
+
+    function matches(entry) {
+      const text = filterText.value.trim().toLowerCase();
+      const outcome = filterOutcome.value;
+      if (text && !`${entry.service} ${entry.cluster}`.toLowerCase().includes(text)) return false;
+      const newest = entry.newest ? entry.newest.outcome : null;
+      if (outcome === "none") return !newest;
+      return !outcome || newest === outcome;
+    }
+
+    function row(entry, withPlace) {
+      const newest = entry.newest || {};
+      const images = (entry.containers || []).map((container) => h("span", { class: "image" },
+        h("span", { class: "tag", text: container.tag || shortImage(container.image) }),
+        container.digest ? h("code", { class: "digest", text: shortDigest(container.digest) }) : null));
+      const focus = `service:${entry.clusterArn}/${entry.service}`;
+      return h("li", {},
+        h("a", { class: "row", href: serviceHash(entry.clusterArn, entry.service), "data-focus": focus },
+          h("span", { class: "name" }, entry.service,
+            withPlace ? h("span", { class: "place", text: ` ${entry.account} · ${entry.region} · ${entry.cluster}` }) : null),
+          entry.attention ? h("span", { class: "attention", text: attentionText(entry) }) : null,
+          h("span", { class: "images" }, images.length ? images : h("span", { class: "muted", text: "no containers" })),
+          h("span", { class: "outcome" }, outcomeBadge(newest.outcome, newest.lifecycleStage)),
+          h("span", { class: "by" }, newest.by ? h("span", { text: newest.by }) : h("span", { class: "muted", text: "–" })),
+          h("span", { class: "when" }, when(newest.at)),
+          h("span", { class: "policy" }, entry.policy ? `follows ${entry.policy}` : h("span", { class: "muted", text: "no policy" }),
+            entry.pendingApprovals ? ` · ${entry.pendingApprovals} approval(s) pending` : "")));
+    }
+
+    function attentionText(entry) {
+      const labels = { FAILED: "failed", ROLLED_BACK: "rolled back", STUCK: "in progress for over 30 min",
+        PENDING_APPROVAL: "waiting for approval", STOPPED: "stopped" };
+      return `Needs attention: ${labels[entry.attention] || entry.attention}`;
+    }
+
+    function draw() {
+      if (!answer) return;
+      const services = (answer.services || []).filter(matches);
+      const attention = services.filter((entry) => entry.attention);
+      const parts = [];
+      if (attention.length) {
+        parts.push(h("section", { class: "block attention-block", "aria-labelledby": "attention-title" },
+          h("h2", { id: "attention-title", text: `Needs attention (${attention.length})` }),
+          h("ul", { class: "rows" }, attention.map((entry) => row(entry, true)))));
+      }
+      const groups = new Map();
+      for (const entry of services) {
+        const place = `${entry.account} · ${entry.region}`;
+        if (!groups.has(place)) groups.set(place, new Map());
+        const clusters = groups.get(place);
+        if (!clusters.has(entry.cluster)) clusters.set(entry.cluster, []);
+        clusters.get(entry.cluster).push(entry);
+      }
+      for (const [place, clusters] of groups) {
+        parts.push(h("section", { class: "block" }, h("h2", { text: place }),
+          [...clusters].map(([cluster, entries]) => h("div", { class: "cluster" },
+            h("h3", { text: `Cluster ${cluster}` }),
+            h("ul", { class: "rows" }, entries.map((entry) => row(entry, false)))))));
+      }
+      if (!services.length) {
+        parts.push(h("p", { class: "empty", text: (answer.services || []).length ? "No service matches the filter." : "No service to show: none the key may read." }));
+      }
+      const failed = (answer.places || []).filter((place) => place.error);
+      if (failed.length) {
+        parts.push(section("Places that could not be read",
+          h("ul", {}, failed.map((place) => h("li", { text: `${place.account} · ${place.region}: ${place.error}` })))));
+      }
+      keepingFocus(() => replace(results, parts));
+      results.setAttribute("aria-busy", "false");
+    }
+
+    filterText.addEventListener("input", draw);
+    filterOutcome.addEventListener("change", draw);
+
+    return {
+      name: "services",
+      async refresh() {
+        const { body } = await api("GET", "services");
+        const fresh = JSON.stringify(body.services || []) + JSON.stringify(body.places || []);
+        answer = body;
+        if (fresh !== drawn) {
+          drawn = fresh;
+          draw();
+        } else {
+          for (const time of results.querySelectorAll("time")) time.textContent = relative(time.getAttribute("datetime"));
+        }
+        return (body.services || []).some((entry) => entry.newest && BUSY.has(entry.newest.outcome));
+      },
+    };
+  }
+
+  // A service: its status, its history as a timeline, its description file, roll back and stop.
+  function servicePage(clusterArn, service) {
+    const base = servicePath(clusterArn, service);
+    const statusBox = h("div", { id: "status", "aria-live": "polite" });
+    const download = h("p", { class: "download" },
+      h("button", { type: "button", id: "description", onclick: () => downloadDescription() }, "Download the description file"),
+      h("a", { id: "description-link", hidden: true }));
+    const timeline = h("ol", { id: "history", class: "timeline", "aria-live": "polite" });
+    replace($("view"),
+      h("p", { class: "crumbs" }, h("a", { href: "#/", text: "Services" }), ` / ${clusterName(clusterArn)} /`),
+      h("h1", { text: service }),
+      statusBox, download,
+      h("h2", { text: "History" }), timeline);
+
+    let status = null;
+    let drawnStatus = null;
+    let drawnHistory = null;
+
+    async function downloadDescription() {
+      try {
+        const { body } = await api("GET", `${base}/description`);
+        const blob = new Blob([`${JSON.stringify(body, null, 2)}\n`], { type: "application/json" });
+        const link = $("description-link");
+        if (link.href) URL.revokeObjectURL(link.href);
+        link.href = URL.createObjectURL(blob);
+        link.download = `${service}.json`;
+        link.textContent = `${service}.json`;
+        link.hidden = false;
+        link.click();
+        announce(`The description file ${service}.json is ready.`);
+      } catch (error) {
+        showError(error);
+      }
+    }
+
+    function drawStatus() {
+      const running = (status.containers || []).map((container) => h("li", {},
+        h("span", { class: "cname", text: `${container.name}: ` }), h("code", { text: container.image })));
+      const newest = (status.deployments || [])[0];
+      const region = regionOfArn(clusterArn) || "";
+      const stage = status.serviceDeployment ? status.serviceDeployment.lifecycleStage : null;
+      replace(statusBox,
+        h("dl", { class: "facts" },
+          h("dt", { text: "Status" }), h("dd", { text: status.status || "–" }),
+          h("dt", { text: "Tasks" }), h("dd", { text: `${status.runningCount ?? "?"} running of ${status.desiredCount ?? "?"}` +
+            (status.pendingCount ? `, ${status.pendingCount} pending` : "") }),
+          h("dt", { text: "Revision" }), h("dd", { text: revision(status.taskDefinition) || "–" }),
+          h("dt", { text: "Newest deployment" }), h("dd", {}, outcomeBadge(status.outcome, stage),
+            newest ? h("code", { class: "id", text: ` ${newest.id}` }) : null),
+          h("dt", { text: "Images" }), h("dd", {}, h("ul", { class: "plain" }, running))),
+        h("p", { class: "actions" },
+          status.outcome === "IN_PROGRESS" && newest
+            ? h("button", { type: "button", id: "stop", class: "danger", onclick: () => confirmStop(newest.id) }, "Stop this deployment")
+            : null,
+          region ? h("a", { href: consoleUrl(region, clusterName(clusterArn), service), rel: "noopener noreferrer", target: "_blank",
+            text: "ECS console: the service's deployments" }) : null));
+    }
+
+    function drawHistory(records) {
+      const running = revision(status && status.taskDefinition);
+      const items = records.map((record, index) => {
+        const target = revision(record.taskDefinition);
+        const from = (record.containers || []).map((c) => `${c.name}: ${shortImage(c.previousImage || "?")} → ${shortImage(c.image)}`);
+        const region = record.region || regionOfArn(clusterArn);
+        const canRollBack = target && target !== running && record.changed !== false && record.taskDefinition && record.taskDefinition.revision;
+        return h("li", { class: "event" },
+          h("div", { class: "event-head" }, outcomeBadge(record.outcome, record.lifecycleStage), " ", when(record.at),
+            h("span", { class: "action", text: ` ${record.action || "update"}` })),
+          h("p", { class: "who", text: `by ${record.principal || record.keyId || "unknown"}` }),
+          from.length ? h("ul", { class: "plain changes" }, from.map((line) => h("li", {}, h("code", { text: line })))) : null,
+          h("p", { class: "revs" },
+            `${revision(record.previousTaskDefinition) || "–"} → ${target || "–"}`,
+            record.deploymentId ? h("code", { class: "id", text: ` ${record.deploymentId}` }) : null),
+          record.outcomeReason || (record.error && record.error.Message)
+            ? h("p", { class: "reason", text: record.outcomeReason || record.error.Message }) : null,
+          h("p", { class: "actions" },
+            canRollBack ? h("button", { type: "button", class: "rollback", "data-focus": `rollback:${index}:${target}`,
+              onclick: () => confirmRollBack(record) }, `Roll back to ${target}`) : null,
+            record.deploymentId && region ? h("a", { href: consoleUrl(region, clusterName(clusterArn), service),
+              rel: "noopener noreferrer", target: "_blank", text: "ECS console" }) : null));
+      });
+      keepingFocus(() => replace(timeline, items.length ? items : h("li", { class: "empty", text: "No deployment recorded yet." })));
+    }
+
+    async function confirmRollBack(record) {
+      const target = revision(record.taskDefinition);
+      const images = Object.fromEntries((record.containers || []).map((container) => [container.name, container.image]));
+      let lines;
+      let note = null;
+      try {
+        // The dry run of the same change: every check (images, freezes, permissions) and its diff, nothing written.
+        const { body } = await api("POST", "update", { cluster: clusterArn, service, containers: images, dryRun: true });
+        lines = (body.diff || []).map((change) => `${change.path}: ${change.from} → ${change.to}`);
+        if (body.freezes && body.freezes.length) note = `A freeze applies: ${body.freezes.map((f) => f.reason).join(", ")}`;
+      } catch (error) {
+        if (error instanceof ApiError && error.keyRefused) return;
+        note = `The dry run was refused (${error.status || "?"}: ${error.message}); the images below are from the history.`;
+        lines = (record.containers || []).map((c) => `${c.name}: ${(status.containers || []).find((r) => r.name === c.name)?.image || "?"} → ${c.image}`);
+      }
+      const body = [
+        h("p", { text: `Roll ${service} back from ${revision(status.taskDefinition)} to ${target}?` }),
+        lines.length ? h("ul", { class: "diff plain" }, lines.map((line) => h("li", {}, h("code", { text: line }))))
+          : h("p", { text: "No image changes: the revision's images are the running ones." }),
+        note ? h("p", { class: "refused", text: note }) : null,
+      ];
+      if (!(await confirm("Roll back", body, `Roll back to ${target}`))) return;
+      try {
+        await api("POST", "rollback", { cluster: clusterArn, service, taskDefinition: target });
+        announce(`Rolled back to ${target}: the deployment started.`);
+        clearError();
+      } catch (error) {
+        showError(error);
+      }
+      refresh();
+    }
+
+    async function confirmStop(deploymentId) {
+      const choice = h("fieldset", {},
+        h("legend", { text: "How to stop it" }),
+        h("label", {}, h("input", { type: "radio", name: "stop-action", value: "rollback", checked: true }),
+          " Roll back to what ran before"),
+        h("label", {}, h("input", { type: "radio", name: "stop-action", value: "abort" }), " Abort where it is"));
+      const body = [h("p", { text: `Stop deployment ${deploymentId} of ${service}?` }), choice];
+      if (!(await confirm("Stop the deployment", body, "Stop it"))) return;
+      const action = choice.querySelector("input:checked").value;
+      try {
+        await api("POST", `${base}/deployments/${encodeURIComponent(deploymentId)}/stop`, { action });
+        announce(`ECS took the stop (${action}).`);
+      } catch (error) {
+        showError(error);
+      }
+      refresh();
+    }
+
+    return {
+      name: "service",
+      async refresh() {
+        const [statusAnswer, historyAnswer] = await Promise.all([
+          api("GET", base), api("GET", `${base}/history?limit=${HISTORY_LIMIT}`)]);
+        status = statusAnswer.body;
+        const records = historyAnswer.body.records || [];
+        const freshStatus = JSON.stringify(status);
+        const freshHistory = JSON.stringify(records) + freshStatus;
+        if (freshStatus !== drawnStatus) {
+          drawnStatus = freshStatus;
+          drawStatus();
+        }
+        if (freshHistory !== drawnHistory) {
+          drawnHistory = freshHistory;
+          drawHistory(records);
+        } else {
+          for (const time of timeline.querySelectorAll("time")) time.textContent = relative(time.getAttribute("datetime"));
+        }
+        return status.outcome === "IN_PROGRESS" || records.some((record) => BUSY.has(record.outcome));
+      },
+    };
+  }
+
+  // Approvals: what waits for a vote, its votes (x of N), who asked, what changes, time left; approve or reject.
+  function approvalsPage() {
+    const list = h("div", { id: "approvals", "aria-live": "polite" });
+    replace($("view"), h("h1", { text: "Approvals" }), list);
+    let drawn = null;
+
+    async function vote(approval, decision, comment) {
+      const body = { decision };
+      if (comment) body.comment = comment;
+      try {
+        const { body: answer } = await api("POST", `approvals/${encodeURIComponent(approval.id)}`, body);
+        announce(`Approval ${approval.id}: ${answer.approval ? answer.approval.status : decision}.`);
+        clearError();
+      } catch (error) {
+        showError(error);
+      }
+      drawn = null;
+      refresh();
+    }
+
+    function card(approval) {
+      const commentId = `comment-${approval.id}`;
+      const comment = h("textarea", { id: commentId, rows: 2, maxlength: 1000 });
+      const changes = (approval.services || []).map((change) => h("li", {},
+        h("strong", { text: change.service }),
+        h("ul", { class: "plain" }, (change.containers || []).map((container) => h("li", {},
+          h("code", { text: `${container.name}: ${shortImage(container.previousImage || "?")} → ${shortImage(container.image)}` }))))));
+      const votes = (approval.votes || []).map((v) => h("li", { text: `${v.principal}: ${v.decision}${v.comment ? ` (“${v.comment}”)` : ""}` }));
+      return h("article", { class: "card approval", "data-approval": approval.id },
+        h("h2", { text: `${approval.cluster}: ${(approval.services || []).map((s) => s.service).join(", ")}` }),
+        h("dl", { class: "facts" },
+          h("dt", { text: "Votes" }), h("dd", { class: "votes", text: `${approval.approvals} of ${approval.required}` }),
+          h("dt", { text: "Status" }), h("dd", {}, outcomeBadge(approval.status)),
+          h("dt", { text: "Asked by" }), h("dd", { text: approval.requestedBy || "–" }),
+          h("dt", { text: "Asked" }), h("dd", {}, when(approval.requestedAt)),
+          h("dt", { text: "Time left" }), h("dd", {}, approval.deadline
+            ? h("time", { datetime: approval.deadline, title: approval.deadline, text: relative(approval.deadline).replace(/^in /, "") })
+            : "–"),
+          approval.reason ? h("dt", { text: "Reason" }) : null, approval.reason ? h("dd", { text: approval.reason }) : null),
+        h("h3", { text: "What changes" }), h("ul", { class: "plain changes" }, changes),
+        votes.length ? h("h3", { text: "Votes so far" }) : null, votes.length ? h("ul", { class: "plain" }, votes) : null,
+        approval.status === "PENDING" ? h("form", { class: "vote", onsubmit: (event) => event.preventDefault() },
+          h("label", { for: commentId, text: "Comment (optional)" }), comment,
+          h("div", { class: "actions" },
+            h("button", { type: "button", class: "primary approve", onclick: () => vote(approval, "approve", comment.value.trim()) }, "Approve"),
+            h("button", { type: "button", class: "danger reject", onclick: () => vote(approval, "reject", comment.value.trim()) }, "Reject"))) : null);
+    }
+
+    return {
+      name: "approvals",
+      async refresh() {
+        const { body } = await api("GET", "approvals");
+        const approvals = body.approvals || [];
+        const fresh = JSON.stringify(approvals);
+        // A comment being typed is never wiped by a refresh; the next one draws what changed.
+        const focused = list.contains(document.activeElement) ? document.activeElement : null;
+        if (fresh !== drawn && !(focused && focused.tagName === "TEXTAREA")) {
+          drawn = fresh;
+          replace(list, approvals.length ? approvals.map(card) : h("p", { class: "empty", text: "Nothing waits for your vote." }));
+          if (focused) $("main").focus();
+        }
+        return approvals.some((approval) => BUSY.has(approval.status));
+      },
+    };
+  }
+
+  // Freezes: the freezes in force and the windows; make one, lift one.
+  function freezesPage() {
+    const list = h("div", { id: "freezes", "aria-live": "polite" });
+    const until = new Date(Date.now() + 3600 * 1000);
+    const local = new Date(until.getTime() - until.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    const form = h("form", { id: "new-freeze", class: "card" },
+      h("h2", { text: "Freeze" }),
+      h("p", { class: "muted", text: "Refuses every write to the services of the scope until the time, for the reason. Leave both scope fields empty to stop everything." }),
+      h("div", { class: "field" }, h("label", { for: "freeze-clusters", text: "Clusters (comma-separated: names at home, ARNs elsewhere)" }),
+        h("input", { id: "freeze-clusters", autocomplete: "off" })),
+      h("div", { class: "field" }, h("label", { for: "freeze-services", text: "Services (comma-separated names)" }),
+        h("input", { id: "freeze-services", autocomplete: "off" })),
+      h("div", { class: "field" }, h("label", { for: "freeze-until", text: "Until (your local time)" }),
+        h("input", { id: "freeze-until", type: "datetime-local", required: true, value: local })),
+      h("div", { class: "field" }, h("label", { for: "freeze-reason", text: "Reason" }),
+        h("input", { id: "freeze-reason", required: true, maxlength: 500, autocomplete: "off" })),
+      h("div", { class: "field" }, h("label", { for: "freeze-pushes", text: "Pushes meanwhile" }),
+        h("select", { id: "freeze-pushes" }, h("option", { value: "wait", text: "wait for the end" }),
+          h("option", { value: "drop", text: "are dropped" }))),
+      h("p", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "freeze-create" }, "Freeze")));
+    replace($("view"), h("h1", { text: "Freezes" }), list, form);
+    let drawn = null;
+
+    const names = (id) => $(id).value.split(",").map((name) => name.trim()).filter(Boolean);
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const scope = {};
+      if (names("freeze-clusters").length) scope.clusters = names("freeze-clusters");
+      if (names("freeze-services").length) scope.services = names("freeze-services");
+      const moment = new Date($("freeze-until").value);
+      if (Number.isNaN(moment.getTime())) {
+        showError(new Error("the end of the freeze is not a time"));
+        return;
+      }
+      try {
+        const { body } = await api("POST", "freezes", {
+          scope, until: moment.toISOString(), reason: $("freeze-reason").value.trim(), pushes: $("freeze-pushes").value,
+        });
+        announce(`Freeze ${body.id} made: ${scopeText(body.scope)} until ${body.until}.`);
+        $("freeze-reason").value = "";
+        clearError();
+      } catch (error) {
+        showError(error);
+      }
+      drawn = null;
+      refresh();
+    });
+
+    async function lift(freeze) {
+      const ok = await confirm("Lift the freeze", [h("p", { text: `Lift freeze ${freeze.id} (${scopeText(freeze.scope)}: ${freeze.reason}) now?` })], "Lift it");
+      if (!ok) return;
+      try {
+        await api("DELETE", `freezes/${encodeURIComponent(freeze.id)}`);
+        announce(`Freeze ${freeze.id} lifted.`);
+        clearError();
+      } catch (error) {
+        showError(error);
+      }
+      drawn = null;
+      refresh();
+    }
+
+    function draw(answer) {
+      const freezes = (answer.freezes || []).filter((freeze) => freeze.active !== false);
+      const windows = answer.windows || [];
+      replace(list,
+        section(`In force (${freezes.length})`, freezes.length ? h("ul", { class: "plain cards" }, freezes.map((freeze) => h("li", { class: "card freeze", "data-freeze": freeze.id },
+          h("p", {}, h("strong", { text: scopeText(freeze.scope) }), " until ", h("time", { datetime: freeze.until, title: freeze.until, text: `${freeze.until} (${relative(freeze.until)})` })),
+          h("p", { text: freeze.reason }),
+          h("p", { class: "muted", text: `by ${freeze.createdBy || "–"} · pushes ${freeze.pushes || "wait"} · ${freeze.id}` }),
+          h("p", { class: "actions" }, h("button", { type: "button", class: "danger lift", "data-focus": `lift:${freeze.id}`, onclick: () => lift(freeze) }, "Lift"))))) : h("p", { class: "empty", text: "No freeze in force." })),
+        section(`Windows (${windows.length})`, windows.length ? h("ul", { class: "plain cards" }, windows.map((window) => h("li", { class: `card window${window.appliesNow ? " now" : ""}` },
+          h("p", {}, h("strong", { text: window.name }), `: ${scopeText(window.scope)}, ${window.start} to ${window.end} (${window.timezone})`),
+          h("p", { text: window.reason || "" }),
+          h("p", { class: "muted", text: window.appliesNow ? `Applies now, until ${window.periodEnd}` : `Next from ${window.periodStart} to ${window.periodEnd}` })))) : h("p", { class: "empty", text: "No freeze window in the permissions file." })));
+    }
+
+    return {
+      name: "freezes",
+      async refresh(freezes) {
+        const answer = (await freezes) || {};
+        const fresh = JSON.stringify(answer);
+        if (fresh !== drawn) {
+          drawn = fresh;
+          keepingFocus(() => draw(answer));
+        }
+        return false;
+      },
+    };
+  }
+
+  // ---------- the confirmation dialog ----------
+
+  function confirm(title, body, okLabel) {
+    const dialog = $("confirm");
+    $("confirm-title").textContent = title;
+    replace($("confirm-body"), body);
+    $("confirm-ok").textContent = okLabel;
+    dialog.returnValue = "";
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.showModal();
+      $("confirm-cancel").focus();
+    });
+  }
+
+  // ---------- routing ----------
+
+  function route() {
+    if (!storedKey()) {
+      signedOut();
+      return;
+    }
+    const hash = location.hash || "#/";
+    const parts = hash.replace(/^#\/?/, "").split("/");
+    clearError();
+    announce("");
+    stopPolling();
+    if (parts[0] === "service" && parts.length >= 3) {
+      page = servicePage(decodeURIComponent(parts[1]), decodeURIComponent(parts.slice(2).join("/")));
+    } else if (parts[0] === "approvals") {
+      page = approvalsPage();
+    } else if (parts[0] === "freezes") {
+      page = freezesPage();
+    } else {
+      page = servicesPage();
+    }
+    for (const link of document.querySelectorAll("nav a[data-page]")) {
+      if (link.dataset.page === (page.name === "service" ? "services" : page.name)) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    document.title = `${page.name === "service" ? decodeURIComponent(parts.slice(2).join("/")) : page.name[0].toUpperCase() + page.name.slice(1)} · ECS image updater`;
+    refresh();
+  }
+
+  window.addEventListener("hashchange", () => {
+    route();
+    $("main").focus();
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("sign-in").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const key = $("key").value.trim();
+      if (key) signIn(key);
+    });
+    $("sign-out").addEventListener("click", () => signedOut("Signed out: the key is no longer kept in this tab."));
+    $("alert-close").addEventListener("click", () => clearError());
+    if (storedKey()) signIn(storedKey());
+    else signedOut();
+  });
+})();
