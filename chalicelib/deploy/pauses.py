@@ -29,7 +29,9 @@ CONTINUED or REJECTED. Where ECS no longer waits at the hook (someone used the
 console, the deployment ended, the hook timed out) it ends STALE in ECS's words;
 where telling ECS failed otherwise (throttled, AWS failing) it is pending again
 without the deciding vote. A deadline passing ends it EXPIRED: ECS took the
-hook's timeout action.
+hook's timeout action. A deployment that ends while its pause waits (stopped,
+superseded, rolled back by an alarm) ends the pause STALE (`end_waiting`, from
+the event that settles the record).
 """
 
 from __future__ import annotations
@@ -202,6 +204,17 @@ def decide(table: StateTable, approval: Approval, client: Any, voter: str, comme
     ended = _end(table, approval, transition) or approval
     told = {"arn": hook.get("serviceDeploymentArn"), "hookId": hook.get("hookId"), "action": action}
     return {"approval": ended.as_dict(), "serviceDeployment": told}
+
+
+def end_waiting(table: StateTable, approval_id: str, reason: str) -> Approval | None:
+    """End a pause still PENDING whose deployment ended meanwhile (STALE, `reason`); None when it had moved on."""
+    try:
+        approval = approvals.get(table, approval_id)
+    except UpdateError:
+        return None
+    if approval.status != approvals.PENDING:
+        return None
+    return _end(table, approval, Transition(approvals.STALE, reason, records.STALE, notify.APPROVAL_STALE))
 
 
 def _waiting(client: Any, event: HookEvent) -> list[ServiceDeployment]:

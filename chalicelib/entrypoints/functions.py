@@ -110,6 +110,10 @@ def deployment_events(event: CloudWatchEvent) -> None:
         index = None
         if followed.name == outcomes.IN_PROGRESS_EVENT and (done.ignored or followed.is_rollback):
             index = followers.on_deployment(there.client("ecs"), table, followed.service_arn)
+        for approval_id, reason in done.pauses_ended:
+            ended = pauses.end_waiting(table, approval_id, reason)
+            if ended is not None:
+                approval_votes.send_owed(table, clients.sns_client() if topic else None, topic, ended)
     except NotAllowedError as refused:
         # Forwarded from an account or a region this service does not reach: nothing of it is kept.
         requestlog.log_event({"function": "deployment_events", "event": followed.event_id, "ignored": refused.message})

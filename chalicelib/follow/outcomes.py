@@ -44,7 +44,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -157,6 +157,8 @@ class Followed:
     applied: list[str]
     published: list[str]
     ignored: str | None = None
+    # Pause approvals (chalicelib.deploy.pauses) whose deployment ended while they waited: (approval id, why).
+    pauses_ended: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON shape of the log line."""
@@ -167,6 +169,7 @@ class Followed:
             "applied": self.applied,
             "published": self.published,
             "ignored": self.ignored,
+            **({"pausesEnded": [approval for approval, _ in self.pauses_ended]} if self.pauses_ended else {}),
         }
 
 
@@ -261,6 +264,10 @@ def _apply(
     updated = _conditional_update(table, item, updates, condition, values, {})
     if updated is not None:
         followed.applied.append(f"{item['key']}: {item['outcome']} -> {change.to}")
+        pause = updated.get("pause") or {}
+        if pause.get("status") == service_deployments.AWAITING_ACTION and pause.get("approvalId"):
+            ended = f"the deployment ended {change.to} while it waited" + (f": {reason}" if reason else "")
+            followed.pauses_ended.append((str(pause["approvalId"]), ended))
     return updated
 
 

@@ -27,6 +27,7 @@ from chalicelib.state import approvals
 from tests.conftest import API_KEY, ECR, EcsDeployments, Gateway, Subscriber, Workload, records_of
 from tests.deploy.test_approvals import require, table
 from tests.ecs_answers import ServiceDeploymentAnswers, deployment_arn, hook_event, pause_hook, service_deployment
+from tests.follow.test_outcomes import deployment_event
 
 UPDATE = {"cluster": "test-cluster", "service": "web", "image": f"{ECR}/web:1.1", "container": "app"}
 STAGE = "POST_TEST_TRAFFIC_SHIFT"
@@ -310,3 +311,22 @@ def test_two_deciders_at_the_same_instant_tell_ecs_once(paused: Paused, atomic_a
     assert "takes no more votes" in str(refused[0])
     assert len(paused.continued()) == 1
     assert decided[0]["serviceDeployment"]["action"] == paused.continued()[0]["action"]
+
+
+def test_a_deployment_that_ends_while_its_pause_waits_ends_the_pause_stale(
+    paused: Paused, api: Any, ecs_deployments: EcsDeployments, subscriber: Subscriber
+) -> None:
+    paused.event()
+    approval = open_pause(api)
+    subscriber.received()
+    # Someone stopped it in ECS's console: ECS's record says STOPPED, and its event arrives.
+    paused.deployment.update(status="STOPPED", stoppedAt=paused.at + timedelta(minutes=4))
+    event = deployment_event("SERVICE_DEPLOYMENT_FAILED", ecs_deployments.made[-1]["id"], "stopped")
+    paused.app_client.lambda_.invoke("deployment_events", event)
+    record = own_record()
+    assert (record["outcome"], record["pause"]["status"]) == ("STOPPED", "STALE")
+    ended = api("GET", f"/approvals/{approval['id']}", key_id="alice").json
+    assert ended["status"] == "STALE"
+    assert ended["reason"].startswith("the deployment ended STOPPED while it waited")
+    assert "APPROVAL_STALE" in [m["message"]["event"] for m in subscriber.received()]
+    assert paused.continued() == []
