@@ -283,7 +283,9 @@ def test_policy_scopes_each_action() -> None:
             assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
         if {"ecs:DescribeServices", "ecs:UpdateService"} & set(actions):
             assert all(":service/" in arn for arn in resources_of(statement))  # services only
-        if {"ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment"} & set(actions):
+        if {"ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment", "ecs:ContinueServiceDeployment"} & set(
+            actions
+        ):
             assert all(":service-deployment/" in arn for arn in resources_of(statement))
         if "ecs:DescribeServiceRevisions" in actions:
             assert all(":service-revision/" in arn for arn in resources_of(statement))
@@ -296,6 +298,7 @@ def test_policy_scopes_each_action() -> None:
         if statement["Resource"] == "*":
             # Only the calls that take no resource ARN in IAM.
             assert set(actions) <= {
+                "ecs:ListClusters",  # GET /services lists every cluster of each place
                 "ecs:ListServices",
                 "ecs:DescribeTaskDefinition",
                 "ecs:RegisterTaskDefinition",
@@ -306,11 +309,13 @@ def test_policy_scopes_each_action() -> None:
 def test_policy_grants_exactly_the_calls_the_service_makes() -> None:
     actions = {action for statement in policy_statements() for action in actions_of(statement)}
     assert actions == {
+        "ecs:ListClusters",
         "ecs:ListServices",
         "ecs:ListServiceDeployments",
         "ecs:DescribeServiceDeployments",
         "ecs:DescribeServiceRevisions",
         "ecs:StopServiceDeployment",
+        "ecs:ContinueServiceDeployment",
         "ecs:DescribeServices",
         "ecs:DescribeTaskDefinition",
         "ecs:RegisterTaskDefinition",
