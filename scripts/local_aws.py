@@ -12,7 +12,8 @@
    (scripts/local_queue.py: what Lambda's SQS event source, EventBridge's rules and the hourly schedule do in
    AWS), which hands every deployment event to the app's deployment_events: a deployment's record in the history
    goes from IN_PROGRESS to COMPLETED (LOCAL_ROLLOUT_SECONDS, 5 s) as in AWS,
-4. prints commands that update the workload and show its history, and stops every process on Ctrl-C.
+4. prints the dashboard's URL with the key to type, and commands that update the workload and show its history,
+   and stops every process on Ctrl-C.
 
 A second account (222222222222, in TARGET_ACCOUNTS of the local stage) holds a workload of the same
 names and its own images: the service reaches it by assuming its role (moto accepts any), as it would
@@ -507,6 +508,21 @@ def history_curl_command(run: LocalRun) -> str:
     return f"curl -sS --fail-with-body {url} \\\n  {sign_in(run)}"
 
 
+def dashboard_url(run: LocalRun) -> str:
+    """The dashboard's page: the service's root (`GET /`)."""
+    return f"{run.api_url}/"
+
+
+def dashboard_lines(run: LocalRun) -> list[str]:
+    """What `make dev` says about the dashboard: where it is and the key to type, or why an IAM run cannot use it."""
+    if run.auth_mode == "iam":
+        return [
+            f"# Dashboard: {dashboard_url(run)} (with IAM sign-in a browser cannot sign its requests: run `make dev` "
+            "without AUTH_MODE=iam to use it)"
+        ]
+    return [f"# Dashboard: open {dashboard_url(run)} in a browser and type the key {run.api_key}"]
+
+
 def client_executable() -> str:
     """The client as installed in this checkout's virtual environment (a new terminal has it on no PATH)."""
     return str(Path(sys.executable).with_name("ecs-image-updater"))
@@ -524,6 +540,7 @@ def instructions(run: LocalRun) -> str:
                 else []
             ),
             f"# Workload: cluster '{run.cluster}', service '{run.service}'.",
+            *dashboard_lines(run),
             "",
             "# Update it:",
             curl_command(run),
