@@ -12,13 +12,33 @@ RUNTIME_STAMP := $(RUNTIME_VENV)/.installed
 RUNTIME_SDK_TESTS := tests/aws tests/access tests/state tests/deploy tests/follow tests/triggers \
 	tests/test_app.py tests/test_event_patterns.py tests/test_freezes.py tests/test_freeze_review.py
 
-.PHONY: test lint dev clean test-runtime-sdk fuzz deploy
+# The dashboard's browser tests (tests/dashboard) drive Debian's Chromium with its chromedriver.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+BROWSER_SKIPPED := *** Chromium is not installed: the browser tests (tests/dashboard) are SKIPPED. Install it with: apt-get install -y chromium chromium-driver ***
 
-test: $(STAMP) $(RUNTIME_STAMP)
+.PHONY: test lint dev clean test-runtime-sdk fuzz deploy chromium
+
+test: $(STAMP) $(RUNTIME_STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(RUNTIME_SDK_TESTS)
+	@test -x $(CHROMIUM) -a -x $(CHROMEDRIVER) || echo "$(BROWSER_SKIPPED)"
+
+# Chromium for the browser tests, when it is missing and this machine can install it (root, apt-get): the
+# package lists are updated only if the install fails without. Otherwise the tests are skipped, and say so.
+chromium:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Chromium for the browser tests: apt-get install -y chromium chromium-driver"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver \
+		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; } \
+		|| echo "$(BROWSER_SKIPPED)"; \
+	else \
+		echo "$(BROWSER_SKIPPED)"; \
+	fi
 
 test-runtime-sdk: $(RUNTIME_STAMP)
 	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(RUNTIME_SDK_TESTS)

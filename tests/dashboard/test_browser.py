@@ -1,0 +1,320 @@
+"""The dashboard in a real browser: headless Chromium against `make dev`'s servers, as a person would use it.
+
+Each test goes on from where the one before left the page (one browser, one run of the servers per module);
+screenshots of every page are written to build/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.dashboard.chromium import SCREENSHOTS, browser_missing
+
+if (missing := browser_missing()) is not None:
+    pytest.skip(missing, allow_module_level=True)
+
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from scripts.local_aws import SECOND_ACCOUNT, LocalRun
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+KEY_STORAGE = "ecs-image-updater.key"
+
+
+def call(
+    run: LocalRun, method: str, path: str, body: dict[str, Any] | None = None, principal: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The JSON API, as CI or another person would call it beside the page."""
+    headers = {"x-api-key": run.api_key, "Content-Type": "application/json"}
+    if principal:
+        headers["x-local-principal"] = principal
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{run.api_url}/{path}", data=data, headers=headers, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def wait_for(driver: Any, condition: Callable[[Any], Any], timeout: float = 10, what: str = "") -> Any:
+    """Wait until `condition(driver)` is truthy (a re-render that replaced an element is retried)."""
+
+    def attempt(browser: Any) -> Any:
+        try:
+            return condition(browser)
+        except StaleElementReferenceException:
+            return False
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(attempt, what)
+
+
+def shown(element_id: str) -> Callable[[Any], Any]:
+    """A condition: the element with that id, once it is displayed."""
+
+    def displayed(driver: Any) -> Any:
+        element = driver.find_element(By.ID, element_id)
+        return element if element.is_displayed() else False
+
+    return displayed
+
+
+def update(run: LocalRun, tag: str, service: str = "", principal: str | None = None) -> tuple[int, dict[str, Any]]:
+    """POST /update of the workload's service (or `service`) onto the tag of its image."""
+    body = {"cluster": run.cluster, "service": service or run.service, "image": f"{run.image}:{tag}"}
+    return call(run, "POST", "update", body, principal)
+
+
+def text_of(driver: Any, css: str) -> str:
+    return " ".join(element.text for element in driver.find_elements(By.CSS_SELECTOR, css))
+
+
+def service_row(driver: Any, cluster_arn: str, service: str) -> Any:
+    """The services page's row (a link) of one service, outside the "needs attention" list."""
+    href = "#/service/" + urllib.parse.quote(cluster_arn, safe="") + "/" + service
+    rows = driver.find_elements(By.CSS_SELECTOR, f'.cluster a.row[href="{href}"]')
+    return rows[0] if rows else None
+
+
+def screenshot(driver: Any, name: str) -> None:
+    # The whole page, however long: the window grows to the document's height for the picture.
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    width = driver.execute_script("return window.innerWidth")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    original = driver.get_window_size()
+    driver.set_window_size(original["width"], max(original["height"], height + 150))
+    time.sleep(0.2)
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    driver.set_window_size(original["width"], original["height"])
+    assert width > 0
+
+
+def console_errors(driver: Any) -> list[str]:
+    """The browser console's errors since the last look (a CSP violation, an uncaught exception, a failed load)."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+@pytest.fixture(autouse=True)
+def no_console_errors(request: pytest.FixtureRequest, driver: Any) -> Iterator[None]:
+    """Every test leaves the console without an error, but for the refusals a test expects (marked)."""
+    console_errors(driver)
+    yield
+    errors = console_errors(driver)
+    expected = request.node.get_closest_marker("expects_refusal")
+    if expected is not None:
+        errors = [error for error in errors if "status of 403" not in error]
+    assert errors == []
+
+
+def home_arn(run: LocalRun) -> str:
+    return f"arn:aws:ecs:us-east-1:123456789012:cluster/{run.cluster}"
+
+
+def test_the_page_loads_without_a_key_and_asks_for_one(running: LocalRun, driver: Any) -> None:
+    for path in ("", "dashboard/app.js", "dashboard/style.css"):
+        with urllib.request.urlopen(f"{running.api_url}/{path}", timeout=10) as response:  # noqa: S310 - loopback
+            assert response.headers["Content-Security-Policy"] == CSP, path
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+    driver.get(f"{running.api_url}/")
+    form = wait_for(driver, shown("sign-in"))
+    assert driver.find_element(By.CSS_SELECTOR, 'label[for="key"]').text == "API key"
+    assert driver.switch_to.active_element == driver.find_element(By.ID, "key")
+    assert not driver.find_element(By.ID, "iam-note").is_displayed()  # a key stage
+    assert form.find_element(By.ID, "key").get_attribute("type") == "password"
+    screenshot(driver, "key-prompt")
+
+
+@pytest.mark.expects_refusal
+def test_a_wrong_key_is_refused_with_a_clear_message(running: LocalRun, driver: Any) -> None:
+    driver.find_element(By.ID, "key").send_keys("not-the-key\n")
+    message = wait_for(driver, shown("sign-in-message"))
+    assert message.text.startswith("The key was refused (403")
+    assert "Type it again" in message.text
+    assert driver.find_element(By.ID, "sign-in").is_displayed()
+    assert driver.execute_script(f"return sessionStorage.getItem('{KEY_STORAGE}')") is None
+    assert text_of(driver, "#view") == ""
+
+
+def test_with_the_key_every_service_of_the_workload_shows(running: LocalRun, driver: Any) -> None:
+    driver.find_element(By.ID, "key").send_keys(running.api_key + "\n")
+    wait_for(driver, lambda d: service_row(d, home_arn(running), running.service), what="the services")
+    assert not driver.find_element(By.ID, "sign-in").is_displayed()
+    assert driver.find_element(By.ID, "principal").text == "Signed in as local"
+    assert driver.execute_script(f"return sessionStorage.getItem('{KEY_STORAGE}')") == running.api_key
+    assert driver.execute_script(f"return localStorage.getItem('{KEY_STORAGE}')") is None
+    web = service_row(driver, home_arn(running), running.service)
+    assert web.find_element(By.CSS_SELECTOR, ".tag").text == "1.27.0"
+    assert web.find_element(By.CSS_SELECTOR, ".policy").text.startswith("follows semver:minor")
+    assert service_row(driver, home_arn(running), running.reviewed_service) is not None
+    assert service_row(driver, running.second_cluster_arn, running.service) is not None  # the other account
+    places = [heading.text for heading in driver.find_elements(By.CSS_SELECTOR, "#services > .block > h2")]
+    assert "123456789012 · us-east-1" in places
+    assert f"{SECOND_ACCOUNT} · us-east-1" in places
+
+    driver.find_element(By.ID, "filter-name").send_keys("reviewed")
+    rows = driver.find_elements(By.CSS_SELECTOR, ".cluster a.row .name")
+    assert [row.text for row in rows] == [running.reviewed_service] * 2  # one in each account
+    driver.find_element(By.ID, "filter-name").clear()
+    Select(driver.find_element(By.ID, "filter-outcome")).select_by_value("COMPLETED")
+    assert "No service matches the filter." in text_of(driver, "#services")  # nothing deployed yet
+    Select(driver.find_element(By.ID, "filter-outcome")).select_by_value("")
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".cluster a.row")) == 4
+
+
+def test_a_deployment_made_through_the_api_shows_its_outcome_without_a_reload(running: LocalRun, driver: Any) -> None:
+    driver.execute_script("window.notReloaded = true")
+    status, answer = update(running, "1.27.1")
+    assert status == 200, answer
+
+    def deployed(d: Any) -> bool:
+        row = service_row(d, home_arn(running), running.service)
+        return bool(row) and row.find_element(By.CSS_SELECTOR, ".tag").text == "1.27.1" and "COMPLETED" in row.text
+
+    wait_for(driver, deployed, timeout=30, what="the new tag, COMPLETED")  # the idle poll is every 15 s
+    row = service_row(driver, home_arn(running), running.service)
+    assert row.find_element(By.CSS_SELECTOR, ".by").text == "local"
+    assert row.find_element(By.CSS_SELECTOR, "time").get_attribute("title").endswith("Z")
+    assert driver.execute_script("return window.notReloaded") is True
+
+
+def test_a_pending_approval_is_approved_from_the_page(running: LocalRun, driver: Any) -> None:
+    status, answer = update(running, "1.28.1", running.reviewed_service, principal="bob")
+    assert status == 202, answer
+    approval = answer["approval"]["id"]
+    driver.find_element(By.CSS_SELECTOR, 'nav a[href="#/approvals"]').click()
+    selector = f'[data-approval="{approval}"]'
+    card = wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, selector), what="the approval")
+    assert card.find_element(By.CSS_SELECTOR, ".votes").text == "0 of 1"
+    assert "local:bob" in card.text
+    assert "nginx:1.27.0 → nginx:1.28.1" in card.text
+    screenshot(driver, "approvals")
+    card.find_element(By.CSS_SELECTOR, "textarea").send_keys("release notes read")
+    card.find_element(By.CSS_SELECTOR, "button.approve").click()
+    wait_for(driver, lambda d: f"Approval {approval}: DEPLOYED" in text_of(d, "#notice"), what="deployed")
+    wait_for(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, selector))
+    status, ended = call(running, "GET", f"approvals/{approval}")
+    assert (status, ended["status"], ended["approvedBy"]) == (200, "DEPLOYED", ["local"])
+    assert ended["votes"][0]["comment"] == "release notes read"
+
+
+def test_a_rollback_from_the_history_confirms_with_the_diff_first(running: LocalRun, driver: Any) -> None:
+    status, answer = update(running, "1.27.9")
+    assert status == 200, answer
+    running_revision = f"web:{answer['taskDefinition']['revision']}"
+    target = f"web:{answer['previousTaskDefinition']['revision']}"
+    driver.find_element(By.CSS_SELECTOR, 'nav a[href="#/"]').click()
+    row = wait_for(driver, lambda d: service_row(d, home_arn(running), running.service))
+    row.click()
+    wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#view h1").text == running.service)
+    label = f"Roll back to {target}"
+    button = wait_for(
+        driver,
+        lambda d: [b for b in d.find_elements(By.CSS_SELECTOR, "#history button.rollback") if b.text == label],
+        what="the rollback button",
+    )[0]
+    assert running_revision in text_of(driver, "#status")
+    button.click()
+    dialog = wait_for(driver, shown("confirm"))
+    assert f"from {running_revision} to {target}" in dialog.text
+    assert f"containerDefinitions[web].image: {running.image}:1.27.9 → {running.image}:1.27.1" in dialog.text
+    dialog.find_element(By.ID, "confirm-ok").click()
+    wait_for(driver, lambda d: f"Rolled back to {target}" in text_of(d, "#notice"), what="rolled back")
+    # The page follows the rollback's deployment on its own, every 3 s while it is in progress.
+    wait_for(
+        driver,
+        lambda d: target in text_of(d, "#status") and "COMPLETED" in text_of(d, "#status"),
+        timeout=20,
+        what="the rollback COMPLETED",
+    )
+    newest = driver.find_elements(By.CSS_SELECTOR, "#history > li")[0]
+    assert "rollback" in newest.text
+    assert "nginx:1.27.9 → nginx:1.27.1" in newest.text
+    screenshot(driver, "service-history")
+
+
+def test_the_description_file_downloads_from_the_service_page(running: LocalRun, driver: Any) -> None:
+    driver.find_element(By.ID, "description").click()
+    link = wait_for(driver, shown("description-link"))
+    assert link.get_attribute("download") == f"{running.service}.json"
+    assert link.get_attribute("href").startswith("blob:")
+    saved = driver.downloads / f"{running.service}.json"
+    wait_for(driver, lambda d: saved.exists() and saved.stat().st_size > 0, what="the downloaded file")
+    described = json.loads(saved.read_text())
+    containers = {"web": f"{running.image}:1.27.1"}  # what the rollback put back
+    assert described == {"cluster": running.cluster, "service": running.service, "containers": containers}
+
+
+def test_a_freeze_made_on_the_page_shows_a_banner_on_every_page(running: LocalRun, driver: Any) -> None:
+    driver.find_element(By.CSS_SELECTOR, 'nav a[href="#/freezes"]').click()
+    wait_for(driver, lambda d: "No freeze in force." in text_of(d, "#freezes"))
+    driver.find_element(By.ID, "freeze-clusters").send_keys(running.cluster)
+    driver.find_element(By.ID, "freeze-services").send_keys(running.service)
+    driver.find_element(By.ID, "freeze-reason").send_keys("release 2.0 launch")
+    driver.find_element(By.ID, "freeze-create").click()
+    banner = wait_for(driver, shown("freeze-banner"))
+    assert f"Frozen: clusters {running.cluster}; services {running.service}" in banner.text
+    assert "release 2.0 launch" in banner.text
+    freeze = wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, "li.freeze"))
+    screenshot(driver, "freezes")
+    status, refused = update(running, "1.28.0")
+    assert (status, refused["Code"]) == (423, "LockedError")
+    driver.find_element(By.CSS_SELECTOR, 'nav a[href="#/"]').click()
+    wait_for(driver, lambda d: service_row(d, home_arn(running), running.service))
+    assert driver.find_element(By.ID, "freeze-banner").is_displayed()
+
+    driver.find_element(By.CSS_SELECTOR, 'nav a[href="#/freezes"]').click()
+    freeze = wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, "li.freeze"))
+    freeze.find_element(By.CSS_SELECTOR, "button.lift").click()
+    wait_for(driver, lambda d: d.find_element(By.ID, "confirm").is_displayed())
+    driver.find_element(By.ID, "confirm-ok").click()
+    wait_for(driver, lambda d: not d.find_element(By.ID, "freeze-banner").is_displayed(), what="the banner gone")
+    assert call(running, "GET", "freezes")[1]["freezes"] == []
+
+
+def test_the_key_survives_a_reload_and_signing_out_forgets_it(running: LocalRun, driver: Any) -> None:
+    driver.get(f"{running.api_url}/#/")
+    wait_for(driver, lambda d: service_row(d, home_arn(running), running.service), what="the services after a reload")
+    assert not driver.find_element(By.ID, "sign-in").is_displayed()
+    screenshot(driver, "services")
+    driver.find_element(By.ID, "sign-out").click()
+    wait_for(driver, lambda d: d.find_element(By.ID, "sign-in").is_displayed())
+    assert driver.execute_script(f"return sessionStorage.getItem('{KEY_STORAGE}')") is None
+    assert driver.find_elements(By.CSS_SELECTOR, "a.row") == []
+    driver.find_element(By.ID, "key").send_keys(running.api_key + "\n")
+    wait_for(driver, lambda d: service_row(d, home_arn(running), running.service))
+
+
+def test_the_services_page_fits_a_320_pixel_screen(running: LocalRun, driver: Any) -> None:
+    original = driver.get_window_size()
+    driver.set_window_size(320, 800)
+    try:
+        wait_for(driver, lambda d: d.execute_script("return window.innerWidth") <= 320)
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0  # no horizontal scrolling of the page
+        row = service_row(driver, home_arn(running), running.service)
+        assert row.rect["width"] <= 320
+        screenshot(driver, "services-320")
+        driver.find_element(By.CSS_SELECTOR, "a.row").click()
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#history > li.event"))
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0
+        screenshot(driver, "service-history-320")
+    finally:
+        driver.set_window_size(original["width"], original["height"])
