@@ -73,7 +73,7 @@ def run_list(args: argparse.Namespace, client: ApiClient, console: Console) -> i
         [
             str(a.get("id")),
             f"{a.get('cluster')}/{','.join(str(s.get('service')) for s in a.get('services') or [])}",
-            _images(a),
+            _what(a),
             f"{a.get('approvals')}/{a.get('required')}",
             str(a.get("requestedBy")),
             str(a.get("deadline")),
@@ -99,6 +99,10 @@ def run_vote(args: argparse.Namespace, client: ApiClient, console: Console) -> i
     deployment = answer.get("deployment")
     if isinstance(deployment, Mapping):
         console.out(render.change_table([deployment]))
+    told = answer.get("serviceDeployment")
+    if isinstance(told, Mapping):  # a pause: ECS was told to go on
+        ident = str(told.get("arn")).rsplit("/", 1)[-1]
+        console.out(f"ECS was told to {told.get('action')} service deployment {ident}")
     return ExitCode.DONE
 
 
@@ -193,6 +197,15 @@ def _approval_id(value: str) -> str:
 def _services(approval: Mapping[str, Any]) -> str:
     names = ",".join(str(s.get("service")) for s in approval.get("services") or [] if isinstance(s, Mapping))
     return f"{approval.get('cluster')}/{names}"
+
+
+def _what(approval: Mapping[str, Any]) -> str:
+    """What deciding acts on: the images a change deploys, or for a pause the stage ECS waits at."""
+    if approval.get("kind") != "pause":
+        return _images(approval)
+    stage = (approval.get("hook") or {}).get("lifecycleStage") or "a hook"
+    images = _images(approval)
+    return f"paused-at:{stage}" + (f" {images}" if images else "")
 
 
 def _images(approval: Mapping[str, Any]) -> str:

@@ -114,6 +114,26 @@ def test_approvals_lists_what_the_caller_may_vote_on(server: ScriptedServer, wor
     assert row.split() == [ID, "prod/web", "app=repo/web:1.4.3", "0/1", "ci", "2026-12-07T10:00:00.000Z", "PENDING"]
 
 
+def test_a_pause_is_listed_with_the_stage_ecs_waits_at_and_approving_says_what_ecs_was_told(
+    server: ScriptedServer, workdir: Path
+) -> None:
+    arn = "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/web/r2Q7"
+    hook = {"serviceDeploymentArn": arn, "hookId": "h-1", "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT"}
+    server.answer(200, {"approvals": [approval(kind="pause", hook=hook)]})
+    listed = cli(server, workdir, "approvals")
+    assert listed.returncode == 0, listed.output
+    row = listed.stdout.splitlines()[1].split()
+    assert row[2:4] == ["paused-at:POST_TEST_TRAFFIC_SHIFT", "app=repo/web:1.4.3"]
+    told = {"arn": arn, "hookId": "h-1", "action": "CONTINUE"}
+    server.answer(200, {"approval": approval("CONTINUED", 1, kind="pause", hook=hook), "serviceDeployment": told})
+    approved = cli(server, workdir, "approve", ID)
+    assert approved.returncode == 0, approved.output
+    assert approved.stdout.splitlines() == [
+        f"Approval {ID} of prod/web: CONTINUED, 1 of 1 approvals (by erin)",
+        "ECS was told to CONTINUE service deployment r2Q7",
+    ]
+
+
 def test_approve_sends_the_decision_and_shows_the_deployment_it_made(server: ScriptedServer, workdir: Path) -> None:
     deployment = {
         "changed": True,
