@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from scripts.local_aws import SECOND_ACCOUNT, LocalRun
+from scripts.local_aws import SECOND_ACCOUNT, LocalRun, local_run
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -318,3 +319,11 @@ def test_the_services_page_fits_a_320_pixel_screen(running: LocalRun, driver: An
         screenshot(driver, "service-history-320")
     finally:
         driver.set_window_size(original["width"], original["height"])
+
+
+def test_on_an_iam_stage_the_page_says_it_needs_a_key_stage_or_a_signing_proxy(driver: Any, tmp_path: Path) -> None:
+    with (tmp_path / "servers.log").open("wb") as log, local_run(log=log.fileno(), auth_mode="iam") as iam:
+        driver.get(f"{iam.api_url}/")
+        note = wait_for(driver, shown("iam-note"))
+        assert "needs a stage that signs in with an API key, or a signing proxy" in note.text
+        assert driver.find_element(By.ID, "sign-in").is_displayed()
