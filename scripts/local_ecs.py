@@ -20,9 +20,25 @@ deployment events. This script patches moto's ECS in moto's own process so that:
   goes IN_PROGRESS -> SUCCESSFUL at the moment the deployment's rolloutState
   goes COMPLETED, its lifecycleStage through the strategy's stages on the way
   (ROLLING: SCALE_UP, PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME, CLEAN_UP; BLUE_GREEN,
-  LINEAR and CANARY: TEST_TRAFFIC_SHIFT too, with the traffic weights moving as
-  the strategy moves them). A deployment that a newer one replaces before it
-  completes is STOPPED.
+  LINEAR and CANARY: TEST_TRAFFIC_SHIFT and POST_TEST_TRAFFIC_SHIFT too, with the
+  traffic weights moving as the strategy moves them). A deployment that a newer
+  one replaces before it completes is STOPPED.
+- PAUSE lifecycle hooks (deploymentConfiguration's `lifecycleHooks`, targetType
+  PAUSE) hold each deployment that replaces a revision where they say: at
+  PRE_SCALE_UP, POST_SCALE_UP, POST_TEST_TRAFFIC_SHIFT (not ROLLING) or
+  POST_PRODUCTION_TRAFFIC_SHIFT (other stages never hold here). Held, its
+  lifecycleStage stays at the hook's stage, its lifecycleHookDetails list the
+  hook (`ecs-pause-…`, AWAITING_ACTION, expiresAt, timeoutAction), its rollout's
+  clock stops (it completes that much later), and "ECS Hook State Change"
+  (HOOK_AWAITING_ACTION, with the service deployment, the hook and its stage) goes
+  to the bus. ContinueServiceDeployment CONTINUE (the default) marks the hook
+  SUCCEEDED and the rollout goes on; ROLLBACK rolls back as StopServiceDeployment
+  ROLLBACK does; an unknown ARN answers ServiceDeploymentNotFoundException, a
+  hook not awaiting action or a deployment not IN_PROGRESS InvalidParameterException.
+  At expiresAt (timeoutInMinutes, default 1440, each minute LOCAL_HOOK_MINUTE_SECONDS
+  long, default 60) the hook is TIMED_OUT and its action (default ROLLBACK) is
+  taken; a deployment stopped or replaced while held ends its hook FAILED. A
+  service's first deployment, which replaces nothing, is never held.
 - StopServiceDeployment ABORT: STOP_REQUESTED, then STOPPED (the deployment's
   rolloutState FAILED); ROLLBACK (the default): ROLLBACK_REQUESTED, then
   ROLLBACK_IN_PROGRESS (a new deployment of the previous revision, the service's
@@ -81,10 +97,37 @@ ROLLING_STAGES = (("SCALE_UP", 0.0), ("PRODUCTION_TRAFFIC_SHIFT", 0.4), ("BAKE_T
 TRAFFIC_STAGES = (
     ("SCALE_UP", 0.0),
     ("TEST_TRAFFIC_SHIFT", 0.25),
+    ("POST_TEST_TRAFFIC_SHIFT", 0.35),  # the test traffic has moved: a PAUSE hook typically holds here
     ("PRODUCTION_TRAFFIC_SHIFT", 0.4),
     ("BAKE_TIME", 0.6),
     ("CLEAN_UP", 0.85),
 )
+# Where a PAUSE hook at each stage holds the rollout (the share of it done), by strategy; a hook at another stage
+# (RECONCILE_SERVICE, PRE_PRODUCTION_TRAFFIC_SHIFT, or POST_TEST_TRAFFIC_SHIFT of a ROLLING deployment) never holds.
+ROLLING_HOLDS = {"PRE_SCALE_UP": 0.0, "POST_SCALE_UP": 0.4, "POST_PRODUCTION_TRAFFIC_SHIFT": 0.6}
+TRAFFIC_HOLDS = {
+    "PRE_SCALE_UP": 0.0,
+    "POST_SCALE_UP": 0.25,
+    "POST_TEST_TRAFFIC_SHIFT": 0.35,
+    "POST_PRODUCTION_TRAFFIC_SHIFT": 0.6,
+}
+STAGE_ORDER = (
+    "PRE_SCALE_UP",
+    "SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+    "BAKE_TIME",
+    "CLEAN_UP",
+)
+# How long a minute of a hook's timeout lasts here (the tests shorten it); ECS's defaults when a hook says none.
+HOOK_MINUTE_SECONDS = float(os.environ.get("LOCAL_HOOK_MINUTE_SECONDS", "60"))
+DEFAULT_HOOK_MINUTES = 1440
+DEFAULT_HOOK_ACTION = "ROLLBACK"
+HOOK_ACTIONS = ("CONTINUE", "ROLLBACK")
+AWAITING_ACTION = "AWAITING_ACTION"
 PRODUCTION_SHIFT = (0.4, 0.6)  # the share of the rollout during which production traffic moves
 TEST_SHIFT_STARTS = 0.25
 FINISHED = frozenset({"SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"})
@@ -101,6 +144,8 @@ DEFAULT_CONFIGURATION: dict[str, Any] = {
 LIST_DEFAULT, LIST_MAX, DESCRIBE_MAX = 20, 100, 20
 ARN_ID_CHARACTERS = string.ascii_letters + string.digits + "-_"
 EVENT_DETAIL_TYPE = "ECS Deployment State Change"
+HOOK_DETAIL_TYPE = "ECS Hook State Change"
+HOOK_AWAITING_EVENT = "HOOK_AWAITING_ACTION"
 # What EventBridge delivers to a target without an input transformer: moto's own template leaves `account` out.
 DELIVERED_EVENT = (
     '{"version": "0", "id": "<id>", "detail-type": "<detail-type>", "source": "<source>", "account": "<account>", '
@@ -133,6 +178,36 @@ class ConflictException(ServiceException):
 
 
 @dataclass
+class PauseHook:
+    """One PAUSE hook a service deployment reached: where it holds the rollout, and what became of it."""
+
+    hook_id: str
+    stage: str
+    share: float  # the share of the rollout done when it began to hold
+    began_at: datetime
+    expires_at: datetime
+    timeout_action: str
+    status: str = AWAITING_ACTION  # then SUCCEEDED (told to go on), TIMED_OUT, or FAILED (the deployment ended)
+    ended_at: datetime | None = None
+
+    def held(self, moment: datetime) -> timedelta:
+        """How long it held the rollout by `moment`."""
+        if moment <= self.began_at:
+            return timedelta(0)
+        return min(self.ended_at or moment, moment) - self.began_at
+
+    def as_json(self) -> dict[str, Any]:
+        """DescribeServiceDeployments' `lifecycleHookDetails` entry for it."""
+        return {
+            "hookId": self.hook_id,
+            "targetType": "PAUSE",
+            "status": self.status,
+            "expiresAt": self.expires_at,
+            "timeoutAction": self.timeout_action,
+        }
+
+
+@dataclass
 class ServiceDeployment:
     """What the local ECS keeps of one service deployment; the rest of ECS's answer is derived from the clock."""
 
@@ -149,12 +224,14 @@ class ServiceDeployment:
     desired_count: int
     status: str = "IN_PROGRESS"
     status_reason: str | None = None
-    changed_at: datetime | None = None  # when the status last changed
+    changed_at: datetime | None = None  # when its status or a hook last changed
     finished_at: datetime | None = None
     stopped_at: datetime | None = None
     stop_requested_at: datetime | None = None
     rollback: dict[str, Any] | None = None
     rollback_deployment_id: str | None = None
+    rollback_cause: str = "Service deployment stop requested"  # how its rollback's reason begins
+    hooks: list[PauseHook] = field(default_factory=list)  # the PAUSE hooks it reached, in order
 
     @property
     def strategy(self) -> str:
@@ -165,6 +242,20 @@ class ServiceDeployment:
     def rolled_back(self) -> bool:
         """True once its rollback has started."""
         return self.rollback_deployment_id is not None
+
+    @property
+    def waiting_hook(self) -> PauseHook | None:
+        """The PAUSE hook it waits at, if any."""
+        return next((hook for hook in self.hooks if hook.status == AWAITING_ACTION), None)
+
+    def held(self, moment: datetime) -> timedelta:
+        """How long its PAUSE hooks held its rollout by `moment`."""
+        return sum((hook.held(moment) for hook in self.hooks), timedelta(0))
+
+    def progress(self, moment: datetime) -> float:
+        """The share of its rollout done at `moment` (0 to 1): the clock stops while a hook holds it."""
+        elapsed = (moment - self.created_at - self.held(moment)) / timedelta(seconds=ROLLOUT_SECONDS)
+        return round(min(max(elapsed, 0.0), 1.0), 6)  # rounded: a hold's share reads back as itself
 
 
 @dataclass
@@ -340,6 +431,7 @@ def record_service_deployment(backend: Any, service: Any, deployment: dict[str, 
         if replaced.status not in FINISHED:
             replaced.status, replaced.changed_at, replaced.stopped_at = "STOPPED", at, at
             replaced.status_reason = f"Service deployment stopped: the newer service deployment {arn} replaced it."
+            end_waiting_hook(replaced, at)
     target = record_revision(backend, ledger, service, deployment["taskDefinition"], at)
     source = ledger.running_revision.get(service.arn)
     completed = deployment.get("rolloutState") == "COMPLETED"
@@ -420,11 +512,17 @@ def production_weight(configuration: Mapping[str, Any], progress: float) -> floa
 
 def as_json(deployment: ServiceDeployment, now: datetime) -> dict[str, Any]:
     """DescribeServiceDeployments' answer for one service deployment, at `now`."""
-    # Where the rollout stands: it stops moving when the deployment is stopped, replaced or done.
+    # Where the rollout stands: it stops moving when the deployment is stopped, replaced or done, or a hook holds it.
     moment = deployment.stop_requested_at or deployment.stopped_at or deployment.finished_at or now
-    progress = min(max((moment - deployment.created_at) / timedelta(seconds=ROLLOUT_SECONDS), 0.0), 1.0)
+    progress = deployment.progress(moment)
     stage, stage_start = stage_at(deployment.strategy, progress)
-    stage_began = deployment.created_at + timedelta(seconds=ROLLOUT_SECONDS * stage_start)
+    held_before = sum((h.held(now) for h in deployment.hooks if h.share < stage_start), timedelta(0))
+    stage_began = deployment.created_at + timedelta(seconds=ROLLOUT_SECONDS * stage_start) + held_before
+    last_hook = deployment.hooks[-1] if deployment.hooks else None
+    if last_hook is not None and (
+        last_hook.status == AWAITING_ACTION or (deployment.status != "IN_PROGRESS" and last_hook.share == progress)
+    ):
+        stage = last_hook.stage  # held there (or stopped there): a hook's stage may take no time of its own
     ongoing = deployment.status not in FINISHED
     answer: dict[str, Any] = {
         "serviceDeploymentArn": deployment.arn,
@@ -440,13 +538,14 @@ def as_json(deployment: ServiceDeployment, now: datetime) -> dict[str, Any]:
         "status": deployment.status,
         "statusReason": deployment.status_reason,
         "lifecycleStage": stage,
+        "lifecycleHookDetails": [hook.as_json() for hook in deployment.hooks] or None,
         "deploymentConfiguration": deployment.configuration,
         "rollback": deployment.rollback,
         "deploymentCircuitBreaker": monitor(deployment.configuration.get("deploymentCircuitBreaker"), ongoing),
         "alarms": monitor(deployment.configuration.get("alarms"), ongoing),
     }
     desired = deployment.desired_count
-    scaled_up = stage != "SCALE_UP"
+    scaled_up = stage not in ("PRE_SCALE_UP", "SCALE_UP")
     cleaned_up = stage == "CLEAN_UP" and not deployment.rolled_back
     requested = 0 if deployment.rolled_back else desired
     running = desired if scaled_up and not deployment.rolled_back else 0
@@ -519,6 +618,7 @@ def roll_out(backend: Any, service: Any, now: datetime) -> None:
     ledger = ledger_of(backend)
     unfinished = [d for d in ledger.of_service(service) if d.status not in FINISHED]
     for deployment in unfinished:
+        pause_at_hooks(service, deployment, now)
         carry_out_stop(ledger, service, deployment, now)
     complete_primary(ledger, service, now)
     for deployment in unfinished:
@@ -544,7 +644,7 @@ def carry_out_stop(ledger: Ledger, service: Any, deployment: ServiceDeployment, 
         return
     source = ledger.revisions[deployment.sources[0]]
     rollback_id = next_deployment_id()
-    reason = f"Service deployment stop requested: rolling back to deploymentId {deployment.source_deployment_id}."
+    reason = f"{deployment.rollback_cause}: rolling back to deploymentId {deployment.source_deployment_id}."
     rollback = new_deployment(service, rollback_id, source["taskDefinition"], at, reason)
     if stopped is not None:
         stopped_reason = f"ECS deployment {stopped['id']} stopped: rolling back."
@@ -562,15 +662,17 @@ def carry_out_stop(ledger: Ledger, service: Any, deployment: ServiceDeployment, 
 def complete_primary(ledger: Ledger, service: Any, now: datetime) -> None:
     """Complete the PRIMARY deployment once it is ROLLOUT_SECONDS old, dropping the ones it replaced.
 
-    One whose stop was asked for never completes. The service's own task counts then
-    say its tasks run, as ECS's do.
+    One whose stop was asked for never completes, nor one a PAUSE hook holds; the time hooks held it is
+    added. The service's own task counts then say its tasks run, as ECS's do.
     """
     primary = next((d for d in service.deployments if d["status"] == "PRIMARY"), None)
     if primary is None or primary.get("rolloutState") != "IN_PROGRESS":
         return
-    if any(d.deployment_id == primary["id"] and d.stop_requested_at for d in ledger.of_service(service)):
+    tied = next((d for d in ledger.of_service(service) if d.deployment_id == primary["id"]), None)
+    if tied is not None and (tied.stop_requested_at or tied.waiting_hook):
         return
-    done_at = primary["createdAt"] + timedelta(seconds=ROLLOUT_SECONDS)
+    held = tied.held(now) if tied is not None else timedelta(0)  # the time its hooks held it
+    done_at = primary["createdAt"] + timedelta(seconds=ROLLOUT_SECONDS) + held
     if now < done_at:
         return
     reason = f"ECS deployment {primary['id']} completed."
@@ -606,9 +708,14 @@ def emit(service: Any, name: str, deployment_id: str, at: datetime, reason: str,
         "updatedAt": iso_millis(at),
         "reason": reason,
     }
+    put_event(service, EVENT_DETAIL_TYPE, detail, at, f"{name} of {deployment_id}")
+
+
+def put_event(service: Any, detail_type: str, detail: Mapping[str, Any], at: datetime, what: str) -> None:
+    """Put one of ECS's events about the service on its account's default bus."""
     entry = {
         "Source": "aws.ecs",
-        "DetailType": EVENT_DETAIL_TYPE,
+        "DetailType": detail_type,
         "Detail": json.dumps(detail),
         "Resources": [service.arn],
         "Time": at.replace(tzinfo=UTC).timestamp(),
@@ -616,7 +723,104 @@ def emit(service: Any, name: str, deployment_id: str, at: datetime, reason: str,
     try:
         events_backends[service._account_id][service.region_name].put_events([entry])
     except Exception as failure:  # a deployment goes on even when its event cannot be told
-        print(f"local ECS: {name} of {deployment_id} not sent: {failure!r}", file=sys.stderr, flush=True)
+        print(f"local ECS: {what} not sent: {failure!r}", file=sys.stderr, flush=True)
+
+
+# --- PAUSE lifecycle hooks -----------------------------------------------------------------------------------------
+
+
+def hold_points(deployment: ServiceDeployment) -> list[tuple[float, int, str, int, str]]:
+    """Where its PAUSE hooks hold the deployment, in the order it reaches them: (share of the rollout, stage's
+    place, stage, timeout in minutes, timeout action) for each stage of each hook that its strategy passes."""
+    holds = ROLLING_HOLDS if deployment.strategy == "ROLLING" else TRAFFIC_HOLDS
+    found = []
+    for hook in deployment.configuration.get("lifecycleHooks") or []:
+        if not isinstance(hook, Mapping) or hook.get("targetType") != "PAUSE":
+            continue
+        timeout = hook.get("timeoutConfiguration") or {}
+        minutes = int(timeout.get("timeoutInMinutes") or DEFAULT_HOOK_MINUTES)
+        action = str(timeout.get("action") or DEFAULT_HOOK_ACTION)
+        for stage in hook.get("lifecycleStages") or []:
+            if stage in holds:
+                found.append((holds[stage], STAGE_ORDER.index(stage), str(stage), minutes, action))
+    return sorted(found)
+
+
+def pause_at_hooks(service: Any, deployment: ServiceDeployment, now: datetime) -> None:
+    """Hold the rollout at the next PAUSE hook once it is reached by `now` (telling EventBridge), and take a hook's
+    timeout action once its expiry has passed.
+
+    Only a deployment that replaces a revision holds: a service's first has nothing to test or roll back to.
+    """
+    if not deployment.sources:
+        return
+    while deployment.status == "IN_PROGRESS":
+        waiting = deployment.waiting_hook
+        if waiting is not None:
+            if now < waiting.expires_at:
+                return
+            waiting.status, waiting.ended_at = "TIMED_OUT", waiting.expires_at
+            deployment.changed_at = waiting.expires_at
+            if waiting.timeout_action == "ROLLBACK":
+                cause = f"Lifecycle hook {waiting.hook_id} timed out"
+                request_stop(deployment, "ROLLBACK", waiting.expires_at, f"{cause} (ROLLBACK).", cause)
+            continue  # CONTINUE: the rollout goes on, maybe to the next hook
+        points = hold_points(deployment)
+        if len(deployment.hooks) >= len(points):
+            return
+        share, _, stage, minutes, action = points[len(deployment.hooks)]
+        # Every earlier hook has ended: the rollout reaches this one that much later.
+        began = deployment.created_at + timedelta(seconds=ROLLOUT_SECONDS * share) + deployment.held(now)
+        if now < began:
+            return
+        hook = PauseHook(
+            hook_id=f"ecs-pause-{secrets.token_urlsafe(32)}",
+            stage=stage,
+            share=share,
+            began_at=began,
+            expires_at=began + timedelta(seconds=minutes * HOOK_MINUTE_SECONDS),
+            timeout_action=action,
+        )
+        deployment.hooks.append(hook)
+        deployment.changed_at = began
+        emit_hook(service, deployment, hook)
+
+
+def emit_hook(service: Any, deployment: ServiceDeployment, hook: PauseHook) -> None:
+    """Put ECS's "ECS Hook State Change" event (HOOK_AWAITING_ACTION) of a hook that began to hold on the bus."""
+    detail = {
+        "eventType": "INFO",
+        "eventName": HOOK_AWAITING_EVENT,
+        "serviceDeploymentArn": deployment.arn,
+        "hookId": hook.hook_id,
+        "targetType": "PAUSE",
+        "lifecycleStage": hook.stage,
+        "expiresAt": iso_millis(hook.expires_at),
+        "timeoutAction": hook.timeout_action,
+        "updatedAt": iso_millis(hook.began_at),
+    }
+    put_event(service, HOOK_DETAIL_TYPE, detail, hook.began_at, f"{HOOK_AWAITING_EVENT} of {deployment.arn}")
+
+
+def end_waiting_hook(deployment: ServiceDeployment, at: datetime) -> None:
+    """A deployment that stops waiting otherwise (stopped, replaced) ends the hook it waited at FAILED."""
+    waiting = deployment.waiting_hook
+    if waiting is not None:
+        waiting.status, waiting.ended_at = "FAILED", at
+
+
+def request_stop(
+    deployment: ServiceDeployment,
+    stop_type: str,
+    at: datetime,
+    reason: str,
+    cause: str = "Service deployment stop requested",
+) -> None:
+    """Ask for the deployment's stop (ROLLBACK or ABORT) at `at`; it takes effect STOP_SECONDS later."""
+    deployment.stop_requested_at = deployment.changed_at = at
+    deployment.status = "STOP_REQUESTED" if stop_type == "ABORT" else "ROLLBACK_REQUESTED"
+    deployment.status_reason, deployment.rollback_cause = reason, cause
+    end_waiting_hook(deployment, at)
 
 
 def every_backend() -> Iterator[Any]:
@@ -757,11 +961,40 @@ def stop_service_deployment(self: Any) -> ActionResult:
             raise InvalidParameterException(
                 f"The service deployment {arn} has no previous service revision to roll back to."
             )
-        deployment.stop_requested_at = deployment.changed_at = now
-        if stop_type == "ABORT":
-            deployment.status, deployment.status_reason = "STOP_REQUESTED", "A stop (ABORT) was requested."
-        else:
-            deployment.status, deployment.status_reason = "ROLLBACK_REQUESTED", "A stop (ROLLBACK) was requested."
+        request_stop(deployment, stop_type, now, f"A stop ({stop_type}) was requested.")
+    return ActionResult({"serviceDeploymentArn": arn})
+
+
+def continue_service_deployment(self: Any) -> ActionResult:
+    """ContinueServiceDeployment: a deployment held at a PAUSE hook goes on (CONTINUE, the default) or rolls back
+    (ROLLBACK, as StopServiceDeployment's)."""
+    arn = str(self._get_param("serviceDeploymentArn") or "")
+    hook_id = str(self._get_param("hookId") or "")
+    action = self._get_param("action") or "CONTINUE"
+    if action not in HOOK_ACTIONS:
+        raise InvalidParameterException(f"action must be one of {', '.join(HOOK_ACTIONS)}.")
+    backend = self.ecs_backend
+    with _lock:
+        deployment = ledger_of(backend).deployments.get(arn)
+        if deployment is None:
+            raise ServiceDeploymentNotFoundException(f"The service deployment {arn} does not exist.")
+        now = utcnow()
+        service = backend.services.get(deployment.service_key)
+        if service is not None:
+            roll_out(backend, service, now)
+        if deployment.status != "IN_PROGRESS":
+            raise InvalidParameterException(
+                f"The service deployment {arn} is {deployment.status}: it waits at no lifecycle hook."
+            )
+        hook = next((h for h in deployment.hooks if h.hook_id == hook_id), None)
+        if hook is None or hook.status != AWAITING_ACTION:
+            said = f" ({hook.status})" if hook is not None else ""
+            raise InvalidParameterException(f"The lifecycle hook {hook_id} is not awaiting action{said}.")
+        hook.status, hook.ended_at = "SUCCEEDED", now
+        deployment.changed_at = now
+        if action == "ROLLBACK":
+            cause = f"Lifecycle hook {hook_id} was told ROLLBACK"
+            request_stop(deployment, "ROLLBACK", now, f"{cause}.", cause)
     return ActionResult({"serviceDeploymentArn": arn})
 
 
@@ -778,6 +1011,7 @@ def install() -> None:
     api.describe_service_deployments = describe_service_deployments  # type: ignore[attr-defined]
     api.describe_service_revisions = describe_service_revisions  # type: ignore[attr-defined]
     api.stop_service_deployment = stop_service_deployment  # type: ignore[attr-defined]
+    api.continue_service_deployment = continue_service_deployment  # type: ignore[attr-defined]
     EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = DELIVERED_EVENT
 
 

@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any, TypeVar
 
 import boto3
@@ -24,14 +24,18 @@ from scripts.local_aws import REGION, SECOND_ACCOUNT, LocalRun, account_session,
 
 ROLLOUT_SECONDS = 3.0
 POLL_SECONDS = 0.1
+# A minute of a PAUSE hook's timeout lasts this long in the module's run (LOCAL_HOOK_MINUTE_SECONDS).
+HOOK_MINUTE_SECONDS = 1.0
 T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
     log_path = tmp_path_factory.mktemp("local-ecs") / "servers.log"
-    with log_path.open("wb") as log, local_run(log=log.fileno(), rollout_seconds=ROLLOUT_SECONDS) as run:
-        yield run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOCAL_HOOK_MINUTE_SECONDS", str(HOOK_MINUTE_SECONDS))  # the servers' environment takes it
+        with log_path.open("wb") as log, local_run(log=log.fileno(), rollout_seconds=ROLLOUT_SECONDS) as run:
+            yield run
 
 
 def ecs_of(run: LocalRun, account: str | None = None) -> Any:
@@ -389,3 +393,275 @@ def test_list_service_deployments_filters_and_pages(running: LocalRun, rolled_ou
     successful = ecs.list_service_deployments(**place, status=["SUCCESSFUL"])["serviceDeployments"]
     assert successful
     assert {d["status"] for d in successful} == {"SUCCESSFUL"}
+
+
+# --- PAUSE lifecycle hooks -----------------------------------------------------------------------------------------
+
+HOOK_DETAIL_TYPE = "ECS Hook State Change"
+
+
+def hooked_service(
+    run: LocalRun, name: str, stage: str, minutes: int, action: str, strategy: str = "BLUE_GREEN"
+) -> dict[str, Any]:
+    """A new service of the workload's revision whose deployments a PAUSE hook holds at `stage`; as created."""
+    ecs = ecs_of(run)
+    workload = ecs.describe_services(cluster=run.cluster, services=[run.service])["services"][0]
+    hook = {
+        "targetType": "PAUSE",
+        "lifecycleStages": [stage],
+        "timeoutConfiguration": {"timeoutInMinutes": minutes, "action": action},
+    }
+    return dict(
+        ecs.create_service(
+            cluster=run.cluster,
+            serviceName=name,
+            taskDefinition=workload["taskDefinition"],
+            desiredCount=1,
+            deploymentConfiguration={"strategy": strategy, "lifecycleHooks": [hook]},
+        )["service"]
+    )
+
+
+@dataclass(frozen=True)
+class Held:
+    """A deployment of a hooked service, from its update until a PAUSE hook holds it."""
+
+    service: dict[str, Any]  # the service as created
+    arn: str  # the update's service deployment
+    deployment_id: str  # the update's ECS deployment
+    task_definition: str  # what the update deploys
+    described: dict[str, Any]  # DescribeServiceDeployments' answer once held
+
+
+def update_and_hold(run: LocalRun, service: dict[str, Any], tag: str) -> Held:
+    """Update the hooked service to a new revision (image `tag`) and wait until its hook holds the deployment."""
+    ecs = ecs_of(run)
+    revision = ecs.register_task_definition(
+        family=f"{service['serviceName']}-revisions",
+        containerDefinitions=[{"name": "web", "image": f"{run.image}:{tag}", "memory": 128}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    updated = ecs.update_service(cluster=run.cluster, service=service["serviceName"], taskDefinition=revision)
+    deployment_id = updated["service"]["deployments"][0]["id"]
+    [brief_of] = ecs.list_service_deployments(
+        cluster=run.cluster, service=service["serviceName"], status=["IN_PROGRESS"]
+    )["serviceDeployments"]
+    arn = brief_of["serviceDeploymentArn"]
+    described = wait_for(lambda: service_deployment(ecs, arn), lambda d: bool(d.get("lifecycleHookDetails")))
+    return Held(service, arn, deployment_id, revision, described)
+
+
+def probe_queue(run: LocalRun, name: str, detail_type: str) -> str:
+    """A queue that a rule on the default bus fills with ECS's events of `detail_type`; its URL."""
+    sqs = session().client("sqs", endpoint_url=run.aws_endpoint)
+    events = session().client("events", endpoint_url=run.aws_endpoint)
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventPattern=json.dumps({"source": ["aws.ecs"], "detail-type": [detail_type]}))
+    events.put_targets(Rule=name, Targets=[{"Id": "probe", "Arn": arn}])
+    return str(url)
+
+
+def received(run: LocalRun, url: str) -> list[dict[str, Any]]:
+    sqs = session().client("sqs", endpoint_url=run.aws_endpoint)
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    return [json.loads(message["Body"]) for message in messages]
+
+
+@dataclass(frozen=True)
+class HeldAndTold:
+    held: Held
+    later: dict[str, Any]  # DescribeServiceDeployments' answer past the deployment's rollout time, still held
+    ecs_deployment: dict[str, Any] | None  # the ECS deployment then
+    told: list[dict[str, Any]]  # the hook events a rule delivered for its service deployment
+
+
+@pytest.fixture(scope="module")
+def held(running: LocalRun) -> HeldAndTold:
+    ecs = ecs_of(running)
+    url = probe_queue(running, "probe-hook-events", HOOK_DETAIL_TYPE)
+    service = hooked_service(running, "paused-web", "POST_TEST_TRAFFIC_SHIFT", 60, "ROLLBACK")
+    deployment = update_and_hold(running, service, "1.27.1")
+    told: list[dict[str, Any]] = []
+
+    def receive() -> list[dict[str, Any]]:
+        told.extend(e for e in received(running, url) if e["detail"].get("serviceDeploymentArn") == deployment.arn)
+        return told
+
+    wait_for(receive, bool)
+    time.sleep(max(0.0, ROLLOUT_SECONDS + 0.5 - (time.time() - deployment.described["createdAt"].timestamp())))
+    later = service_deployment(ecs, deployment.arn)
+    return HeldAndTold(
+        deployment,
+        later,
+        ecs_deployment(ecs, running.cluster, service["serviceName"], deployment.deployment_id),
+        told,
+    )
+
+
+def test_a_pause_hook_holds_the_deployment_at_its_stage_past_its_rollout_time(held: HeldAndTold) -> None:
+    assert held.held.described["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
+    assert (held.later["status"], held.later["lifecycleStage"]) == ("IN_PROGRESS", "POST_TEST_TRAFFIC_SHIFT")
+    assert held.ecs_deployment is not None
+    assert held.ecs_deployment["rolloutState"] == "IN_PROGRESS"
+    target = held.later["targetServiceRevision"]
+    assert (target["requestedTestTrafficWeight"], target["requestedProductionTrafficWeight"]) == (100.0, 0.0)
+
+
+def test_a_held_deployment_lists_its_hook_awaiting_action(held: HeldAndTold) -> None:
+    [hook] = held.later["lifecycleHookDetails"]
+    assert re.fullmatch(r"ecs-pause-[A-Za-z0-9_-]{43}", hook["hookId"])
+    assert (hook["targetType"], hook["status"], hook["timeoutAction"]) == ("PAUSE", "AWAITING_ACTION", "ROLLBACK")
+    waited = hook["expiresAt"] - held.later["createdAt"]
+    # Held once 35% of the rollout was done; its 60 minutes last HOOK_MINUTE_SECONDS each here.
+    assert waited == timedelta(seconds=0.35 * ROLLOUT_SECONDS + 60 * HOOK_MINUTE_SECONDS)
+
+
+def test_the_hook_awaiting_action_is_told_to_the_bus_and_its_rules(running: LocalRun, held: HeldAndTold) -> None:
+    [event] = held.told
+    [hook] = held.later["lifecycleHookDetails"]
+    assert (event["detail-type"], event["source"], event["account"]) == (HOOK_DETAIL_TYPE, "aws.ecs", "123456789012")
+    assert event["resources"] == [held.held.service["serviceArn"]]
+    assert event["detail"] == {
+        "eventType": "INFO",
+        "eventName": "HOOK_AWAITING_ACTION",
+        "serviceDeploymentArn": held.held.arn,
+        "hookId": hook["hookId"],
+        "targetType": "PAUSE",
+        "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT",
+        "expiresAt": event["detail"]["expiresAt"],
+        "timeoutAction": "ROLLBACK",
+        "updatedAt": event["detail"]["updatedAt"],
+    }
+    assert event["detail"]["expiresAt"] == hook["expiresAt"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def test_a_service_s_first_deployment_passes_its_hooks(running: LocalRun, held: HeldAndTold) -> None:
+    ecs = ecs_of(running)
+    listed = ecs.list_service_deployments(cluster=running.cluster, service=held.held.service["serviceName"])
+    first = service_deployment(ecs, listed["serviceDeployments"][-1]["serviceDeploymentArn"])
+    assert first["serviceDeploymentArn"] != held.held.arn
+    assert "lifecycleHookDetails" not in first
+    assert first["deploymentConfiguration"]["lifecycleHooks"][0]["lifecycleStages"] == ["POST_TEST_TRAFFIC_SHIFT"]
+
+
+@dataclass(frozen=True)
+class Continued:
+    answer: dict[str, Any]
+    watched: list[tuple[str, str]]  # (status, lifecycleStage) from the continue on
+    last: dict[str, Any]
+    completed: dict[str, Any] | None  # the ECS deployment once finished
+
+
+@pytest.fixture(scope="module")
+def continued(running: LocalRun, held: HeldAndTold) -> Continued:
+    ecs = ecs_of(running)
+    [hook] = held.later["lifecycleHookDetails"]
+    answer = ecs.continue_service_deployment(serviceDeploymentArn=held.held.arn, hookId=hook["hookId"])
+    watched: list[tuple[str, str]] = []
+
+    def read() -> dict[str, Any]:
+        described = service_deployment(ecs, held.held.arn)
+        watched.append((described["status"], described["lifecycleStage"]))
+        return described
+
+    last = wait_for(read, lambda d: d["status"] != "IN_PROGRESS")
+    completed = ecs_deployment(ecs, running.cluster, held.held.service["serviceName"], held.held.deployment_id)
+    return Continued(dict(answer), watched, last, completed)
+
+
+def test_continue_resumes_the_rollout_where_it_stopped_and_it_completes(
+    held: HeldAndTold, continued: Continued
+) -> None:
+    assert continued.answer["serviceDeploymentArn"] == held.held.arn
+    assert continued.last["status"] == "SUCCESSFUL"
+    stages = [stage for status, stage in continued.watched if status == "IN_PROGRESS"]
+    assert stages[-1] in ("BAKE_TIME", "CLEAN_UP")
+    assert "TEST_TRAFFIC_SHIFT" not in stages  # on from where it was held, not from the start
+    assert continued.completed is not None
+    assert continued.completed["rolloutState"] == "COMPLETED"
+    took = continued.last["finishedAt"] - continued.last["createdAt"]
+    assert took > timedelta(seconds=ROLLOUT_SECONDS + 0.5)  # its rollout time, and the time it was held
+
+
+def test_a_continued_hook_is_succeeded(held: HeldAndTold, continued: Continued) -> None:
+    [hook] = continued.last["lifecycleHookDetails"]
+    assert (hook["hookId"], hook["status"]) == (held.later["lifecycleHookDetails"][0]["hookId"], "SUCCEEDED")
+
+
+def test_continue_is_refused_for_a_hook_or_deployment_that_waits_no_more(
+    running: LocalRun, held: HeldAndTold, continued: Continued
+) -> None:
+    ecs = ecs_of(running)
+    hook_id = held.later["lifecycleHookDetails"][0]["hookId"]
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="SUCCESSFUL"):
+        ecs.continue_service_deployment(serviceDeploymentArn=held.held.arn, hookId=hook_id)
+    unknown = held.held.arn.rsplit("/", 1)[0] + "/nothing"
+    with pytest.raises(ecs.exceptions.ServiceDeploymentNotFoundException):
+        ecs.continue_service_deployment(serviceDeploymentArn=unknown, hookId=hook_id, action="ROLLBACK")
+
+
+def test_continue_is_refused_for_a_hook_that_is_not_waiting(running: LocalRun) -> None:
+    ecs = ecs_of(running)
+    service = hooked_service(running, "refusing-web", "POST_TEST_TRAFFIC_SHIFT", 60, "ROLLBACK", "CANARY")
+    deployment = update_and_hold(running, service, "1.28.0")
+    [hook] = deployment.described["lifecycleHookDetails"]
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="not awaiting action"):
+        ecs.continue_service_deployment(serviceDeploymentArn=deployment.arn, hookId="ecs-pause-not-this-one")
+    with pytest.raises(ecs.exceptions.InvalidParameterException, match="action"):
+        ecs.continue_service_deployment(serviceDeploymentArn=deployment.arn, hookId=hook["hookId"], action="PAUSE")
+    assert service_deployment(ecs, deployment.arn)["lifecycleHookDetails"][0]["status"] == "AWAITING_ACTION"
+
+
+def test_rollback_at_a_hook_returns_the_service_to_its_previous_revision(running: LocalRun) -> None:
+    ecs = ecs_of(running)
+    service = hooked_service(running, "rolled-back-web", "POST_SCALE_UP", 60, "CONTINUE", "ROLLING")
+    deployment = update_and_hold(running, service, "1.28.1")
+    assert deployment.described["lifecycleStage"] == "POST_SCALE_UP"
+    [hook] = deployment.described["lifecycleHookDetails"]
+
+    ecs.continue_service_deployment(serviceDeploymentArn=deployment.arn, hookId=hook["hookId"], action="ROLLBACK")
+
+    done = wait_for(lambda: service_deployment(ecs, deployment.arn), lambda d: d["status"] == "ROLLBACK_SUCCESSFUL")
+    assert done["status"] == "ROLLBACK_SUCCESSFUL"
+    assert done["lifecycleHookDetails"][0]["status"] == "SUCCEEDED"
+    assert done["rollback"]["serviceRevisionArn"] == done["sourceServiceRevisions"][0]["arn"]
+    after = ecs.describe_services(cluster=running.cluster, services=[service["serviceName"]])["services"][0]
+    assert after["taskDefinition"] == service["taskDefinition"] != deployment.task_definition
+    assert after["deployments"][0]["rolloutState"] == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    ("action", "ends"), [("CONTINUE", "SUCCESSFUL"), ("ROLLBACK", "ROLLBACK_SUCCESSFUL")], ids=str.lower
+)
+def test_a_hook_that_times_out_takes_its_timeout_action(running: LocalRun, action: str, ends: str) -> None:
+    ecs = ecs_of(running)
+    service = hooked_service(running, f"timing-out-{action.lower()}", "POST_PRODUCTION_TRAFFIC_SHIFT", 1, action)
+    deployment = update_and_hold(running, service, "1.29.0")
+    assert deployment.described["lifecycleStage"] == "POST_PRODUCTION_TRAFFIC_SHIFT"
+    [hook] = deployment.described["lifecycleHookDetails"]
+    assert hook["status"] == "AWAITING_ACTION"
+
+    done = wait_for(lambda: service_deployment(ecs, deployment.arn), lambda d: d["status"] == ends)
+
+    assert done["status"] == ends
+    [timed_out] = done["lifecycleHookDetails"]
+    assert (timed_out["hookId"], timed_out["status"]) == (hook["hookId"], "TIMED_OUT")
+    assert (done.get("finishedAt") or done["updatedAt"]) >= hook["expiresAt"]
+
+
+def test_a_held_deployment_that_is_stopped_ends_its_hook_failed(running: LocalRun) -> None:
+    ecs = ecs_of(running)
+    service = hooked_service(running, "stopped-web", "PRE_SCALE_UP", 60, "ROLLBACK", "LINEAR")
+    deployment = update_and_hold(running, service, "1.29.1")
+    assert deployment.described["lifecycleStage"] == "PRE_SCALE_UP"
+    assert deployment.described["targetServiceRevision"]["runningTaskCount"] == 0
+
+    ecs.stop_service_deployment(serviceDeploymentArn=deployment.arn, stopType="ABORT")
+
+    stopped = wait_for(lambda: service_deployment(ecs, deployment.arn), lambda d: d["status"] == "STOPPED")
+    assert stopped["status"] == "STOPPED"
+    assert stopped["lifecycleHookDetails"][0]["status"] == "FAILED"
+    with pytest.raises(ecs.exceptions.InvalidParameterException):
+        ecs.continue_service_deployment(
+            serviceDeploymentArn=deployment.arn, hookId=stopped["lifecycleHookDetails"][0]["hookId"]
+        )
