@@ -5,7 +5,9 @@
 2. creates the workload, the state table and the push work queue in it from infra/test-workload.yaml,
    infra/state-table.yaml and infra/push-queue.yaml through CloudFormation (the same templates as in AWS),
    and the workload's images in its ECR (the versions of LOCAL_TAGS), which the service verifies before it
-   deploys one: a tag that was never pushed is refused with 422; and, in each account, an EventBridge rule with
+   deploys one: a tag that was never pushed is refused with 422; a third service of the workload, web-paused,
+   through ECS's API (blue/green, a PAUSE lifecycle hook at POST_TEST_TRAFFIC_SHIFT: ECS holds each of its
+   deployments there, and the service makes the pause an approval); and, in each account, an EventBridge rule with
    the deployment_events function's own pattern (DEPLOYMENT_EVENTS) sending to a queue (DEPLOYMENT_EVENTS_QUEUE),
    where `chalice deploy` would make the rule invoke the function,
 3. starts `chalice local` on the `local` stage, pointed at that server, and the consumer of the queues
@@ -13,7 +15,7 @@
    AWS), which hands every deployment event to the app's deployment_events: a deployment's record in the history
    goes from IN_PROGRESS to COMPLETED (LOCAL_ROLLOUT_SECONDS, 5 s) as in AWS,
 4. prints the dashboard's URL with the key to type, and commands that update the workload and show its history,
-   and stops every process on Ctrl-C.
+   ask for and give approvals (of a change, and of a pause), and stops every process on Ctrl-C.
 
 A second account (222222222222, in TARGET_ACCOUNTS of the local stage) holds a workload of the same
 names and its own images: the service reaches it by assuming its role (moto accepts any), as it would
@@ -72,6 +74,14 @@ TARGET_ROLE = f"arn:aws:iam::{SECOND_ACCOUNT}:role/ecs-image-updater-target"
 # to the deployment_events function (in AWS the rule invokes the function itself).
 DEPLOYMENT_EVENTS_QUEUE = "ecs-image-updater-local-deployment-events"
 DEPLOYMENT_EVENTS_RULE = "ecs-image-updater-deployment-events"
+# The workload's third service, made here through ECS's API (the template is deployed to AWS too, where a blue/green
+# service needs load balancers): ECS holds each of its deployments at a PAUSE hook, which the service makes an approval.
+PAUSED_SERVICE = "web-paused"
+PAUSE_HOOK = {
+    "targetType": "PAUSE",
+    "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+    "timeoutConfiguration": {"timeoutInMinutes": 60, "action": "ROLLBACK"},
+}
 LOCAL_TAGS = ("1.27.0", "1.27.1", "1.27.9", "1.28.0", "1.28.1", "1.29.0", "1.29.1", "1.29.2", "2.0.0")
 RUNNING_TAG = "1.27.0"
 
@@ -91,6 +101,7 @@ class LocalRun:
     second_cluster_arn: str = ""  # the second account's workload cluster, by ARN
     second_image: str = SECOND_IMAGE  # its repository, in that account's ECR, with the tags of LOCAL_TAGS
     reviewed_service: str = "web-reviewed"  # the workload's second service: every change waits for one approval
+    paused_service: str = PAUSED_SERVICE  # its third: ECS pauses each deployment at a PAUSE hook, until approved
 
     def all_running(self) -> bool:
         """True while both servers are up."""
@@ -253,7 +264,22 @@ def create_workload(aws_endpoint: str) -> dict[str, str]:
     tag_service_as_the_template_does(
         aws_endpoint, outputs["ClusterName"], outputs["ReviewedServiceName"], resource="ReviewedService"
     )
+    create_paused_service(aws_endpoint, outputs["ClusterName"], outputs["ServiceName"])
     return outputs
+
+
+def create_paused_service(aws_endpoint: str, cluster: str, like: str) -> None:
+    """The workload's service that ECS pauses (PAUSED_SERVICE): blue/green, with a PAUSE hook at
+    POST_TEST_TRAFFIC_SHIFT that rolls back after 60 minutes, running what the service `like` runs."""
+    ecs = account_session(aws_endpoint).client("ecs", endpoint_url=aws_endpoint)
+    running = ecs.describe_services(cluster=cluster, services=[like])["services"][0]
+    ecs.create_service(
+        cluster=cluster,
+        serviceName=PAUSED_SERVICE,
+        taskDefinition=running["taskDefinition"],
+        desiredCount=1,
+        deploymentConfiguration={"strategy": "BLUE_GREEN", "lifecycleHooks": [PAUSE_HOOK]},
+    )
 
 
 def create_second_account(aws_endpoint: str) -> str:
@@ -497,6 +523,46 @@ def approve_curl_command(run: LocalRun, approver: str = "alice") -> str:
     )
 
 
+def paused_update_curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
+    """A ready-to-paste curl that updates the paused service: answered 200, and ECS holds the deployment at its
+    PAUSE hook a moment later."""
+    body = json.dumps({"cluster": run.cluster, "service": run.paused_service, "image": run.image, "tag": tag})
+    return (
+        f"curl -sS --fail-with-body -X POST {run.api_url}/update \\\n"
+        f"  {sign_in(run)} \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d '{body}'; echo"
+    )
+
+
+def pause_wait_command(run: LocalRun, seconds: int = 30) -> str:
+    """A ready-to-paste loop that lists the paused service's approvals into pause.json until its pause is there (ECS
+    tells EventBridge, the consumer hands the event to deployment_events), for at most `seconds`."""
+    url = f"{run.api_url}/approvals?service={run.paused_service}"
+    return (
+        f"for _ in $(seq {seconds}); do\n"
+        f"  curl -sS --fail-with-body '{url}' \\\n"
+        f"    {sign_in(run)} > pause.json\n"
+        """  grep -q '"kind": "pause"' pause.json && break; sleep 1\n"""
+        "done; cat pause.json; echo"
+    )
+
+
+def pause_approve_curl_command(run: LocalRun, approver: str = "alice") -> str:
+    """A ready-to-paste curl that approves the newest pause in pause.json as someone else than the deployment's
+    requester: the service tells ECS CONTINUE, and the deployment completes."""
+    approval_id = (
+        """$(python3 -c 'import json; print([a["id"] for a in json.load(open("pause.json"))["approvals"] """
+        """if a["kind"] == "pause"][-1])')"""
+    )
+    return (
+        f'curl -sS --fail-with-body -X POST "{run.api_url}/approvals/{approval_id}" \\\n'
+        f"  {sign_in(run)} -H 'x-local-principal: {approver}' \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        """  -d '{"decision": "approve", "comment": "the test traffic looks fine"}'; echo"""
+    )
+
+
 def second_account_curl_command(run: LocalRun, tag: str = "1.27.1") -> str:
     """A ready-to-paste curl that updates the second account's workload, its cluster named by ARN."""
     return curl_command(run, tag, run.second_cluster_arn, run.second_image)
@@ -570,6 +636,14 @@ def instructions(run: LocalRun) -> str:
             "change): the approval deploys it",
             approve_curl_command(run),
             "",
+            f"# '{run.paused_service}' deploys at once, but ECS pauses each deployment once the test traffic has "
+            "moved (a PAUSE hook at POST_TEST_TRAFFIC_SHIFT; rolled back after 60 minutes): deploy it,",
+            paused_update_curl_command(run),
+            "# wait for its pause to become an approval (a few seconds),",
+            pause_wait_command(run),
+            "# and approve it as someone else: ECS is told CONTINUE and the deployment completes",
+            pause_approve_curl_command(run),
+            "",
             f"# The same workload in another account ({SECOND_ACCOUNT}): named by its cluster's ARN, reached by "
             "assuming its role:",
             second_account_curl_command(run),
@@ -590,7 +664,7 @@ def instructions(run: LocalRun) -> str:
             f"{client} apply web.yaml --wait",
             f"{client} apply web-before.yaml --wait   # and back",
             f"{client} history {run.second_cluster_arn} {run.service}   # the other account's",
-            f"{client} approvals   # what waits for a vote",
+            f"{client} approvals   # what waits for a vote, the pauses too",
             "",
             f"# Inspect it with the AWS CLI, if you have one: AWS_ENDPOINT_URL={run.aws_endpoint} "
             f"aws ecs describe-services --region {REGION} --cluster {run.cluster} --services {run.service}",

@@ -10,8 +10,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 from unittest import mock
 
 import boto3
@@ -33,6 +33,8 @@ from scripts.local_aws import (
     local_run,
     push_curl_command,
 )
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +247,58 @@ def test_the_reviewed_service_waits_for_an_approval_by_someone_else_and_then_dep
     assert revision["containerDefinitions"][0]["image"] == f"{running.image}:1.28.1"
 
 
+def wait_for(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 30.0) -> T:
+    """Read until `done` says so (or the time is up); the last reading."""
+    deadline = time.monotonic() + timeout
+    reading = read()
+    while not done(reading) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        reading = read()
+    return reading
+
+
+def test_a_paused_deployment_waits_for_an_approval_by_someone_else_and_then_completes(running: LocalRun) -> None:
+    """ECS (the local one) holds web-paused's deployment at its PAUSE hook; the hook's event reaches
+    deployment_events through EventBridge, the queue and the consumer, and opens the approval that continues it."""
+    headers = {"Content-Type": "application/json", "x-api-key": running.api_key}
+    body = {"cluster": running.cluster, "service": running.paused_service, "image": f"{running.image}:1.27.9"}
+    status, answer = post(f"{running.api_url}/update", body, headers)
+    assert (status, answer.get("changed")) == (200, True), answer
+    deployment = answer["deployment"]["id"]
+
+    def pauses() -> list[dict[str, Any]]:
+        url = f"{running.api_url}/approvals?service={running.paused_service}"
+        status, listed = get(url, {"x-api-key": running.api_key})
+        assert status == 200, listed
+        return [a for a in listed["approvals"] if a["kind"] == "pause"]
+
+    [pause] = wait_for(pauses, bool)
+    assert (pause["status"], pause["requestedBy"], pause["required"]) == ("PENDING", "local", 1)
+    assert (pause["hook"]["lifecycleStage"], pause["hook"]["timeoutAction"]) == ("POST_TEST_TRAFFIC_SHIFT", "ROLLBACK")
+    history_url = f"{running.api_url}/services/{running.cluster}/{running.paused_service}/history"
+
+    def newest() -> dict[str, Any]:
+        status, history = get(history_url, {"x-api-key": running.api_key})
+        assert status == 200, history
+        return dict(history["records"][0])
+
+    time.sleep(3)  # past the deployment's rollout time (2 s): ECS still holds it
+    assert (newest()["deploymentId"], newest()["outcome"]) == (deployment, "IN_PROGRESS")
+    vote = {"decision": "approve", "comment": "the test traffic looks fine"}
+    status, refused = post(f"{running.api_url}/approvals/{pause['id']}", vote, headers)
+    assert status == 403, refused  # who asked for the deployment does not approve its pause
+    status, approved = post(
+        f"{running.api_url}/approvals/{pause['id']}", vote, {**headers, "x-local-principal": "alice"}
+    )
+    assert status == 200, approved
+    assert approved["approval"]["status"] == "CONTINUED"
+    assert approved["serviceDeployment"]["action"] == "CONTINUE"
+
+    record = wait_for(newest, lambda r: r.get("outcome") == "COMPLETED")
+    assert (record["deploymentId"], record["outcome"]) == (deployment, "COMPLETED")
+    assert pauses() == []
+
+
 def test_printed_curl_names_the_real_url_key_and_workload(running: LocalRun) -> None:
     command = curl_command(running)
     for part in (f"{running.api_url}/update", f"x-api-key: {running.api_key}", running.cluster, running.service):
@@ -351,6 +405,9 @@ def test_what_make_dev_prints_runs_as_pasted_into_a_new_terminal(running: LocalR
     # The reviewed service's change waited (202) and the printed approval, by someone else, deployed it.
     assert json.loads((tmp_path / "approval.json").read_text())["Code"] == "ApprovalRequired"
     assert "DEPLOYED" in ran.stdout
+    # web-paused's deployment paused, and the printed approval of its pause continued it.
+    assert any(a["kind"] == "pause" for a in json.loads((tmp_path / "pause.json").read_text())["approvals"])
+    assert "CONTINUED" in ran.stdout
     assert "ecs-image-updater" in printed
     assert "pip install" not in printed
 
