@@ -617,7 +617,8 @@
           h("dt", { text: "Asked by" }), h("dd", { text: approval.requestedBy || "–" }),
           h("dt", { text: "Asked" }), h("dd", {}, when(approval.requestedAt)),
           h("dt", { text: "Time left" }), h("dd", {}, approval.deadline
-            ? h("time", { datetime: approval.deadline, title: approval.deadline, text: relative(approval.deadline).replace(/^in /, "") })
+            ? h("time", { datetime: approval.deadline, title: approval.deadline,
+              text: Date.parse(approval.deadline) > Date.now() ? relative(approval.deadline).replace(/^in /, "") : "none: expired" })
             : "–"),
           approval.reason ? h("dt", { text: "Reason" }) : null, approval.reason ? h("dd", { text: approval.reason }) : null),
         h("h3", { text: "What changes" }), h("ul", { class: "plain changes" }, changes),
