@@ -61,7 +61,9 @@ API_GATEWAY_TIMEOUT_SECONDS = 29.0
 # (1 s base for throttling, less otherwise), plus up to 5 s when AWS sends
 # x-amz-retry-after.
 _RETRY_AFTER_EXTRA_SECONDS = 5.0
-NOT_RETRIED_WHEN_MAYBE_APPLIED = frozenset({"RegisterTaskDefinition"})
+# A call AWS may have carried out is not sent again: a second revision, or a second answer to a pause hook (which
+# ECS would refuse: the first one's outcome is read from ECS's record instead, chalicelib.deploy.pauses).
+NOT_RETRIED_WHEN_MAYBE_APPLIED = frozenset({"RegisterTaskDefinition", "ContinueServiceDeployment"})
 
 # Tests replace the clock and the sleep to walk through budgets and waits without waiting.
 clock: Callable[[], float] = time.monotonic

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,7 +50,7 @@ from chalicelib.deploy import pauses
 from chalicelib.deploy.update import update_services
 from chalicelib.deploy.verify import Verifier
 from chalicelib.follow import notify
-from chalicelib.state import approvals, pushes, records
+from chalicelib.state import approvals, freezes, pushes, records
 from chalicelib.state.approvals import Approval, Transition
 from chalicelib.state.lock import Locks
 from chalicelib.state.table import StateTable
@@ -149,9 +149,12 @@ def vote(table: StateTable, approval_id: str, guard: Guard, cast: Vote, deployer
         try:
             deciding = cast.decision == approvals.REJECT or len(approval.approvals) + 1 >= approval.required
             if approval.kind == approvals.PAUSE and deciding:
+                # Where ECS is, and whether a freeze stops the deployment going on, before the decision is taken.
+                client = deployer.reach(approval.cluster, *[s.service for s in approval.services]).client("ecs")
+                if cast.decision == approvals.APPROVE:
+                    _check_not_frozen(approval, deployer)
                 to = approvals.APPROVING if cast.decision == approvals.APPROVE else approvals.REJECTING
                 acting = approvals.apply(table, approval, Transition(to, vote=(principal, ballot)), now)
-                client = deployer.reach(approval.cluster, *[s.service for s in approval.services]).client("ecs")
                 return pauses.decide(table, acting, client, principal, cast.comment)
             if cast.decision == approvals.REJECT:
                 reason = f"rejected by {principal}" + (f": {cast.comment}" if cast.comment else "")
@@ -174,6 +177,18 @@ def vote(table: StateTable, approval_id: str, guard: Guard, cast: Vote, deployer
             continue  # another vote or transition came first: read it again
         return _deploy(table, approving, deployer, principal)
     raise ServiceBusyError(f"approval {approval_id} kept changing while the vote was cast; try again")
+
+
+def _check_not_frozen(approval: Approval, deployer: Deployer) -> None:
+    """Refuse (423) continuing a paused deployment while a freeze or window holds its service, unless the
+    approver's rule says `bypassFreeze`: going on moves production traffic. Rolling back is never refused."""
+    check = deployer.locks.freeze_check
+    keys = [s.key for s in approval.services if not check.bypass(s.key)]
+    stops = freezes.in_force_for(deployer.locks.table, check, keys) if keys else {}
+    if stops:
+        refused = freezes.refusal(stops)
+        refused.message += f"; pause {approval.id} stays pending: approve it after the freeze, or reject it"
+        raise refused
 
 
 def _check_vote(guard: Guard, approval: Approval, cast: Vote) -> None:
@@ -296,15 +311,17 @@ class Swept:
     expired: list[str]
     failed: list[str]
     sent: list[str]
+    reopened: list[str] = field(default_factory=list)  # pauses whose decision never finished
 
     def as_dict(self) -> dict[str, Any]:
         """JSON shape of the function's log line."""
-        return {"expired": self.expired, "failed": self.failed, "sent": self.sent}
+        return {"expired": self.expired, "failed": self.failed, "sent": self.sent, "reopened": self.reopened}
 
 
 def sweep(table: StateTable, sns: Any | None, topic_arn: str | None) -> Swept:
-    """Expire the approvals past their deadline, end the ones whose deployment never reported (FAILED), and send
-    every notification owed (without a topic, they are dropped as sent)."""
+    """Expire the approvals past their deadline, end the ones whose deployment never reported (FAILED), reopen
+    the pauses whose decision never finished, and send every notification owed (without a topic, they are
+    dropped as sent)."""
     now = approvals.now_utc()
     swept = Swept([], [], [])
     for approval in approvals.listed(table, open_only=False):
@@ -314,15 +331,17 @@ def sweep(table: StateTable, sns: Any | None, topic_arn: str | None) -> Swept:
         elif approval.status in approvals.ACTING and _approving_since(approval) < now - timedelta(
             seconds=approvals.APPROVING_SECONDS
         ):
-            reason = (
-                "the approved deployment never reported how it ended; see the services' history"
-                if approval.kind != approvals.PAUSE
-                else "whether ECS was told to go on is not known; see the service's deployments"
-            )
-            ended = _end(table, approval, approvals.FAILED, reason, records.ERROR, notify.APPROVAL_FAILED)
-            if ended is not None:
-                approval = ended
-                swept.failed.append(approval.id)
+            if approval.kind == approvals.PAUSE:
+                reopened = pauses.reopen_undecided(table, approval)
+                if reopened is not None:
+                    approval = reopened
+                    swept.reopened.append(approval.id)
+            else:
+                reason = "the approved deployment never reported how it ended; see the services' history"
+                ended = _end(table, approval, approvals.FAILED, reason, records.ERROR, notify.APPROVAL_FAILED)
+                if ended is not None:
+                    approval = ended
+                    swept.failed.append(approval.id)
         swept.sent.extend(f"{approval.id}:{event}" for event in send_owed(table, sns, topic_arn, approval))
     return swept
 

@@ -44,7 +44,13 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib.aws import accounts, ecs
-from chalicelib.core.errors import ApprovalTagError, AwsCallError, HookNotWaitingError, UpdateError
+from chalicelib.core.errors import (
+    ApprovalNotFoundError,
+    ApprovalTagError,
+    AwsCallError,
+    HookNotWaitingError,
+    UpdateError,
+)
 from chalicelib.core.locations import cluster_arn_of, name_of, service_key
 from chalicelib.core.results import as_datetime, iso8601
 from chalicelib.follow import notify, service_deployments
@@ -61,6 +67,11 @@ AWAITING_EVENT = "HOOK_AWAITING_ACTION"
 ECS_PRINCIPAL = "ecs.amazonaws.com"
 # The service's newest records looked at for the paused deployment's own.
 RECORDS_LOOKED_AT = 5
+IN_PROGRESS = "IN_PROGRESS"
+# The hook's status once ContinueServiceDeployment has taken the decision.
+SUCCEEDED = "SUCCEEDED"
+# Ending an approval is read again and retried this many times while other writers come first.
+FINISH_ATTEMPTS = 5
 # A hook whose expiry ECS does not say is decided within this.
 DEFAULT_DEADLINE = timedelta(hours=approvals.DEFAULT_DEADLINE_HOURS)
 
@@ -152,6 +163,7 @@ def open_pauses(table: StateTable, client: Any, event: HookEvent) -> Opened:
     hooks = [
         (deployment, hook)
         for deployment in waiting
+        if deployment.status == IN_PROGRESS  # a late event of a deployment that has ended opens nothing
         for hook in deployment.pauses
         if event.hook_id is None or hook["hookId"] == event.hook_id
     ]
@@ -176,17 +188,31 @@ def open_pauses(table: StateTable, client: Any, event: HookEvent) -> Opened:
 
 def decide(table: StateTable, approval: Approval, client: Any, voter: str, comment: str | None) -> dict[str, Any]:
     """Carry out the deciding vote of a pause (APPROVING: CONTINUE, REJECTING: ROLLBACK) and end the approval;
-    returns {"approval", "serviceDeployment"}. Raises HookNotWaitingError (409) when ECS no longer waits (the
-    approval ends STALE), and what telling ECS raised otherwise (the approval is pending again)."""
+    returns {"approval", "serviceDeployment"}.
+
+    Raises HookNotWaitingError (409) when ECS no longer waits (the approval ends STALE), and what telling ECS
+    raised otherwise, the approval pending again without the deciding vote. ContinueServiceDeployment is never
+    sent twice (chalicelib.aws.budget); when its answer is lost, ECS's record says whether it was taken.
+    """
     hook = approval.hook or {}
+    arn, hook_id = str(hook.get("serviceDeploymentArn")), str(hook.get("hookId"))
     approving = approval.status == approvals.APPROVING
     action = service_deployments.CONTINUE if approving else service_deployments.ROLLBACK
+    told = {"arn": arn, "hookId": hook_id, "action": action}
     try:
-        service_deployments.continue_at(client, str(hook.get("serviceDeploymentArn")), str(hook.get("hookId")), action)
+        service_deployments.continue_at(client, arn, hook_id, action)
     except HookNotWaitingError as gone:
-        _end(table, approval, Transition(approvals.STALE, gone.message, records.STALE, notify.APPROVAL_STALE))
+        _finish(table, approval, Transition(approvals.STALE, gone.message, records.STALE, notify.APPROVAL_STALE))
         raise
     except UpdateError as failure:
+        status = hook_status(client, arn, hook_id) if getattr(failure, "outcome_unknown", False) else None
+        if status == SUCCEEDED:  # the answer was lost, the decision taken
+            ended = _finish(table, approval, _decided(approval, voter, comment, approving, " (ECS's answer was lost)"))
+            return {"approval": ended.as_dict(), "serviceDeployment": told}
+        if status is not None and status != service_deployments.AWAITING_ACTION:
+            reason = f"ECS no longer waits at hook {hook_id} (it is {status}); {failure.message}"
+            _finish(table, approval, Transition(approvals.STALE, reason, records.STALE, notify.APPROVAL_STALE))
+            raise HookNotWaitingError(reason) from failure
         try:
             approvals.reopen(table, approval, voter, f"decided by {voter}, but ECS was not told: {failure.message}",
                              approvals.now_utc())  # fmt: skip
@@ -195,26 +221,51 @@ def decide(table: StateTable, approval: Approval, client: Any, voter: str, comme
         else:
             failure.message += f"; approval {approval.id} is pending again: decide again"
         raise
-    if approving:
-        by = ", ".join(approval.approvals)
-        transition = Transition(approvals.CONTINUED, f"continued by {by}", records.APPROVED, notify.APPROVAL_APPROVED)
-    else:
-        reason = f"rejected by {voter}" + (f": {comment}" if comment else "") + "; ECS rolls the deployment back"
-        transition = Transition(approvals.REJECTED, reason, records.REJECTED, notify.APPROVAL_REJECTED)
-    ended = _end(table, approval, transition) or approval
-    told = {"arn": hook.get("serviceDeploymentArn"), "hookId": hook.get("hookId"), "action": action}
+    ended = _finish(table, approval, _decided(approval, voter, comment, approving))
     return {"approval": ended.as_dict(), "serviceDeployment": told}
+
+
+def hook_status(client: Any, arn: str, hook_id: str) -> str | None:
+    """The hook's status in ECS's record (AWAITING_ACTION, SUCCEEDED, TIMED_OUT, …); None when ECS cannot say."""
+    found = (service_deployments.describe(client, [arn]) or {}).get(arn)
+    if found is None:
+        return None
+    for hook in found.raw.get("lifecycleHookDetails") or []:
+        if isinstance(hook, Mapping) and hook.get("hookId") == hook_id:
+            return str(hook.get("status") or "") or None
+    return None
+
+
+def reopen_undecided(table: StateTable, approval: Approval) -> Approval | None:
+    """A pause whose decision never finished (its function ended while telling ECS): pending again, without the
+    deciding vote. A vote cast again tells ECS, which refuses it (STALE) if the first was taken after all."""
+    decider = max(approval.votes.items(), key=lambda item: str(item[1].get("at")), default=(None, {}))[0]
+    if decider is None:
+        return None
+    reason = "whether ECS was told of the decision is not known (it did not finish): decide again"
+    try:
+        return approvals.reopen(table, approval, decider, reason, approvals.now_utc())
+    except approvals.Conflict:
+        return None
+
+
+def _decided(approval: Approval, voter: str, comment: str | None, approving: bool, note: str = "") -> Transition:
+    if approving:
+        reason = f"continued by {', '.join(approval.approvals)}{note}"
+        return Transition(approvals.CONTINUED, reason, records.APPROVED, notify.APPROVAL_APPROVED)
+    reason = f"rejected by {voter}" + (f": {comment}" if comment else "") + f"; ECS rolls the deployment back{note}"
+    return Transition(approvals.REJECTED, reason, records.REJECTED, notify.APPROVAL_REJECTED)
 
 
 def end_waiting(table: StateTable, approval_id: str, reason: str) -> Approval | None:
     """End a pause still PENDING whose deployment ended meanwhile (STALE, `reason`); None when it had moved on."""
     try:
         approval = approvals.get(table, approval_id)
-    except UpdateError:
+    except ApprovalNotFoundError:
         return None
     if approval.status != approvals.PENDING:
         return None
-    return _end(table, approval, Transition(approvals.STALE, reason, records.STALE, notify.APPROVAL_STALE))
+    return _finish(table, approval, Transition(approvals.STALE, reason, records.STALE, notify.APPROVAL_STALE))
 
 
 def _waiting(client: Any, event: HookEvent) -> list[ServiceDeployment]:
@@ -310,7 +361,8 @@ def _record_of(table: StateTable, client: Any, key: str, deployment: ServiceDepl
 
 def _create(table: StateTable, approval: Approval) -> bool:
     """Write the approval and its record's `pause` in one transaction; False when the approval is there already
-    (the event delivered again)."""
+    (the event delivered again: `attribute_not_exists` makes the write idempotent, its contents differing by
+    the moment it was made)."""
     put = {"Put": {"TableName": table.name, "Item": approval.item(), "ConditionExpression": "attribute_not_exists(pk)"}}
     entries = [put, *_pause_entries(table, approval)]
     try:
@@ -318,7 +370,6 @@ def _create(table: StateTable, approval: Approval) -> bool:
             "TransactWriteItems",
             {"TransactionCanceledException": lambda _: approvals.Conflict()},
             TransactItems=entries,
-            ClientRequestToken=f"pause-{approval.id}",
         )
     except approvals.Conflict:
         try:
@@ -367,12 +418,20 @@ def _pause_entries(table: StateTable, approval: Approval) -> list[dict[str, Any]
     return entries
 
 
-def _end(table: StateTable, approval: Approval, transition: Transition) -> Approval | None:
-    try:
-        return approvals.apply(table, approval, transition, approvals.now_utc())
-    except approvals.Conflict:
-        logger.warning("approval %s moved on before it could be marked %s", approval.id, transition.to)
-        return None
+def _finish(table: StateTable, approval: Approval, transition: Transition) -> Approval:
+    """End the approval as decided: read again and retried while another writer came first and it is still open
+    (PENDING for a deployment that ended, APPROVING or REJECTING for a decision); as it is once it has moved on."""
+    current = approval
+    for _ in range(FINISH_ATTEMPTS):
+        try:
+            return approvals.apply(table, current, transition, approvals.now_utc())
+        except approvals.Conflict:
+            current = approvals.get(table, approval.id)
+            if current.status != approval.status:
+                logger.warning("approval %s moved on to %s before it was marked %s", approval.id, current.status,
+                               transition.to)  # fmt: skip
+                return current
+    raise AwsCallError("TransactWriteItems", f"approval {approval.id} kept changing; it was not marked {transition.to}")
 
 
 def _service_of(deployment_arn: str | None) -> str | None:

@@ -84,6 +84,8 @@ ROLLBACK_SEARCH_PAGES = 4
 ROLLBACK_SEARCH_PAGE_SIZE = 25
 # The service's newest records looked at on each event, for deployments settled without an event of their own.
 OPEN_RECORDS_LOOKED_AT = 5
+# Outcomes after which a deployment no longer waits at a pause hook.
+FINAL_ENDINGS = frozenset({records.COMPLETED, records.FAILED, records.ROLLED_BACK, records.STOPPED, records.SUPERSEDED})
 # What each outcome of a service deployment owes, and the outcomes a record may move to it from.
 _DECIDED: dict[str, tuple[str, tuple[str, ...]]] = {
     records.COMPLETED: (notify.COMPLETED, (records.IN_PROGRESS,)),
@@ -190,11 +192,25 @@ def follow(
         followed.ignored = f"event {event.name} is not one this service follows"
         return followed
     settled = _settle_open(table, event, notifying, followed, ecs, touched) if ecs is not None else []
+    for item in [touched, *settled]:
+        _pause_ended(item, followed)
     if sns is not None and topic_arn is not None:
         for item in [touched, *settled]:
             if item is not None:
                 _publish_owed(table, sns, topic_arn, item, followed)
     return followed
+
+
+def _pause_ended(item: Mapping[str, Any] | None, followed: Followed) -> None:
+    """A record whose deployment has ended while its pause still waits: the pause is to end (from the record as
+    it is, so an event delivered again after a failure ends it too)."""
+    record = item or {}
+    pause, outcome = record.get("pause") or {}, record.get("outcome")
+    waiting = pause.get("status") == service_deployments.AWAITING_ACTION and pause.get("approvalId")
+    if outcome in FINAL_ENDINGS and waiting:
+        reason = record.get("outcomeReason")
+        ended = f"the deployment ended {outcome} while it waited" + (f": {reason}" if reason else "")
+        followed.pauses_ended.append((str(pause.get("approvalId")), ended))
 
 
 def _own_record(
@@ -264,10 +280,6 @@ def _apply(
     updated = _conditional_update(table, item, updates, condition, values, {})
     if updated is not None:
         followed.applied.append(f"{item['key']}: {item['outcome']} -> {change.to}")
-        pause = updated.get("pause") or {}
-        if pause.get("status") == service_deployments.AWAITING_ACTION and pause.get("approvalId"):
-            ended = f"the deployment ended {change.to} while it waited" + (f": {reason}" if reason else "")
-            followed.pauses_ended.append((str(pause["approvalId"]), ended))
     return updated
 
 

@@ -31,6 +31,7 @@ both count as the N-th. A transition that owes a notification adds its event to
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,8 @@ from chalicelib.core.errors import ApprovalNotFoundError, ApprovalTagError, Upda
 from chalicelib.core.results import iso8601
 from chalicelib.state import pushes
 from chalicelib.state.table import TTL_ATTRIBUTE, StateTable, from_item, service_partition, to_item
+
+logger = logging.getLogger(__name__)
 
 DEPLOY = "deploy"  # approving deploys the change
 PAUSE = "pause"  # an ECS deployment waiting at a PAUSE lifecycle hook: approving continues it, rejecting rolls back
@@ -333,6 +336,13 @@ class Transition:
     deployments: list[dict[str, Any]] | None = None
 
 
+class _OtherPause(UpdateError):
+    """The record no longer shows this pause."""
+
+    def __init__(self) -> None:
+        super().__init__("the record shows another pause")
+
+
 class Conflict(UpdateError):
     """The approval was not as it was read (another transition came first): read it again."""
 
@@ -348,9 +358,13 @@ def apply(
     also: Sequence[dict[str, Any]] = (),
 ) -> Approval:
     """Move `approval` (as read) to `transition.to` in one transaction with its records (and `also`: a push's
-    items); Conflict when it was not as read any more. Returns the approval as it is now."""
+    items); Conflict when it was not as read any more. Returns the approval as it is now.
+
+    A pause's record is the paused deployment's own, which ECS's events write meanwhile and a later pause of
+    the same deployment takes over: it is marked after the transition, only while it still shows this pause
+    (mark_pause)."""
     entries = [transition_entry(table, approval, transition, now, conditional=True), *also]
-    if transition.record_outcome is not None:
+    if transition.record_outcome is not None and approval.kind != PAUSE:
         entries += record_entries(table, approval, transition.record_outcome, transition.reason, now)
     table.call(
         "TransactWriteItems",
@@ -360,7 +374,34 @@ def apply(
         },
         TransactItems=entries,
     )
+    if transition.record_outcome is not None and approval.kind == PAUSE:
+        mark_pause(table, approval, transition.record_outcome, transition.reason, now)
     return moved(approval, transition, now)
+
+
+def mark_pause(table: StateTable, approval: Approval, status: str, reason: str | None, now: datetime) -> None:
+    """Set the paused deployment's record's `pause` status while it is this approval's pause (a later pause of
+    the deployment has its own); a record that cannot be marked now is logged, the approval being the truth."""
+    for change in approval.services:
+        if not change.record_sk:
+            continue
+        try:
+            table.call(
+                "UpdateItem",
+                {"ConditionalCheckFailedException": lambda _: _OtherPause()},
+                TableName=table.name,
+                Key=to_item({"pk": service_partition(change.key), "sk": change.record_sk}),
+                UpdateExpression="SET pause.#status = :status, pause.decidedAt = :at, pause.reason = :reason",
+                ConditionExpression="pause.approvalId = :id",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=to_item(
+                    {":status": status, ":at": iso8601(now), ":reason": reason or status, ":id": approval.id}
+                ),
+            )
+        except _OtherPause:
+            continue  # the record shows a later pause of the deployment now
+        except UpdateError as failure:
+            logger.warning("the record of pause %s was not marked %s: %s", approval.id, status, failure.message)
 
 
 def cast(table: StateTable, approval: Approval, who: str, vote: dict[str, Any]) -> Approval:
@@ -457,25 +498,7 @@ def transition_entry(
 def record_entries(
     table: StateTable, approval: Approval, outcome: str, reason: str | None, now: datetime
 ) -> list[dict[str, Any]]:
-    """Updates moving each service's PENDING_APPROVAL record to `outcome`; for a pause, the record is the paused
-    deployment's own (its outcome is ECS's to say): `outcome` becomes its pause's status instead."""
-    if approval.kind == PAUSE:
-        return [
-            {
-                "Update": {
-                    "TableName": table.name,
-                    "Key": to_item({"pk": service_partition(s.key), "sk": s.record_sk}),
-                    "UpdateExpression": "SET pause.#status = :outcome, pause.decidedAt = :at, pause.reason = :reason",
-                    "ConditionExpression": "attribute_exists(pause)",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": to_item(
-                        {":outcome": outcome, ":at": iso8601(now), ":reason": reason or outcome}
-                    ),
-                }
-            }
-            for s in approval.services
-            if s.record_sk
-        ]
+    """Updates moving each service's PENDING_APPROVAL record to `outcome` (a pause's record: mark_pause)."""
     return [
         {
             "Update": {

@@ -10,6 +10,7 @@ Everything else (DynamoDB, SNS, the service's ECS description and tags) is moto.
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,13 +21,17 @@ from botocore.awsrequest import AWSResponse
 from chalicelib.access.allowlists import AccessPolicy
 from chalicelib.access.guard import Guard
 from chalicelib.access.identity import Principal
+from chalicelib.aws import clients
+from chalicelib.core.errors import AwsCallError
 from chalicelib.deploy import approvals as votes
 from chalicelib.deploy import pauses
 from chalicelib.entrypoints import wiring
 from chalicelib.state import approvals
+from chalicelib.state.approvals import Transition
 from tests.conftest import API_KEY, ECR, EcsDeployments, Gateway, Subscriber, Workload, records_of
 from tests.deploy.test_approvals import require, table
 from tests.ecs_answers import ServiceDeploymentAnswers, deployment_arn, hook_event, pause_hook, service_deployment
+from tests.faults import client_error
 from tests.follow.test_outcomes import deployment_event
 
 UPDATE = {"cluster": "test-cluster", "service": "web", "image": f"{ECR}/web:1.1", "container": "app"}
@@ -330,3 +335,131 @@ def test_a_deployment_that_ends_while_its_pause_waits_ends_the_pause_stale(
     assert ended["reason"].startswith("the deployment ended STOPPED while it waited")
     assert "APPROVAL_STALE" in [m["message"]["event"] for m in subscriber.received()]
     assert paused.continued() == []
+
+
+def conflict_once_on(dynamodb: Any, operation: str, when: Any) -> list[int]:
+    """Cancel the first `operation` call for which `when(params)` holds, as DynamoDB cancels a transaction
+    another writer got to first (nothing written); returns the count of cancellations."""
+    cancelled: list[int] = []
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        if not cancelled and when(params):
+            cancelled.append(1)
+            raise client_error(operation, "TransactionCanceledException", "Transaction cancelled [ConditionalCheck]")
+
+    dynamodb.meta.events.register(f"provide-client-params.dynamodb.{operation}", hook)
+    return cancelled
+
+
+def test_a_final_write_that_loses_to_another_writer_is_retried_once_ecs_took_the_decision(
+    paused: Paused, api: Any
+) -> None:
+    paused.event()
+    approval = open_pause(api)
+    cancelled = conflict_once_on(
+        clients.dynamodb_client(), "TransactWriteItems", lambda params: "CONTINUED" in json.dumps(params, default=str)
+    )
+    answer = api("POST", f"/approvals/{approval['id']}", body={"decision": "approve"}, key_id="alice")
+    assert cancelled == [1]
+    assert answer.json["approval"]["status"] == "CONTINUED"
+    assert api("GET", f"/approvals/{approval['id']}", key_id="alice").json["status"] == "CONTINUED"
+    assert own_record()["pause"]["status"] == "APPROVED"
+    assert len(paused.continued()) == 1
+
+
+def test_an_answer_lost_after_ecs_took_the_decision_is_read_from_ecss_record_and_never_sent_twice(
+    paused: Paused, api: Any, ecs: Any
+) -> None:
+    paused.event()
+    approval = open_pause(api)
+    served = paused.answers._continue
+
+    def taken_but_lost(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        served(params)  # ECS takes it ...
+        error = {"Code": "ServiceUnavailableException", "Message": "Service unavailable"}
+        return 503, {"Error": error}  # ... and the answer is a 5xx
+
+    paused.answers._continue = taken_but_lost  # type: ignore[method-assign]
+    answer = api("POST", f"/approvals/{approval['id']}", body={"decision": "reject"}, key_id="alice")
+    assert answer.status == 200, answer.json
+    assert answer.json["approval"]["status"] == "REJECTED"
+    assert answer.json["approval"]["reason"].endswith("(ECS's answer was lost)")
+    assert len(paused.continued()) == 1  # not sent again by botocore's retries
+    assert paused.deployment["status"] == "ROLLBACK_REQUESTED"
+
+
+def test_a_deciding_vote_that_cannot_reach_ecs_records_no_decision(
+    paused: Paused, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paused.event()
+    approval = open_pause(api)
+
+    def unreachable(*_: Any, **__: Any) -> Any:
+        raise AwsCallError("AssumeRole", "AssumeRole failed: AccessDenied: not allowed")
+
+    monkeypatch.setattr(wiring, "reach", unreachable)
+    answer = api("POST", f"/approvals/{approval['id']}", body={"decision": "approve"}, key_id="alice")
+    assert answer.status == 502
+    again = api("GET", f"/approvals/{approval['id']}", key_id="alice").json
+    assert (again["status"], again["votes"]) == ("PENDING", [])
+    assert paused.continued() == []
+
+
+def test_the_sweep_reopens_a_pause_whose_decision_never_finished(
+    paused: Paused, api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paused.event()
+    [approval] = approvals.listed(table())
+    ballot = {"decision": "approve", "comment": None, "at": "2026-12-06T10:00:00.000Z", "by": "alice"}
+    approvals.apply(table(), approval, Transition(approvals.APPROVING, vote=("alice", ballot)), approvals.now_utc())
+    swept = votes.sweep(table(), None, None)  # the function died before telling ECS, minutes ago
+    assert swept.reopened == [approval.id]
+    assert swept.failed == []
+    again = api("GET", f"/approvals/{approval.id}", key_id="alice").json
+    assert (again["status"], again["approvals"]) == ("PENDING", 0)
+    assert "decide again" in again["reason"]
+    decided = api("POST", f"/approvals/{approval.id}", body={"decision": "approve"}, key_id="alice")
+    assert decided.json["approval"]["status"] == "CONTINUED"
+
+
+def test_continuing_waits_for_a_freeze_but_rolling_back_does_not(paused: Paused, api: Any) -> None:
+    paused.event()
+    approval = open_pause(api)
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    frozen = api("POST", "/freezes", body={"scope": {}, "until": until, "reason": "launch"}, key_id="ops")
+    assert frozen.status == 201, frozen.json
+    refused = api("POST", f"/approvals/{approval['id']}", body={"decision": "approve"}, key_id="alice")
+    assert refused.status == 423
+    assert f"pause {approval['id']} stays pending" in refused.json["Message"]
+    assert api("GET", f"/approvals/{approval['id']}", key_id="alice").json["status"] == "PENDING"
+    assert paused.continued() == []
+    rejected = api("POST", f"/approvals/{approval['id']}", body={"decision": "reject"}, key_id="alice")
+    assert rejected.json["approval"]["status"] == "REJECTED"
+    assert [c["action"] for c in paused.continued()] == ["ROLLBACK"]
+
+
+def test_a_pause_ends_when_the_event_is_delivered_again_after_a_failure(
+    paused: Paused, api: Any, ecs_deployments: EcsDeployments, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paused.event()
+    approval = open_pause(api)
+    paused.deployment.update(status="STOPPED", stoppedAt=paused.at + timedelta(minutes=4))
+    event = deployment_event("SERVICE_DEPLOYMENT_FAILED", ecs_deployments.made[-1]["id"], "stopped")
+    real = pauses.end_waiting
+
+    def throttled(*_: Any) -> Any:
+        raise AwsCallError("GetItem", "GetItem was throttled by AWS")
+
+    monkeypatch.setattr(pauses, "end_waiting", throttled)
+    with pytest.raises(Exception, match="throttled"):
+        paused.app_client.lambda_.invoke("deployment_events", event)
+    assert own_record()["outcome"] == "STOPPED"  # the record moved; its pause did not end
+    monkeypatch.setattr(pauses, "end_waiting", real)
+    paused.app_client.lambda_.invoke("deployment_events", event)  # Lambda's retry
+    assert api("GET", f"/approvals/{approval['id']}", key_id="alice").json["status"] == "STALE"
+
+
+def test_a_late_event_of_a_deployment_that_has_ended_opens_nothing(paused: Paused, api: Any) -> None:
+    paused.deployment["status"] = "ROLLBACK_SUCCESSFUL"
+    paused.event()
+    assert api("GET", "/approvals", key_id="alice").json["approvals"] == []
