@@ -24,8 +24,9 @@ moves to `APPROVING` or `REJECTING` while ECS is told, then ends `CONTINUED` or
 Every transition is one TransactWriteItems: the approval's update, conditional
 on the status (and the vote count) it was read with, together with its
 records' outcome (chalicelib.state.records: PENDING_APPROVAL then APPROVED,
-REJECTED, EXPIRED, SUPERSEDED, STALE), so two voters at the same instant cannot
-both count as the N-th. A transition that owes a notification adds its event to
+REJECTED, EXPIRED, SUPERSEDED, STALE; a pause's record is the paused
+deployment's own, marked right after: mark_pause), so two voters at the same
+instant cannot both count as the N-th. A transition that owes a notification adds its event to
 `owed`; the `approvals_sweep` function sends what is owed.
 """
 
