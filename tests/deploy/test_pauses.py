@@ -15,7 +15,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 from botocore.awsrequest import AWSResponse
 
 from chalicelib.access.allowlists import AccessPolicy
@@ -28,7 +30,7 @@ from chalicelib.deploy import pauses
 from chalicelib.entrypoints import wiring
 from chalicelib.state import approvals
 from chalicelib.state.approvals import Transition
-from tests.conftest import API_KEY, ECR, EcsDeployments, Gateway, Subscriber, Workload, records_of
+from tests.conftest import API_KEY, ECR, PROJECT_DIR, EcsDeployments, Gateway, Subscriber, Workload, records_of
 from tests.deploy.test_approvals import require, table
 from tests.ecs_answers import ServiceDeploymentAnswers, deployment_arn, hook_event, pause_hook, service_deployment
 from tests.faults import client_error
@@ -463,3 +465,47 @@ def test_a_late_event_of_a_deployment_that_has_ended_opens_nothing(paused: Pause
     paused.deployment["status"] = "ROLLBACK_SUCCESSFUL"
     paused.event()
     assert api("GET", "/approvals", key_id="alice").json["approvals"] == []
+
+
+def described(schema_name: str) -> Any:
+    """A validator of openapi.yaml's component `schema_name` (OpenAPI 3.0's `nullable` as JSON Schema's null)."""
+    document = yaml.safe_load((PROJECT_DIR / "openapi.yaml").read_text())
+
+    def plain(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return plain(document["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]])
+            converted = {key: plain(value) for key, value in node.items() if key != "nullable"}
+            if node.get("nullable"):
+                return {"anyOf": [converted, {"type": "null"}]}
+            return converted
+        if isinstance(node, list):
+            return [plain(item) for item in node]
+        return node
+
+    return jsonschema.Draft7Validator(plain(document["components"]["schemas"][schema_name]))
+
+
+def test_what_the_routes_answer_about_a_pause_is_what_openapi_yaml_describes(paused: Paused, api: Any) -> None:
+    paused.event()
+    approval = open_pause(api)
+    described("Approval").validate(api("GET", f"/approvals/{approval['id']}", key_id="alice").json)
+    [record] = [r for r in api("GET", "/services/test-cluster/web/history", key_id="alice").json["records"]]
+    described("DeploymentRecord").validate(record)
+    assert record["pause"]["status"] == "AWAITING_ACTION"
+    voted = api("POST", f"/approvals/{approval['id']}", body={"decision": "approve"}, key_id="alice").json
+    described("Approval").validate(voted["approval"])
+    assert voted["approval"]["status"] == "CONTINUED"
+
+
+def test_a_deploy_approval_and_its_records_are_what_openapi_yaml_describes_too(
+    api: Any, setup_ecs: Any, workload: Workload
+) -> None:
+    require(setup_ecs, workload, 1)
+    asked = api("POST", "/update", body=UPDATE, key_id="ci")
+    assert asked.status == 202
+    described("Approval").validate(asked.json["approval"])
+    voted = api("POST", f"/approvals/{asked.json['approval']['id']}", body={"decision": "approve"}, key_id="alice")
+    described("Approval").validate(voted.json["approval"])
+    for record in api("GET", "/services/test-cluster/web/history", key_id="alice").json["records"]:
+        described("DeploymentRecord").validate(record)
