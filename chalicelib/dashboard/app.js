@@ -10,7 +10,7 @@
   const HISTORY_LIMIT = 20;
   const OUTCOMES = ["IN_PROGRESS", "COMPLETED", "FAILED", "ROLLED_BACK", "STOPPED", "SUPERSEDED", "PENDING_APPROVAL",
     "APPROVED", "REJECTED", "EXPIRED", "STALE", "NO_CHANGE", "ERROR", "FROZEN"];
-  const BUSY = new Set(["IN_PROGRESS", "APPROVING"]);
+  const BUSY = new Set(["IN_PROGRESS", "APPROVING", "REJECTING"]);
 
   const $ = (id) => document.getElementById(id);
   const authMode = (document.querySelector('meta[name="auth-mode"]') || {}).content || "key";
@@ -609,8 +609,15 @@
         h("ul", { class: "plain" }, (change.containers || []).map((container) => h("li", {},
           h("code", { text: `${container.name}: ${shortImage(container.previousImage || "?")} → ${shortImage(container.image)}` }))))));
       const votes = (approval.votes || []).map((v) => h("li", { text: `${v.principal}: ${v.decision}${v.comment ? ` (“${v.comment}”)` : ""}` }));
-      return h("article", { class: "card approval", "data-approval": approval.id },
-        h("h2", { text: `${approval.cluster}: ${(approval.services || []).map((s) => s.service).join(", ")}` }),
+      // A pause: an ECS deployment under way waits at a lifecycle hook; approving continues it, rejecting rolls it back.
+      const hook = approval.kind === "pause" ? approval.hook || {} : null;
+      const paused = hook ? h("p", { class: "pause-note",
+        text: `ECS paused a deployment already under way at ${hook.lifecycleStage || "a lifecycle hook"}: approving continues it, ` +
+          `rejecting rolls it back; undecided, ECS will ${hook.timeoutAction === "CONTINUE" ? "continue" : "roll back"} at its timeout.` }) : null;
+      if (hook && !changes.length) changes.push(h("li", { class: "muted", text: "a deployment this service did not make" }));
+      return h("article", { class: `card approval${hook ? " pause" : ""}`, "data-approval": approval.id, "data-kind": approval.kind || "deploy" },
+        h("h2", { text: `${approval.cluster}: ${(approval.services || []).map((s) => s.service).join(", ")}${hook ? " (paused)" : ""}` }),
+        paused,
         h("dl", { class: "facts" },
           h("dt", { text: "Votes" }), h("dd", { class: "votes", text: `${approval.approvals} of ${approval.required}` }),
           h("dt", { text: "Status" }), h("dd", {}, outcomeBadge(approval.status)),
@@ -621,13 +628,13 @@
               text: Date.parse(approval.deadline) > Date.now() ? relative(approval.deadline).replace(/^in /, "") : "none: expired" })
             : "–"),
           approval.reason ? h("dt", { text: "Reason" }) : null, approval.reason ? h("dd", { text: approval.reason }) : null),
-        h("h3", { text: "What changes" }), h("ul", { class: "plain changes" }, changes),
+        h("h3", { text: hook ? "The deployment" : "What changes" }), h("ul", { class: "plain changes" }, changes),
         votes.length ? h("h3", { text: "Votes so far" }) : null, votes.length ? h("ul", { class: "plain" }, votes) : null,
         approval.status === "PENDING" ? h("form", { class: "vote", onsubmit: (event) => event.preventDefault() },
           h("label", { for: commentId, text: "Comment (optional)" }), comment,
           h("div", { class: "actions" },
-            h("button", { type: "button", class: "primary approve", onclick: () => vote(approval, "approve", comment.value.trim()) }, "Approve"),
-            h("button", { type: "button", class: "danger reject", onclick: () => vote(approval, "reject", comment.value.trim()) }, "Reject"))) : null);
+            h("button", { type: "button", class: "primary approve", onclick: () => vote(approval, "approve", comment.value.trim()) }, hook ? "Approve: continue" : "Approve"),
+            h("button", { type: "button", class: "danger reject", onclick: () => vote(approval, "reject", comment.value.trim()) }, hook ? "Reject: roll back" : "Reject"))) : null);
     }
 
     return {

@@ -227,6 +227,28 @@ def test_a_pending_approval_is_approved_from_the_page(running: LocalRun, driver:
     assert ended["votes"][0]["comment"] == "release notes read"
 
 
+def test_a_deployment_ecs_paused_is_continued_from_the_page(running: LocalRun, driver: Any) -> None:
+    status, answer = update(running, "1.27.1", running.paused_service, principal="bob")
+    assert status == 200, answer
+    driver.find_element(By.CSS_SELECTOR, 'nav a[href="#/approvals"]').click()
+    # ECS's hook event reaches the service through the local EventBridge and queue; the page polls for it.
+    card = wait_for(
+        driver,
+        lambda d: d.find_element(By.CSS_SELECTOR, '[data-kind="pause"]'),
+        timeout=40,
+        what="the pause",
+    )
+    approval = card.get_attribute("data-approval")
+    assert f"{running.paused_service} (paused)" in card.text
+    assert "ECS paused a deployment already under way at POST_TEST_TRAFFIC_SHIFT" in card.text
+    assert "ECS will roll back at its timeout" in card.text
+    screenshot(driver, "approvals-pause")
+    card.find_element(By.CSS_SELECTOR, "button.approve").click()
+    wait_for(driver, lambda d: f"Approval {approval}: CONTINUED" in text_of(d, "#notice"), what="continued")
+    status, ended = call(running, "GET", f"approvals/{approval}")
+    assert (status, ended["status"], ended["kind"]) == (200, "CONTINUED", "pause")
+
+
 def test_a_rollback_from_the_history_confirms_with_the_diff_first(running: LocalRun, driver: Any) -> None:
     status, answer = update(running, "1.27.9")
     assert status == 200, answer
