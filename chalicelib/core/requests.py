@@ -95,3 +95,4 @@ class RollbackRequest:
     cluster: str
     service: str
     task_definition: str | None = None
+    dry_run: bool = False  # every check and the diff of the two revisions; nothing locked, nothing written

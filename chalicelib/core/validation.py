@@ -40,7 +40,7 @@ MIN_SERVICES = 2
 MAX_SERVICES = 20
 # The query parameters that go with an imagedefinitions.json body.
 IMAGE_DEFINITIONS_QUERY = ("cluster", "service", "services", "dryRun")
-ROLLBACK_FIELDS = ("cluster", "service", "taskDefinition")
+ROLLBACK_FIELDS = ("cluster", "service", "taskDefinition", "dryRun")
 PUSH_FIELDS = ("repository", "tag", "digest")
 # ECS allows at most 10 containers in a task definition.
 MAX_CONTAINERS = 10
@@ -251,7 +251,10 @@ def parse_rollback_request(body: Mapping[str, Any]) -> RollbackRequest:
     target = _optional_string(body, "taskDefinition", MAX_ARN_LENGTH)
     if target is not None and not (_REVISION.fullmatch(target) or _TASK_DEFINITION_ARN.fullmatch(target)):
         raise InvalidRequestError("'taskDefinition' must be a revision as 'family:revision' or a task definition ARN")
-    return RollbackRequest(cluster, service, target)
+    dry_run = body.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidRequestError("'dryRun' must be true or false")
+    return RollbackRequest(cluster, service, target, dry_run)
 
 
 def query_parameters(params: Any, allowed: tuple[str, ...]) -> dict[str, str]:

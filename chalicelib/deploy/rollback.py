@@ -46,6 +46,9 @@ def roll_back(
     records the rollback; `allow_image` raises for an image the rollback would
     change a container to that the allowlists refuse.
     """
+    if request.dry_run:  # what it would do, every check made; nothing locked, recorded or written
+        with budget.within(budget.MAIN_SECONDS):
+            return _roll_back_under_lock(client, request, allow_image, verifier)
     key = service_key(request.cluster, request.service, accounts.where_of(request.cluster, request.service))
     with (
         budget.within(budget.MAIN_SECONDS),
@@ -90,7 +93,7 @@ def _roll_back_under_lock(
     if request.task_definition and approvals.requirement_of(service).required:
         _check_going_back(service, target, previous)
     if target["taskDefinitionArn"] == running["taskDefinitionArn"]:
-        return ChangeResult.of(False, service, running, None, [], None)
+        return ChangeResult.of(False, service, running, None, [], None, dry_run=request.dry_run)
     if target["family"] != running["family"]:
         raise InvalidRequestError(
             f"'taskDefinition' {taskdef.revision_label(target)} is not of the service's family '{running['family']}'"
@@ -113,6 +116,15 @@ def _roll_back_under_lock(
         ContainerChange(name, running_images.get(name, ""), image, verified.digests.get(name))
         for name, image in changed.items()
     ]
+    if request.dry_run:
+        result = ChangeResult.of(True, service, target, running, changes, None, dry_run=True)
+        return replace(
+            result,
+            # What differs between the two revisions, as registered (not ECS's own fields, not the audit tags).
+            diff=taskdef.diff(taskdef.registration_input(running, []), taskdef.registration_input(target, [])),
+            warnings=verified.warnings,
+            verification=[check.as_dict() for check in verified.checks],
+        )
     updated = ecs.update_service(client, service["clusterArn"], service["serviceArn"], target["taskDefinitionArn"])
     result = ChangeResult.of(
         True, updated, target, running, changes, deployment_running(updated, target["taskDefinitionArn"])

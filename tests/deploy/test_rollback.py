@@ -130,6 +130,28 @@ def test_rollback_route_answers_like_update(http: Any, ecs: Any, workload: Workl
     ]
 
 
+def test_a_dry_run_of_a_rollback_shows_the_two_revisions_diff_and_writes_nothing(
+    http: Any, ecs: Any, setup_ecs: Any, workload: Workload, calls: list[str]
+) -> None:
+    new_arn = updated(ecs, workload)
+    calls.clear()
+    response = post(http, "/rollback", {"cluster": "test-cluster", "service": "web", "dryRun": True})
+    assert response.status_code == 200, response.json_body
+    body = response.json_body
+    assert (body["dryRun"], body["changed"], body["deployment"]) == (True, True, None)
+    assert body["taskDefinition"]["arn"] == workload.running_arn
+    assert body["previousTaskDefinition"]["arn"] == new_arn
+    # Only what the revisions differ in, as registered: not ECS's own fields (revision, ARN), not the audit tags.
+    assert body["diff"] == [
+        {"path": "containerDefinitions[app].image", "from": f"{ECR}/web:1.1", "to": f"{ECR}/web:1.0"}
+    ]
+    assert "UpdateService" not in calls
+    assert running_task_definition(setup_ecs, workload)["taskDefinitionArn"] == new_arn
+    refused = post(http, "/rollback", {"cluster": "test-cluster", "service": "web", "dryRun": "yes"})
+    assert refused.status_code == 400
+    assert "'dryRun' must be true or false" in refused.json_body["Message"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
