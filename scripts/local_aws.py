@@ -543,7 +543,7 @@ def pause_wait_command(run: LocalRun, seconds: int = 30) -> str:
         f"for _ in $(seq {seconds}); do\n"
         f"  curl -sS --fail-with-body '{url}' \\\n"
         f"    {sign_in(run)} > pause.json\n"
-        """  grep -q '"kind": "pause"' pause.json && break; sleep 1\n"""
+        """  grep -Eq '"kind": ?"pause"' pause.json && break; sleep 1\n"""
         "done; cat pause.json; echo"
     )
 
