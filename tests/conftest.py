@@ -387,7 +387,9 @@ class Gateway:
         user_arn: str | None = None,
         body: Any = None,
         headers: dict[str, str] | None = None,
+        requested_path: str | None = None,
     ) -> Answer:
+        """`requested_path`: the path as the browser asked for it, stage included (`/api/` + `path` by default)."""
         from chalice.local import LambdaContext
 
         match = self.routes.match_route(path)
@@ -408,7 +410,7 @@ class Gateway:
             "requestContext": {
                 "resourcePath": match.route,
                 "httpMethod": method,
-                "path": "/api" + path.split("?")[0],
+                "path": requested_path if requested_path is not None else "/api" + path.split("?")[0],
                 "requestId": "req-gateway",
                 "identity": {name: value for name, value in identity.items() if value is not None},
             },
@@ -417,7 +419,9 @@ class Gateway:
         }
         answer = self.app(event, LambdaContext("api_handler", 1769, max_runtime_ms=29_000))
         body_text = answer.get("body")
-        return Answer(answer["statusCode"], answer.get("headers") or {}, json.loads(body_text) if body_text else None)
+        content_type = (answer.get("headers") or {}).get("Content-Type", "")
+        parsed = json.loads(body_text) if body_text and content_type.startswith("application/json") else body_text
+        return Answer(answer["statusCode"], answer.get("headers") or {}, parsed)
 
 
 @pytest.fixture

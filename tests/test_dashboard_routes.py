@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.entrypoints import dashboard
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, Gateway
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -34,6 +34,15 @@ def test_the_page_loads_with_no_key_and_says_the_stage_signs_in_by_key(http: Any
     page = response.body.decode()
     assert '<meta name="auth-mode" content="key">' in page
     assert "{{AUTH_MODE}}" not in page
+
+
+@pytest.mark.parametrize(("requested", "location"), [("/api", "api/"), ("/ecs/deployer", "deployer/")])
+def test_the_stage_root_without_its_slash_is_sent_on_to_it(gateway: Gateway, requested: str, location: str) -> None:
+    # API Gateway answers `…/api` with the root resource too; the page's relative URLs need `…/api/`.
+    answer = gateway("GET", "/", key_id=None, requested_path=requested)
+    assert (answer.status, answer.headers["Location"]) == (301, location)
+    assert answer.headers["Content-Security-Policy"] == CSP
+    assert gateway("GET", "/", key_id=None).status == 200  # `/api/`
 
 
 def test_a_wrong_key_does_not_keep_the_page_from_loading(http: Any) -> None:

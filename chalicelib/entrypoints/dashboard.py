@@ -43,7 +43,18 @@ SECURITY_HEADERS = {
 
 @dashboard.route("/", methods=["GET"], **UNSIGNED)
 def page() -> Response:
-    """The dashboard's page, saying how the stage signs callers in (`key`, or `iam`: a key alone is not enough)."""
+    """The dashboard's page, saying how the stage signs callers in (`key`, or `iam`: a key alone is not enough).
+
+    The page's files and the JSON routes are asked for relative to the page, so it must be at a path that ends
+    in `/`: API Gateway also answers the stage's root without one (`…/api`), which is sent on to `…/api/`.
+    """
+    requested = str((dashboard.current_request.context or {}).get("path") or "/")
+    if not requested.endswith("/"):
+        return Response(
+            body="",
+            status_code=301,
+            headers={"Location": requested.rsplit("/", 1)[-1] + "/", **SECURITY_HEADERS},
+        )
     html = static_file("index.html").replace(AUTH_MODE_PLACEHOLDER, page_auth_mode())
     return Response(body=html, status_code=200, headers={"Content-Type": PAGE_TYPE, **SECURITY_HEADERS})
 

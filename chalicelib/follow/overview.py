@@ -9,8 +9,11 @@ The dashboard's first page. The calls go in waves, the calls of a wave at once
 3. DescribeServices, with tags, of the services the caller may read, 10 a call;
 4. DescribeTaskDefinition of each distinct revision this process has not
    described before: a revision never changes, so what it runs is kept by ARN;
-5. one Query (Limit 1, newest first) of each service's deployment records, and
-   one Query of the open approvals, all at once.
+5. one Query (the five newest) of each service's deployment records, and the
+   approvals kept (one Query, paged: every approval of the last 30 days past
+   its deadline, the open ones counted), all at once. The newest record that
+   deployed is the one shown: a refused request, a push dropped in a freeze or
+   a change waiting for approval after a failed deployment does not hide it.
 
 A place whose role cannot be assumed, or one of whose calls fails, is named in
 `places` with the error, and its services are left out; the other places are
@@ -34,6 +37,7 @@ from chalicelib.core.locations import name_of, service_key
 from chalicelib.core.push_policy import POLICY_TAG
 from chalicelib.core.results import as_datetime, iso8601, revision_of
 from chalicelib.follow import discovery
+from chalicelib.follow.service_deployments import AWAITING_ACTION
 from chalicelib.state import approvals, records
 from chalicelib.state.records import DeploymentRecord
 from chalicelib.state.table import StateTable, from_item, service_partition
@@ -44,6 +48,12 @@ ROLLED_BACK = "ROLLED_BACK"
 STUCK = "STUCK"
 PENDING_APPROVAL = "PENDING_APPROVAL"
 STOPPED = "STOPPED"
+# A service's newest records read for its newest deployment.
+NEWEST_LOOKED_AT = 5
+# Records that are deployments ECS made (not a refusal, a no-op, a dropped push or a change waiting for approval).
+DEPLOYED = frozenset(
+    {records.IN_PROGRESS, records.COMPLETED, records.FAILED, records.ROLLED_BACK, records.STOPPED, records.SUPERSEDED}
+)
 # A deployment still in progress after this long is stuck (ECS's own rollouts take minutes, not half an hour).
 STUCK_AFTER = timedelta(minutes=30)
 # Revisions kept per process: far more than a stage's services run; past it, the oldest half is forgotten.
@@ -236,8 +246,10 @@ def _history(
 
 
 def _newest_record(table: StateTable, key: str) -> DeploymentRecord | None:
-    items = table.records_page(service_partition(key), 1).get("Items", [])
-    return DeploymentRecord.from_item(from_item(items[0])) if items else None
+    """The newest of the service's newest records that is a deployment, else its newest record."""
+    items = table.records_page(service_partition(key), NEWEST_LOOKED_AT).get("Items", [])
+    found = [DeploymentRecord.from_item(from_item(item)) for item in items]
+    return next((record for record in found if record.outcome in DEPLOYED), found[0] if found else None)
 
 
 def _key_of(described: _Described) -> str:
@@ -276,6 +288,8 @@ def attention_of(newest: DeploymentRecord | None, pending: int, now: datetime) -
     if outcome in (records.FAILED, records.ROLLED_BACK):
         return outcome
     started = as_datetime(newest.at) if newest is not None else None
+    if newest is not None and outcome == records.IN_PROGRESS and is_paused(newest):
+        return PENDING_APPROVAL  # ECS holds it at a PAUSE hook for people to decide: not stuck
     if outcome == records.IN_PROGRESS and started is not None and now - started > STUCK_AFTER:
         return STUCK
     if pending > 0 or outcome == records.PENDING_APPROVAL:
@@ -285,11 +299,17 @@ def attention_of(newest: DeploymentRecord | None, pending: int, now: datetime) -
     return None
 
 
+def is_paused(record: DeploymentRecord) -> bool:
+    """True while ECS holds the record's deployment at a PAUSE hook (chalicelib.deploy.pauses)."""
+    return (record.pause or {}).get("status") == AWAITING_ACTION
+
+
 def _newest_view(record: DeploymentRecord) -> dict[str, Any]:
     return {
         "deploymentId": record.deployment_id,
         "action": record.action,
         "outcome": record.outcome,
+        "paused": is_paused(record),
         "lifecycleStage": record.lifecycle_stage,
         "reason": record.outcome_reason,
         "at": record.at,

@@ -74,26 +74,26 @@ def names(body: dict[str, Any]) -> list[str]:
 
 def write_record(service: str, outcome: str, at: datetime, cluster: str = "test-cluster", **extra: Any) -> None:
     """A deployment record of `service`, as the update path leaves it and the events move its outcome."""
-    record = DeploymentRecord(
-        cluster=cluster,
-        service=service,
-        at=iso8601(at) or "",
-        action="update",
-        request_id="req-1",
-        key_id="key-1",
-        source_ip=None,
-        changed=True,
-        force_new_deployment=False,
-        task_definition={"arn": "arn:td/web:2", "family": "web", "revision": 2},
-        previous_task_definition={"arn": "arn:td/web:1", "family": "web", "revision": 1},
-        containers=[{"name": "app", "previousImage": f"{ECR}/web:1.0", "image": f"{ECR}/web:2.0", "digest": None}],
-        deployment_id="ecs-svc/1000000000000000001",
-        status=200,
-        error=None,
-        outcome=outcome,
-        principal="alice",
-        **extra,
-    )
+    fields: dict[str, Any] = {
+        "cluster": cluster,
+        "service": service,
+        "at": iso8601(at) or "",
+        "action": "update",
+        "request_id": "req-1",
+        "key_id": "key-1",
+        "source_ip": None,
+        "changed": True,
+        "force_new_deployment": False,
+        "task_definition": {"arn": "arn:td/web:2", "family": "web", "revision": 2},
+        "previous_task_definition": {"arn": "arn:td/web:1", "family": "web", "revision": 1},
+        "containers": [{"name": "app", "previousImage": f"{ECR}/web:1.0", "image": f"{ECR}/web:2.0", "digest": None}],
+        "deployment_id": "ecs-svc/1000000000000000001",
+        "status": 200,
+        "error": None,
+        "outcome": outcome,
+        "principal": "alice",
+    }
+    record = DeploymentRecord(**{**fields, **extra})
     dynamodb = clients.session().client("dynamodb", region_name=REGION)
     for item in record.items(history_days=30):
         dynamodb.put_item(TableName=STATE_TABLE, Item=item)
@@ -267,6 +267,27 @@ def test_open_approvals_are_counted_per_service_and_one_past_its_deadline_is_not
     counts = {s["service"]: (s["pendingApprovals"], s["attention"]) for s in listed(http)["services"]}
 
     assert counts == {"web": (2, "PENDING_APPROVAL"), "api": (0, None)}
+
+
+def test_a_refusal_or_a_dropped_push_after_a_failed_deployment_does_not_hide_it(
+    http: Any, setup_ecs: Any, workload: Workload
+) -> None:
+    now = datetime.now(UTC)
+    write_record("web", "FAILED", now - timedelta(hours=1))
+    write_record("web", "ERROR", now - timedelta(minutes=30), deployment_id=None, changed=False)
+    write_record("web", "NO_CHANGE", now - timedelta(minutes=20), deployment_id=None, changed=False)
+    write_record("web", "FROZEN", now - timedelta(minutes=10), deployment_id=None, changed=False)
+    [web] = listed(http)["services"]
+    assert (web["attention"], web["newest"]["outcome"]) == ("FAILED", "FAILED")
+
+
+def test_a_deployment_ecs_holds_at_a_pause_hook_waits_for_people_and_is_not_stuck(
+    http: Any, setup_ecs: Any, workload: Workload
+) -> None:
+    pause = {"status": "AWAITING_ACTION", "approvalId": "0123456789abcdef", "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT"}
+    write_record("web", "IN_PROGRESS", datetime.now(UTC) - timedelta(minutes=45), pause=pause)
+    [web] = listed(http)["services"]
+    assert (web["attention"], web["newest"]["paused"]) == ("PENDING_APPROVAL", True)
 
 
 def test_attention_names_the_most_urgent_reason() -> None:
