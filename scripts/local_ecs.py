@@ -936,21 +936,27 @@ def describe_service_revisions(self: Any) -> ActionResult:
     return ActionResult({"serviceRevisions": found, "failures": failures})
 
 
+def rolled_out(backend: Any, arn: str) -> tuple[ServiceDeployment, datetime]:
+    """The service deployment `arn` (ServiceDeploymentNotFoundException if none), its service rolled out to now
+    first; held under `_lock` by the caller."""
+    deployment = ledger_of(backend).deployments.get(arn)
+    if deployment is None:
+        raise ServiceDeploymentNotFoundException(f"The service deployment {arn} does not exist.")
+    now = utcnow()
+    service = backend.services.get(deployment.service_key)
+    if service is not None:
+        roll_out(backend, service, now)
+    return deployment, now
+
+
 def stop_service_deployment(self: Any) -> ActionResult:
     """StopServiceDeployment: ROLLBACK (the default) or ABORT an unfinished service deployment."""
     arn = str(self._get_param("serviceDeploymentArn") or "")
     stop_type = self._get_param("stopType") or "ROLLBACK"
     if stop_type not in STOP_TYPES:
         raise InvalidParameterException(f"stopType must be one of {', '.join(STOP_TYPES)}.")
-    backend = self.ecs_backend
     with _lock:
-        deployment = ledger_of(backend).deployments.get(arn)
-        if deployment is None:
-            raise ServiceDeploymentNotFoundException(f"The service deployment {arn} does not exist.")
-        now = utcnow()
-        service = backend.services.get(deployment.service_key)
-        if service is not None:
-            roll_out(backend, service, now)
+        deployment, now = rolled_out(self.ecs_backend, arn)
         if deployment.status in FINISHED:
             raise ConflictException(
                 f"The service deployment {arn} is {deployment.status}: a finished service deployment can't be stopped."
@@ -973,15 +979,8 @@ def continue_service_deployment(self: Any) -> ActionResult:
     action = self._get_param("action") or "CONTINUE"
     if action not in HOOK_ACTIONS:
         raise InvalidParameterException(f"action must be one of {', '.join(HOOK_ACTIONS)}.")
-    backend = self.ecs_backend
     with _lock:
-        deployment = ledger_of(backend).deployments.get(arn)
-        if deployment is None:
-            raise ServiceDeploymentNotFoundException(f"The service deployment {arn} does not exist.")
-        now = utcnow()
-        service = backend.services.get(deployment.service_key)
-        if service is not None:
-            roll_out(backend, service, now)
+        deployment, now = rolled_out(self.ecs_backend, arn)
         if deployment.status != "IN_PROGRESS":
             raise InvalidParameterException(
                 f"The service deployment {arn} is {deployment.status}: it waits at no lifecycle hook."

@@ -91,18 +91,18 @@ def deployment_events(event: CloudWatchEvent) -> None:
     accounts.learn_home(event.context)
     settings = load_settings()
     table = wiring.state_table(settings)
+    if table is None:
+        requestlog.log_event({"function": "deployment_events", "ignored": "STATE_TABLE is not set"})
+        return
+    topic = settings.notify_topic_arn
     if event.detail_type == pauses.HOOK_EVENTS:
-        _paused(event, table, settings.notify_topic_arn)
+        _paused(event, table, topic)
         return
     try:
         followed = outcomes.DeploymentEvent.parse(event.to_dict())
     except ValueError as unreadable:
         requestlog.log_event({"function": "deployment_events", "ignored": str(unreadable)})
         return
-    if table is None:
-        requestlog.log_event({"function": "deployment_events", "ignored": "STATE_TABLE is not set"})
-        return
-    topic = settings.notify_topic_arn
     try:
         there = wiring.reach(followed.service_arn)  # refused first when it is from a place not reached
         done = outcomes.follow(table, clients.sns_client() if topic else None, topic, followed, there.client("ecs"))
@@ -134,9 +134,6 @@ def _paused(event: CloudWatchEvent, table: Any, topic: str | None) -> None:
         hook = pauses.HookEvent.parse(event.to_dict())
     except ValueError as unreadable:
         requestlog.log_event({"function": "deployment_events", "ignored": str(unreadable)})
-        return
-    if table is None:
-        requestlog.log_event({"function": "deployment_events", "ignored": "STATE_TABLE is not set"})
         return
     try:
         there = wiring.reach(hook.service_arn)
