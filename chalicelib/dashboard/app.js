@@ -11,6 +11,10 @@
   const OUTCOMES = ["IN_PROGRESS", "COMPLETED", "FAILED", "ROLLED_BACK", "STOPPED", "SUPERSEDED", "PENDING_APPROVAL",
     "APPROVED", "REJECTED", "EXPIRED", "STALE", "NO_CHANGE", "ERROR", "FROZEN"];
   const BUSY = new Set(["IN_PROGRESS", "APPROVING", "REJECTING"]);
+  // Past this, a deployment in progress is stuck (the overview's attention STUCK): it may wait for an hour, not 3 s.
+  const STUCK_MS = 30 * 60 * 1000;
+  // A deployment ECS holds at a PAUSE hook waits for people (chalicelib.deploy.pauses).
+  const AWAITING_ACTION = "AWAITING_ACTION";
 
   const $ = (id) => document.getElementById(id);
   const authMode = (document.querySelector('meta[name="auth-mode"]') || {}).content || "key";
@@ -61,9 +65,24 @@
     return seconds <= 0 ? `${text} ago` : `in ${text}`;
   }
 
-  function when(iso) {
+  /** A <time>'s text: `relative` (5 min ago), `left` (the time left before a deadline), `until` (the time, and in how long). */
+  function timeText(format, iso) {
+    if (format === "left") return Date.parse(iso) > Date.now() ? relative(iso).replace(/^in /, "") : "none: expired";
+    if (format === "until") return `${iso} (${relative(iso)})`;
+    return relative(iso);
+  }
+
+  function when(iso, format = "relative") {
     if (!iso) return h("span", { class: "muted", text: "–" });
-    return h("time", { datetime: iso, title: iso, text: relative(iso) });
+    return h("time", { datetime: iso, title: iso, "data-format": format, text: timeText(format, iso) });
+  }
+
+  /** Every <time> of the container says what it says now: a poll recomputes them even when nothing else changed. */
+  function retime(container) {
+    for (const time of container.querySelectorAll("time[datetime]")) {
+      const text = timeText(time.dataset.format, time.getAttribute("datetime"));
+      if (time.textContent !== text) time.textContent = text;
+    }
   }
 
   function outcomeBadge(outcome, stage) {
@@ -176,6 +195,11 @@
   function showError(error, fromPoll = false) {
     if (error instanceof ApiError && error.keyRefused) return; // the sign-in form says it
     const text = error instanceof ApiError ? `${error.status}: ${error.message}` : `The service could not be reached: ${error.message}`;
+    showMessage(text, fromPoll);
+  }
+
+  /** An error of the page itself (not the API's) in the alert. */
+  function showMessage(text, fromPoll = false) {
     $("alert-text").textContent = text;
     $("alert").hidden = false;
     alertFromPoll = fromPoll;
@@ -192,6 +216,49 @@
     $("notice").textContent = text;
   }
 
+  /** One short line when a poll finds something changed ("web: COMPLETED"), for screen readers only: the page's
+   * lists themselves are not live regions, so a poll that redraws them (or their times) says nothing. */
+  function summarize(lines) {
+    if (!lines.length) return;
+    const shownLines = lines.slice(0, 3).join("; ");
+    $("changes").textContent = lines.length > 3 ? `${shownLines}; and ${lines.length - 3} more` : shownLines;
+  }
+
+  // ---------- actions: one at a time ----------
+
+  const inFlight = new Set(); // the keys of the actions whose requests run (a dry run, a dialog, the write)
+
+  /** Run an action at most once at a time: its buttons (data-action="key") are disabled meanwhile, a second click
+   * or Enter does nothing, and a redraw draws them disabled too. */
+  async function once(key, action) {
+    if (inFlight.has(key)) return;
+    inFlight.add(key);
+    const active = document.activeElement;
+    const focus = active && active.dataset ? active.dataset.focus : null;
+    disable(key, true);
+    try {
+      await action();
+    } finally {
+      inFlight.delete(key);
+      disable(key, false);
+      // A button disabled (or redrawn) while it had focus lost it: give it back, found by its data-focus key.
+      const lost = !document.activeElement || document.activeElement === document.body;
+      const again = focus ? document.querySelector(`[data-focus="${CSS.escape(focus)}"]`) : null;
+      if (lost && again && !$("confirm").open) again.focus();
+    }
+  }
+
+  function disable(key, disabled) {
+    for (const button of document.querySelectorAll(`[data-action="${CSS.escape(key)}"]`)) button.disabled = disabled;
+  }
+
+  /** A button for an action that sends a request: `key` names the action (its in-flight guard); give it a
+   * data-focus key in `attributes` to keep focus on it across redraws. */
+  function actionButton(key, attributes, label, action) {
+    return h("button", { type: "button", ...attributes, "data-action": key, disabled: inFlight.has(key),
+      onclick: () => once(key, action) }, label);
+  }
+
   // ---------- sign in ----------
 
   function signedOut(message) {
@@ -201,10 +268,15 @@
       // a tab without storage: the key only lived in this page
     }
     stopPolling();
+    generation += 1; // a refresh still on its way draws nothing now
+    page = null;
+    busy = false;
     replace($("view"));
     $("principal").textContent = "";
     $("sign-out").hidden = true;
-    $("freeze-banner").hidden = true;
+    clearBanner();
+    $("updated").textContent = "";
+    $("changes").textContent = "";
     clearError();
     const note = $("sign-in-message");
     note.textContent = message || "";
@@ -234,7 +306,10 @@
 
   let timer = null;
   let busy = false; // something shown is in progress: poll fast
-  let page = null; // the page shown: {name, refresh()}
+  let page = null; // the page shown: {name, refresh(freezes, current)}
+  // Each refresh takes the next number, and so does signing out: only the newest refresh's answers are drawn (an
+  // action's refresh may overlap a poll, and an older answer landing last would draw stale data).
+  let generation = 0;
 
   function stopPolling() {
     if (timer) clearTimeout(timer);
@@ -251,21 +326,25 @@
     stopPolling();
     if (!storedKey() || !page) return;
     const shown = page;
-    busy = false;
+    const mine = ++generation;
+    // Still the newest refresh, of the page shown, signed in: else its answers are dropped, drawn nowhere.
+    const current = () => mine === generation && shown === page && Boolean(storedKey());
+    let pageBusy = false;
     try {
       // One GET freezes per tick, for the banner and for the freezes page alike.
       const freezes = api("GET", "freezes").then((answer) => answer.body);
-      const [pageBusy] = await Promise.all([shown.refresh(freezes), showFreezeBanner(freezes)]);
-      if (shown !== page) return;
-      busy = Boolean(pageBusy);
+      [pageBusy] = await Promise.all([shown.refresh(freezes, current), showFreezeBanner(freezes, current)]);
+      if (!current()) return;
       clearError(true);
       const now = new Date();
       $("updated").textContent =
-        `Updated ${now.toLocaleTimeString()}${busy ? " · a deployment is in progress: refreshing every 3 s" : ""}`;
+        `Updated ${now.toLocaleTimeString()}${pageBusy ? " · a deployment is in progress: refreshing every 3 s" : ""}`;
     } catch (error) {
-      if (shown === page) showError(error, true);
+      if (!current()) return;
+      showError(error, true);
     }
-    if (shown === page) schedule();
+    busy = Boolean(pageBusy);
+    schedule();
   }
 
   document.addEventListener("visibilitychange", () => {
@@ -285,18 +364,33 @@
     return parts.join("; ");
   }
 
-  async function showFreezeBanner(freezes) {
+  let bannerText = ""; // what the banner says: it is redrawn (and so announced) only when that changes
+
+  function clearBanner() {
+    bannerText = "";
+    replace($("freeze-banner"));
+    $("freeze-banner").hidden = true;
+  }
+
+  async function showFreezeBanner(freezes, current) {
     const body = (await freezes) || {};
+    if (!current()) return false;
     const applying = [
       ...(body.freezes || []).filter((freeze) => freeze.active !== false)
         .map((freeze) => `Frozen: ${scopeText(freeze.scope)} until ${freeze.until} (${freeze.reason})`),
       ...(body.windows || []).filter((window) => window.appliesNow)
         .map((window) => `Freeze window ${window.name}: ${scopeText(window.scope)} until ${window.periodEnd} (${window.reason})`),
     ];
+    const text = applying.join("\n");
+    if (text === bannerText) return false;
+    if (!text) {
+      clearBanner();
+      return false;
+    }
+    bannerText = text;
     const banner = $("freeze-banner");
-    replace(banner, applying.map((line) => h("p", { text: line })));
-    if (applying.length) banner.append(h("p", {}, h("a", { href: "#/freezes", text: "See the freezes" })));
-    banner.hidden = applying.length === 0;
+    replace(banner, applying.map((line) => h("p", { text: line })), h("p", {}, h("a", { href: "#/freezes", text: "See the freezes" })));
+    banner.hidden = false;
     return false;
   }
 
@@ -306,14 +400,21 @@
     return h("section", { class: "block" }, h("h2", { text: title }), ...children);
   }
 
-  /** Keep focus on the same control across a re-render: each focusable row carries data-focus. */
+  /** Keep focus (and a text field's caret) on the same control across a re-render: each control that can have
+   * focus carries a stable data-focus key (a service, an approval's id, a record's time and request, never a
+   * position in a list). Only when that control is gone does focus go to the page's main part. */
   function keepingFocus(render) {
     const active = document.activeElement;
     const key = active && active.dataset ? active.dataset.focus : null;
+    const caret = key && typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
     render();
-    if (key) {
-      const again = document.querySelector(`[data-focus="${CSS.escape(key)}"]`);
-      if (again) again.focus();
+    if (!key || (active.isConnected && document.activeElement === active)) return;
+    const again = document.querySelector(`[data-focus="${CSS.escape(key)}"]`);
+    if (again) {
+      again.focus();
+      if (caret && typeof again.setSelectionRange === "function") again.setSelectionRange(...caret);
+    } else if (!document.activeElement || document.activeElement === document.body) {
+      $("main").focus();
     }
   }
 
@@ -324,7 +425,8 @@
       h("option", { value: "", text: "any outcome" }),
       OUTCOMES.map((outcome) => h("option", { value: outcome, text: outcome })),
       h("option", { value: "none", text: "no deployment recorded" }));
-    const results = h("div", { id: "services", "aria-live": "polite", "aria-busy": "true" });
+    // Not a live region: a poll redraws it; what changed is said in one line (summarize).
+    const results = h("div", { id: "services", "aria-busy": "true" });
     const filters = h("form", { class: "filters", role: "search", onsubmit: (event) => event.preventDefault() },
       h("div", { class: "field" }, h("label", { for: "filter-name", text: "Service or cluster name" }), filterText),
       h("div", { class: "field" }, h("label", { for: "filter-outcome", text: "Newest outcome" }), filterOutcome));
@@ -332,6 +434,7 @@
 
     let answer = null;
     let drawn = null;
+    let outcomes = null; // each service's newest outcome at the last poll: what changed since is summarized
 
     function matches(entry) {
       const text = filterText.value.trim().toLowerCase();
@@ -361,6 +464,11 @@
             entry.pendingApprovals ? ` · ${entry.pendingApprovals} approval(s) pending` : "")));
     }
 
+    function outcomeOf(entry) {
+      if (!entry.newest) return "no deployment recorded";
+      return entry.newest.paused === true ? `${entry.newest.outcome}, paused` : entry.newest.outcome;
+    }
+
     function attentionText(entry) {
       const labels = { FAILED: "failed", ROLLED_BACK: "rolled back", STUCK: "in progress for over 30 min",
         PENDING_APPROVAL: "waiting for approval", STOPPED: "stopped" };
@@ -372,6 +480,11 @@
       const services = (answer.services || []).filter(matches);
       const attention = services.filter((entry) => entry.attention);
       const parts = [];
+      const failed = (answer.places || []).filter((place) => place.error);
+      if (failed.length) {
+        parts.push(section("Places that could not be read",
+          h("ul", { class: "failed-places" }, failed.map((place) => h("li", { text: `${place.account} · ${place.region}: ${place.error}` })))));
+      }
       if (attention.length) {
         parts.push(h("section", { class: "block attention-block", "aria-labelledby": "attention-title" },
           h("h2", { id: "attention-title", text: `Needs attention (${attention.length})` }),
@@ -394,11 +507,6 @@
       if (!services.length) {
         parts.push(h("p", { class: "empty", text: (answer.services || []).length ? "No service matches the filter." : "No service to show: none the key may read." }));
       }
-      const failed = (answer.places || []).filter((place) => place.error);
-      if (failed.length) {
-        parts.push(section("Places that could not be read",
-          h("ul", {}, failed.map((place) => h("li", { text: `${place.account} · ${place.region}: ${place.error}` })))));
-      }
       keepingFocus(() => replace(results, parts));
       results.setAttribute("aria-busy", "false");
     }
@@ -408,17 +516,30 @@
 
     return {
       name: "services",
-      async refresh() {
+      async refresh(freezes, current) {
         const { body } = await api("GET", "services");
-        const fresh = JSON.stringify(body.services || []) + JSON.stringify(body.places || []);
+        if (!current()) return false;
+        const services = body.services || [];
+        const fresh = JSON.stringify(services) + JSON.stringify(body.places || []);
         answer = body;
         if (fresh !== drawn) {
           drawn = fresh;
           draw();
         } else {
-          for (const time of results.querySelectorAll("time")) time.textContent = relative(time.getAttribute("datetime"));
+          retime(results);
         }
-        return (body.services || []).some((entry) => entry.newest && BUSY.has(entry.newest.outcome));
+        // A service whose newest deployment is another one, or ended otherwise, since the last poll.
+        const keyOf = (entry) => `${entry.clusterArn}/${entry.service}`;
+        const now = new Map(services.map((entry) => [keyOf(entry), `${entry.newest ? entry.newest.at : ""} ${outcomeOf(entry)}`]));
+        if (outcomes) {
+          summarize(services.filter((entry) => outcomes.get(keyOf(entry)) !== now.get(keyOf(entry)))
+            .map((entry) => `${entry.service}: ${outcomeOf(entry)}`));
+        }
+        outcomes = now;
+        // A deployment stuck for over 30 min, or one ECS holds at a hook for people to decide, may wait an hour:
+        // neither makes the page poll every 3 s.
+        return services.some((entry) => entry.newest && BUSY.has(entry.newest.outcome) && entry.attention !== "STUCK" &&
+          entry.newest.paused !== true);
       },
     };
   }
@@ -426,11 +547,12 @@
   // A service: its status, its history as a timeline, its description file, roll back and stop.
   function servicePage(clusterArn, service) {
     const base = servicePath(clusterArn, service);
-    const statusBox = h("div", { id: "status", "aria-live": "polite" });
+    // Neither is a live region: a poll redraws them; a change of the newest outcome is said in one line.
+    const statusBox = h("div", { id: "status" });
     const download = h("p", { class: "download" },
       h("button", { type: "button", id: "description", onclick: () => downloadDescription() }, "Download the description file"),
       h("a", { id: "description-link", hidden: true }));
-    const timeline = h("ol", { id: "history", class: "timeline", "aria-live": "polite" });
+    const timeline = h("ol", { id: "history", class: "timeline" });
     replace($("view"),
       h("p", { class: "crumbs" }, h("a", { href: "#/", text: "Services" }), ` / ${clusterName(clusterArn)} /`),
       h("h1", { text: service }),
@@ -438,8 +560,10 @@
       h("h2", { text: "History" }), timeline);
 
     let status = null;
+    let records = [];
     let drawnStatus = null;
     let drawnHistory = null;
+    let outcome = null; // the newest outcome at the last poll: a change is summarized
 
     async function downloadDescription() {
       try {
@@ -458,13 +582,41 @@
       }
     }
 
+    /** ECS holds the record's deployment at a PAUSE hook: it waits for people, maybe for an hour. */
+    function paused(record) {
+      return Boolean(record && record.pause && record.pause.status === AWAITING_ACTION);
+    }
+
+    /** In progress and soon done: not paused at a hook, not in progress for over 30 min (stuck). */
+    function moving(value, record, since) {
+      if (!BUSY.has(value) || paused(record)) return false;
+      const started = Date.parse(since || "");
+      return !(value === "IN_PROGRESS" && !Number.isNaN(started) && Date.now() - started > STUCK_MS);
+    }
+
+    /** The deployment under way: ECS's PRIMARY one (the newest); the ACTIVE one is what it replaces. */
+    function primaryDeployment() {
+      const deployments = status.deployments || [];
+      return deployments.find((deployment) => deployment.status === "PRIMARY") || deployments[0] || null;
+    }
+
+    function recordOf(deploymentId) {
+      return deploymentId ? records.find((record) => record.deploymentId === deploymentId) || null : null;
+    }
+
+    /** A record's stable key: its time and request (what its sort key is made of), never its place in the list. */
+    function recordKey(record) {
+      return `${record.at}#${record.requestId || record.deploymentId || revision(record.taskDefinition) || ""}`;
+    }
+
     function drawStatus() {
       const running = (status.containers || []).map((container) => h("li", {},
         h("span", { class: "cname", text: `${container.name}: ` }), h("code", { text: container.image })));
-      const newest = (status.deployments || [])[0];
+      const newest = primaryDeployment();
+      const held = paused(recordOf(newest && newest.id)) ? recordOf(newest.id).pause : null;
       const region = regionOfArn(clusterArn) || "";
       const stage = status.serviceDeployment ? status.serviceDeployment.lifecycleStage : null;
-      replace(statusBox,
+      keepingFocus(() => replace(statusBox,
         h("dl", { class: "facts" },
           h("dt", { text: "Status" }), h("dd", { text: status.status || "–" }),
           h("dt", { text: "Tasks" }), h("dd", { text: `${status.runningCount ?? "?"} running of ${status.desiredCount ?? "?"}` +
@@ -473,21 +625,26 @@
           h("dt", { text: "Newest deployment" }), h("dd", {}, outcomeBadge(status.outcome, stage),
             newest ? h("code", { class: "id", text: ` ${newest.id}` }) : null),
           h("dt", { text: "Images" }), h("dd", {}, h("ul", { class: "plain" }, running))),
+        held ? h("p", { class: "pause-note" }, `ECS holds this deployment at ${held.lifecycleStage || "a lifecycle hook"} until it is decided: `,
+          h("a", { href: "#/approvals", text: "see the approvals" })) : null,
         h("p", { class: "actions" },
           status.outcome === "IN_PROGRESS" && newest
-            ? h("button", { type: "button", id: "stop", class: "danger", onclick: () => confirmStop(newest.id) }, "Stop this deployment")
+            ? actionButton("stop", { id: "stop", class: "danger", "data-focus": "stop" }, "Stop this deployment", () => confirmStop(newest))
             : null,
           region ? h("a", { href: consoleUrl(region, clusterName(clusterArn), service), rel: "noopener noreferrer", target: "_blank",
-            text: "ECS console: the service's deployments" }) : null));
+            text: "ECS console: the service's deployments" }) : null)));
     }
 
-    function drawHistory(records) {
+    function drawHistory() {
       const running = revision(status && status.taskDefinition);
-      const items = records.map((record, index) => {
+      const items = records.map((record) => {
         const target = revision(record.taskDefinition);
         const from = (record.containers || []).map((c) => `${c.name}: ${shortImage(c.previousImage || "?")} → ${shortImage(c.image)}`);
         const region = record.region || regionOfArn(clusterArn);
-        const canRollBack = target && target !== running && record.changed !== false && record.taskDefinition && record.taskDefinition.revision;
+        // Only a revision that ran to completion is one to go back to: not one refused, expired, failed, stopped
+        // or still waiting for an approval.
+        const canRollBack = record.outcome === "COMPLETED" && target && target !== running && record.changed !== false &&
+          record.taskDefinition && record.taskDefinition.revision;
         return h("li", { class: "event" },
           h("div", { class: "event-head" }, outcomeBadge(record.outcome, record.lifecycleStage), " ", when(record.at),
             h("span", { class: "action", text: ` ${record.action || "update"}` })),
@@ -499,111 +656,167 @@
           record.outcomeReason || (record.error && record.error.Message)
             ? h("p", { class: "reason", text: record.outcomeReason || record.error.Message }) : null,
           h("p", { class: "actions" },
-            canRollBack ? h("button", { type: "button", class: "rollback", "data-focus": `rollback:${index}:${target}`,
-              onclick: () => confirmRollBack(record) }, `Roll back to ${target}`) : null,
+            canRollBack ? actionButton("rollback", { class: "rollback", "data-focus": `rollback:${recordKey(record)}` },
+              `Roll back to ${target}`, () => confirmRollBack(record)) : null,
             record.deploymentId && region ? h("a", { href: consoleUrl(region, clusterName(clusterArn), service),
               rel: "noopener noreferrer", target: "_blank", text: "ECS console" }) : null));
       });
       keepingFocus(() => replace(timeline, items.length ? items : h("li", { class: "empty", text: "No deployment recorded yet." })));
     }
 
+    const valueText = (value) => (value === null || value === undefined ? "(none)" : typeof value === "string" ? value : JSON.stringify(value));
+
     async function confirmRollBack(record) {
       const target = revision(record.taskDefinition);
-      const images = Object.fromEntries((record.containers || []).map((container) => [container.name, container.image]));
-      let lines;
-      let note = null;
+      const asked = { cluster: clusterArn, service, taskDefinition: target };
+      let answer;
       try {
-        // The dry run of the same change: every check (images, freezes, permissions) and its diff, nothing written.
-        const { body } = await api("POST", "update", { cluster: clusterArn, service, containers: images, dryRun: true });
-        lines = (body.diff || []).map((change) => `${change.path}: ${change.from} → ${change.to}`);
-        if (body.freezes && body.freezes.length) note = `A freeze applies: ${body.freezes.map((f) => f.reason).join(", ")}`;
+        // The rollback's own dry run: its checks (permissions, images, the revision) and the diff of the two
+        // revisions as registered; nothing is locked, written or recorded.
+        ({ body: answer } = await api("POST", "rollback", { ...asked, dryRun: true }));
       } catch (error) {
-        if (error instanceof ApiError && error.keyRefused) return;
-        note = `The dry run was refused (${error.status || "?"}: ${error.message}); the images below are from the history.`;
-        lines = (record.containers || []).map((c) => `${c.name}: ${(status.containers || []).find((r) => r.name === c.name)?.image || "?"} → ${c.image}`);
+        if ((error instanceof ApiError && error.keyRefused) || !timeline.isConnected) return;
+        await confirm("Roll back", [
+          h("p", { text: `Roll ${service} back to ${target}?` }),
+          h("p", { class: "refused", text: `The rollback's dry run was refused: ${error instanceof ApiError ? `${error.status}: ` : ""}${error.message}` }),
+          h("p", { text: "Nothing was changed." }),
+        ], null);
+        return;
+      }
+      if (!timeline.isConnected) return; // the page was left meanwhile
+      const from = revision(answer.previousTaskDefinition) || revision(status.taskDefinition) || "the running revision";
+      const to = revision(answer.taskDefinition) || target;
+      const diff = (answer.diff || []).map((change) => `${change.path}: ${valueText(change.from)} → ${valueText(change.to)}`);
+      const checks = (answer.verification || []).map((check) =>
+        `${check.ok ? "✓" : "✗"} ${check.check} ${check.target || ""}${check.detail ? `: ${check.detail}` : ""}`);
+      const warnings = answer.warnings || [];
+      if (answer.changed === false) {
+        await confirm("Roll back", [h("p", { text: `${service} already runs ${to}: a rollback would change nothing.` })], null);
+        return;
       }
       const body = [
-        h("p", { text: `Roll ${service} back from ${revision(status.taskDefinition)} to ${target}?` }),
-        lines.length ? h("ul", { class: "diff plain" }, lines.map((line) => h("li", {}, h("code", { text: line }))))
-          : h("p", { text: "No image changes: the revision's images are the running ones." }),
-        note ? h("p", { class: "refused", text: note }) : null,
+        h("p", { text: `Roll ${service} back from ${from} to ${to}?` }),
+        h("h3", { text: "What changes" }),
+        diff.length ? h("ul", { class: "diff plain" }, diff.map((line) => h("li", {}, h("code", { text: line }))))
+          : h("p", { text: "The two revisions differ in no field." }),
+        checks.length ? h("h3", { text: "Checks" }) : null,
+        checks.length ? h("ul", { class: "checks plain" }, checks.map((line) => h("li", { text: line }))) : null,
+        warnings.map((warning) => h("p", { class: "refused", text: `Warning: ${warning}` })),
       ];
-      if (!(await confirm("Roll back", body, `Roll back to ${target}`))) return;
+      if (!(await confirm("Roll back", body, `Roll back to ${to}`))) return;
       try {
-        await api("POST", "rollback", { cluster: clusterArn, service, taskDefinition: target });
-        announce(`Rolled back to ${target}: the deployment started.`);
+        await api("POST", "rollback", asked);
+        announce(`Rolled back to ${to}: the deployment started.`);
         clearError();
       } catch (error) {
         showError(error);
       }
-      refresh();
+      await refresh();
     }
 
-    async function confirmStop(deploymentId) {
+    async function confirmStop(deployment) {
+      // What stopping does: the revision under way, and the one a rollback returns to (what ECS's ACTIVE deployment
+      // runs, else what the deployment's record replaced), with their images.
+      const record = recordOf(deployment.id);
+      const underWay = revision(deployment.taskDefinition) || revision(record && record.taskDefinition) || "?";
+      const replaced = (status.deployments || []).find((other) => other !== deployment && other.status === "ACTIVE");
+      const back = revision(replaced && replaced.taskDefinition) || revision(record && record.previousTaskDefinition);
+      const changes = (record && record.containers) || [];
+      const newImages = revision(status.taskDefinition) === underWay
+        ? (status.containers || []).map((container) => `${container.name}: ${container.image}`)
+        : changes.map((change) => `${change.name}: ${change.image}`);
+      const oldImages = changes.filter((change) => change.previousImage).map((change) => `${change.name}: ${change.previousImage}`);
+      const images = (lines) => (lines.length ? h("ul", { class: "diff plain" }, lines.map((line) => h("li", {}, h("code", { text: line }))))
+        : h("p", { class: "muted", text: "its images are not known here" }));
       const choice = h("fieldset", {},
         h("legend", { text: "How to stop it" }),
         h("label", {}, h("input", { type: "radio", name: "stop-action", value: "rollback", checked: true }),
-          " Roll back to what ran before"),
-        h("label", {}, h("input", { type: "radio", name: "stop-action", value: "abort" }), " Abort where it is"));
-      const body = [h("p", { text: `Stop deployment ${deploymentId} of ${service}?` }), choice];
+          ` Roll back: ECS returns the service to ${back || "what ran before"}`),
+        h("label", {}, h("input", { type: "radio", name: "stop-action", value: "abort" }),
+          " Abort: ECS stops the deployment where it is"));
+      const body = [
+        h("p", { text: `Stop deployment ${deployment.id} of ${service}?` }),
+        h("h3", { text: `Under way: ${underWay}` }), images(newImages),
+        h("h3", { text: `A rollback returns to: ${back || "what ran before (not known here)"}` }),
+        back ? images(oldImages) : null,
+        oldImages.length > 0 && newImages.length > oldImages.length ? h("p", { class: "muted", text: "Only the images that change are listed." }) : null,
+        choice,
+      ];
       if (!(await confirm("Stop the deployment", body, "Stop it"))) return;
       const action = choice.querySelector("input:checked").value;
       try {
-        await api("POST", `${base}/deployments/${encodeURIComponent(deploymentId)}/stop`, { action });
+        await api("POST", `${base}/deployments/${encodeURIComponent(deployment.id)}/stop`, { action });
         announce(`ECS took the stop (${action}).`);
+        clearError();
       } catch (error) {
         showError(error);
       }
-      refresh();
+      await refresh();
     }
 
     return {
       name: "service",
-      async refresh() {
+      async refresh(freezes, current) {
         const [statusAnswer, historyAnswer] = await Promise.all([
           api("GET", base), api("GET", `${base}/history?limit=${HISTORY_LIMIT}`)]);
+        if (!current()) return false;
         status = statusAnswer.body;
-        const records = historyAnswer.body.records || [];
-        const freshStatus = JSON.stringify(status);
-        const freshHistory = JSON.stringify(records) + freshStatus;
+        records = historyAnswer.body.records || [];
+        const newest = primaryDeployment();
+        const newestRecord = recordOf(newest && newest.id);
+        const freshStatus = JSON.stringify(status) + JSON.stringify(newestRecord && newestRecord.pause);
+        const freshHistory = JSON.stringify(records) + JSON.stringify(status);
         if (freshStatus !== drawnStatus) {
           drawnStatus = freshStatus;
           drawStatus();
         }
         if (freshHistory !== drawnHistory) {
           drawnHistory = freshHistory;
-          drawHistory(records);
+          drawHistory();
         } else {
-          for (const time of timeline.querySelectorAll("time")) time.textContent = relative(time.getAttribute("datetime"));
+          retime(timeline);
         }
-        return status.outcome === "IN_PROGRESS" || records.some((record) => BUSY.has(record.outcome));
+        const said = status.outcome ? `${status.outcome}${paused(newestRecord) ? ", paused" : ""}` : "no deployment";
+        if (outcome !== null && said !== outcome) summarize([`${service}: ${said}`]);
+        outcome = said;
+        const since = (status.serviceDeployment && (status.serviceDeployment.startedAt || status.serviceDeployment.createdAt)) ||
+          (newestRecord && newestRecord.at) || (newest && newest.createdAt);
+        return moving(status.outcome, newestRecord, since) ||
+          records.some((record) => moving(record.outcome, record, record.at));
       },
     };
   }
 
   // Approvals: what waits for a vote, its votes (x of N), who asked, what changes, time left; approve or reject.
   function approvalsPage() {
-    const list = h("div", { id: "approvals", "aria-live": "polite" });
+    const list = h("div", { id: "approvals" }); // not a live region: a change of the count is said in one line
     replace($("view"), h("h1", { text: "Approvals" }), list);
     let drawn = null;
+    let waiting = null; // how many were waiting at the last poll
+    // The comments being typed, by approval id: a redraw draws them again, and a vote sends the one typed.
+    const drafts = new Map();
 
-    async function vote(approval, decision, comment) {
+    async function vote(approval, decision) {
       const body = { decision };
+      const comment = (drafts.get(approval.id) || "").trim();
       if (comment) body.comment = comment;
       try {
         const { body: answer } = await api("POST", `approvals/${encodeURIComponent(approval.id)}`, body);
         announce(`Approval ${approval.id}: ${answer.approval ? answer.approval.status : decision}.`);
+        drafts.delete(approval.id);
         clearError();
       } catch (error) {
         showError(error);
       }
       drawn = null;
-      refresh();
+      await refresh();
     }
 
     function card(approval) {
       const commentId = `comment-${approval.id}`;
-      const comment = h("textarea", { id: commentId, rows: 2, maxlength: 1000 });
+      const comment = h("textarea", { id: commentId, rows: 2, maxlength: 1000, "data-focus": `comment:${approval.id}`,
+        oninput: (event) => drafts.set(approval.id, event.target.value) });
+      comment.value = drafts.get(approval.id) || "";
       const changes = (approval.services || []).map((change) => h("li", {},
         h("strong", { text: change.service }),
         h("ul", { class: "plain" }, (change.containers || []).map((container) => h("li", {},
@@ -623,33 +836,37 @@
           h("dt", { text: "Status" }), h("dd", {}, outcomeBadge(approval.status)),
           h("dt", { text: "Asked by" }), h("dd", { text: approval.requestedBy || "–" }),
           h("dt", { text: "Asked" }), h("dd", {}, when(approval.requestedAt)),
-          h("dt", { text: "Time left" }), h("dd", {}, approval.deadline
-            ? h("time", { datetime: approval.deadline, title: approval.deadline,
-              text: Date.parse(approval.deadline) > Date.now() ? relative(approval.deadline).replace(/^in /, "") : "none: expired" })
-            : "–"),
+          h("dt", { text: "Time left" }), h("dd", { class: "left" }, approval.deadline ? when(approval.deadline, "left") : "–"),
           approval.reason ? h("dt", { text: "Reason" }) : null, approval.reason ? h("dd", { text: approval.reason }) : null),
         h("h3", { text: hook ? "The deployment" : "What changes" }), h("ul", { class: "plain changes" }, changes),
         votes.length ? h("h3", { text: "Votes so far" }) : null, votes.length ? h("ul", { class: "plain" }, votes) : null,
         approval.status === "PENDING" ? h("form", { class: "vote", onsubmit: (event) => event.preventDefault() },
           h("label", { for: commentId, text: "Comment (optional)" }), comment,
           h("div", { class: "actions" },
-            h("button", { type: "button", class: "primary approve", onclick: () => vote(approval, "approve", comment.value.trim()) }, hook ? "Approve: continue" : "Approve"),
-            h("button", { type: "button", class: "danger reject", onclick: () => vote(approval, "reject", comment.value.trim()) }, hook ? "Reject: roll back" : "Reject"))) : null);
+            actionButton(`vote:${approval.id}`, { class: "primary approve", "data-focus": `approve:${approval.id}` },
+              hook ? "Approve: continue" : "Approve", () => vote(approval, "approve")),
+            actionButton(`vote:${approval.id}`, { class: "danger reject", "data-focus": `reject:${approval.id}` },
+              hook ? "Reject: roll back" : "Reject", () => vote(approval, "reject")))) : null);
     }
 
     return {
       name: "approvals",
-      async refresh() {
+      async refresh(freezes, current) {
         const { body } = await api("GET", "approvals");
+        if (!current()) return false;
         const approvals = body.approvals || [];
         const fresh = JSON.stringify(approvals);
-        // A comment being typed is never wiped by a refresh; the next one draws what changed.
-        const focused = list.contains(document.activeElement) ? document.activeElement : null;
-        if (fresh !== drawn && !(focused && focused.tagName === "TEXTAREA")) {
+        if (fresh !== drawn) {
           drawn = fresh;
-          replace(list, approvals.length ? approvals.map(card) : h("p", { class: "empty", text: "Nothing waits for your vote." }));
-          if (focused) $("main").focus();
+          // A comment being typed survives: its draft is drawn again, focus and caret stay in it.
+          keepingFocus(() => replace(list, approvals.length ? approvals.map(card) : h("p", { class: "empty", text: "Nothing waits for your vote." })));
+          for (const id of drafts.keys()) if (!approvals.some((approval) => approval.id === id)) drafts.delete(id);
+        } else {
+          retime(list); // "Time left" goes down even when nothing else changed
         }
+        const pending = approvals.filter((approval) => approval.status === "PENDING").length;
+        if (waiting !== null && pending !== waiting) summarize([`${pending} approval(s) waiting for a vote`]);
+        waiting = pending;
         return approvals.some((approval) => BUSY.has(approval.status));
       },
     };
@@ -657,7 +874,7 @@
 
   // Freezes: the freezes in force and the windows; make one, lift one.
   function freezesPage() {
-    const list = h("div", { id: "freezes", "aria-live": "polite" });
+    const list = h("div", { id: "freezes" }); // not a live region: the banner (role=status) says what applies
     const until = new Date(Date.now() + 3600 * 1000);
     const local = new Date(until.getTime() - until.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
     const form = h("form", { id: "new-freeze", class: "card" },
@@ -674,20 +891,24 @@
       h("div", { class: "field" }, h("label", { for: "freeze-pushes", text: "Pushes meanwhile" }),
         h("select", { id: "freeze-pushes" }, h("option", { value: "wait", text: "wait for the end" }),
           h("option", { value: "drop", text: "are dropped" }))),
-      h("p", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "freeze-create" }, "Freeze")));
+      h("p", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "freeze-create", "data-action": "freeze-create" }, "Freeze")));
     replace($("view"), h("h1", { text: "Freezes" }), list, form);
     let drawn = null;
 
     const names = (id) => $(id).value.split(",").map((name) => name.trim()).filter(Boolean);
 
-    form.addEventListener("submit", async (event) => {
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
+      once("freeze-create", createFreeze);
+    });
+
+    async function createFreeze() {
       const scope = {};
       if (names("freeze-clusters").length) scope.clusters = names("freeze-clusters");
       if (names("freeze-services").length) scope.services = names("freeze-services");
       const moment = new Date($("freeze-until").value);
       if (Number.isNaN(moment.getTime())) {
-        showError(new Error("the end of the freeze is not a time"));
+        showMessage("The end of the freeze is not a time.");
         return;
       }
       try {
@@ -701,8 +922,8 @@
         showError(error);
       }
       drawn = null;
-      refresh();
-    });
+      await refresh();
+    }
 
     async function lift(freeze) {
       const ok = await confirm("Lift the freeze", [h("p", { text: `Lift freeze ${freeze.id} (${scopeText(freeze.scope)}: ${freeze.reason}) now?` })], "Lift it");
@@ -715,7 +936,7 @@
         showError(error);
       }
       drawn = null;
-      refresh();
+      await refresh();
     }
 
     function draw(answer) {
@@ -723,10 +944,10 @@
       const windows = answer.windows || [];
       replace(list,
         section(`In force (${freezes.length})`, freezes.length ? h("ul", { class: "plain cards" }, freezes.map((freeze) => h("li", { class: "card freeze", "data-freeze": freeze.id },
-          h("p", {}, h("strong", { text: scopeText(freeze.scope) }), " until ", h("time", { datetime: freeze.until, title: freeze.until, text: `${freeze.until} (${relative(freeze.until)})` })),
+          h("p", {}, h("strong", { text: scopeText(freeze.scope) }), " until ", when(freeze.until, "until")),
           h("p", { text: freeze.reason }),
           h("p", { class: "muted", text: `by ${freeze.createdBy || "–"} · pushes ${freeze.pushes || "wait"} · ${freeze.id}` }),
-          h("p", { class: "actions" }, h("button", { type: "button", class: "danger lift", "data-focus": `lift:${freeze.id}`, onclick: () => lift(freeze) }, "Lift"))))) : h("p", { class: "empty", text: "No freeze in force." })),
+          h("p", { class: "actions" }, actionButton(`lift:${freeze.id}`, { class: "danger lift", "data-focus": `lift:${freeze.id}` }, "Lift", () => lift(freeze)))))) : h("p", { class: "empty", text: "No freeze in force." })),
         section(`Windows (${windows.length})`, windows.length ? h("ul", { class: "plain cards" }, windows.map((window) => h("li", { class: `card window${window.appliesNow ? " now" : ""}` },
           h("p", {}, h("strong", { text: window.name }), `: ${scopeText(window.scope)}, ${window.start} to ${window.end} (${window.timezone})`),
           h("p", { text: window.reason || "" }),
@@ -735,12 +956,15 @@
 
     return {
       name: "freezes",
-      async refresh(freezes) {
+      async refresh(freezes, current) {
         const answer = (await freezes) || {};
+        if (!current()) return false;
         const fresh = JSON.stringify(answer);
         if (fresh !== drawn) {
           drawn = fresh;
           keepingFocus(() => draw(answer));
+        } else {
+          retime(list);
         }
         return false;
       },
@@ -749,11 +973,16 @@
 
   // ---------- the confirmation dialog ----------
 
+  /** Ask in the modal dialog; true when OK was chosen. With no okLabel it only tells (a refusal): Close, no OK.
+   * While the dialog is open, another confirmation is refused (false) rather than stacked on it. */
   function confirm(title, body, okLabel) {
     const dialog = $("confirm");
+    if (dialog.open) return Promise.resolve(false);
     $("confirm-title").textContent = title;
     replace($("confirm-body"), body);
-    $("confirm-ok").textContent = okLabel;
+    $("confirm-ok").textContent = okLabel || "";
+    $("confirm-ok").hidden = !okLabel;
+    $("confirm-cancel").textContent = okLabel ? "Cancel" : "Close";
     dialog.returnValue = "";
     return new Promise((resolve) => {
       dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
@@ -773,9 +1002,19 @@
     const parts = hash.replace(/^#\/?/, "").split("/");
     clearError();
     announce("");
+    $("changes").textContent = "";
     stopPolling();
+    let named = null; // the service page's cluster and service, decoded from the address
     if (parts[0] === "service" && parts.length >= 3) {
-      page = servicePage(decodeURIComponent(parts[1]), decodeURIComponent(parts.slice(2).join("/")));
+      try {
+        named = [decodeURIComponent(parts[1]), decodeURIComponent(parts.slice(2).join("/"))];
+      } catch (error) {
+        // A malformed escape (a hand-edited or cut address): the services page, saying why.
+        showMessage(`The address ${hash} names no service (${error.message}): here are the services instead.`);
+      }
+    }
+    if (named) {
+      page = servicePage(...named);
     } else if (parts[0] === "approvals") {
       page = approvalsPage();
     } else if (parts[0] === "freezes") {
@@ -787,7 +1026,7 @@
       if (link.dataset.page === (page.name === "service" ? "services" : page.name)) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
     }
-    document.title = `${page.name === "service" ? decodeURIComponent(parts.slice(2).join("/")) : page.name[0].toUpperCase() + page.name.slice(1)} · ECS image updater`;
+    document.title = `${named ? named[1] : page.name[0].toUpperCase() + page.name.slice(1)} · ECS image updater`;
     refresh();
   }
 
@@ -797,6 +1036,7 @@
   });
 
   document.addEventListener("DOMContentLoaded", () => {
+    $("loading").hidden = true; // the static page's "Loading…": the script runs
     $("sign-in").addEventListener("submit", (event) => {
       event.preventDefault();
       const key = $("key").value.trim();
