@@ -19,11 +19,14 @@ BROWSER_SKIPPED := *** Chromium is not installed: the browser tests (tests/dashb
 
 .PHONY: test lint dev clean test-runtime-sdk fuzz deploy chromium
 
+# The tests run on every core (pytest-xdist), each file's tests on one worker: a file's servers start once.
+PARALLEL := -n auto --dist loadfile
+
 test: $(STAMP) $(RUNTIME_STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
-	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(RUNTIME_SDK_TESTS)
+	$(BIN)/pytest $(PARALLEL)
+	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(PARALLEL) $(RUNTIME_SDK_TESTS)
 	@test -x $(CHROMIUM) -a -x $(CHROMEDRIVER) || echo "$(BROWSER_SKIPPED)"
 
 # Chromium for the browser tests, when it is missing and this machine can install it (root, apt-get): the
@@ -41,7 +44,7 @@ chromium:
 	fi
 
 test-runtime-sdk: $(RUNTIME_STAMP)
-	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(RUNTIME_SDK_TESTS)
+	$(RUNTIME_VENV)/bin/pytest -q -p no:cacheprovider $(PARALLEL) $(RUNTIME_SDK_TESTS)
 
 $(RUNTIME_STAMP): requirements.txt requirements-runtime-sdk.txt
 	test -x $(RUNTIME_VENV)/bin/python || $(PYTHON) -m venv $(RUNTIME_VENV)

@@ -311,7 +311,8 @@ def test_on_a_terminal_the_wait_is_one_live_line(quick_service: LocalRun, workdi
     primary, replica = pty.openpty()
     process = subprocess.Popen(  # noqa: S603 - our own module
         cli_command("deploy", "--cluster", CLUSTER, "--service", SERVICE, "--image", f"{IMAGE}:1.28.8", "--wait"),
-        env=client_environment(connection_env(quick_service)),
+        # A terminal this wide (the live line is cut to the terminal's width; COLUMNS may be set around the run).
+        env={**client_environment(connection_env(quick_service)), "COLUMNS": "200"},
         cwd=workdir,
         stdin=subprocess.DEVNULL,
         stdout=replica,
