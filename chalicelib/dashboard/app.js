@@ -125,9 +125,18 @@
     return parts.length > 3 ? parts[3] : "";
   }
 
+  // ECS's console per partition (its China and GovCloud regions have consoles of their own).
+  function consoleHost(region) {
+    if (region.startsWith("cn-")) return "console.amazonaws.cn";
+    if (region.startsWith("us-gov-")) return "console.amazonaws-us-gov.com";
+    return "console.aws.amazon.com";
+  }
+
+  // The service's deployments in ECS's console, where each service deployment is listed by its id (the console
+  // documents no address of one service deployment).
   function consoleUrl(region, cluster, service) {
     const at = encodeURIComponent(region);
-    return `https://${at}.console.aws.amazon.com/ecs/v2/clusters/${encodeURIComponent(cluster)}` +
+    return `https://${at}.${consoleHost(region)}/ecs/v2/clusters/${encodeURIComponent(cluster)}` +
       `/services/${encodeURIComponent(service)}/deployments?region=${at}`;
   }
 
