@@ -340,9 +340,11 @@
     const current = () => mine === generation && shown === page && Boolean(storedKey());
     let pageBusy = false;
     try {
-      // One GET freezes per tick, for the banner and for the freezes page alike.
+      // One GET freezes per tick, for the banner and for the freezes page alike. A caller whose rules give no
+      // read on any freeze's scope is refused it: the banner is then left out, the page it is on still drawn.
       const freezes = api("GET", "freezes").then((answer) => answer.body);
-      [pageBusy] = await Promise.all([shown.refresh(freezes, current), showFreezeBanner(freezes, current)]);
+      const banner = freezes.catch(() => ({}));
+      [pageBusy] = await Promise.all([shown.refresh(freezes, current), showFreezeBanner(banner, current)]);
       if (!current()) return;
       clearError(true);
       const now = new Date();

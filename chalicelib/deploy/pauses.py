@@ -258,13 +258,17 @@ def _decided(approval: Approval, voter: str, comment: str | None, approving: boo
 
 
 def end_waiting(table: StateTable, approval_id: str, reason: str) -> Approval | None:
-    """End a pause still PENDING whose deployment ended meanwhile (STALE, `reason`); None when it had moved on."""
+    """End a pause still PENDING whose deployment ended meanwhile: STALE (`reason`), or EXPIRED when its hook's
+    expiry has passed (ECS took the timeout action); None when it had moved on."""
     try:
         approval = approvals.get(table, approval_id)
     except ApprovalNotFoundError:
         return None
     if approval.status != approvals.PENDING:
         return None
+    if approval.expired_at(approvals.now_utc()):  # ECS took the hook's timeout action before anyone decided
+        expired = Transition(approvals.EXPIRED, expiry_reason(approval), records.EXPIRED, notify.APPROVAL_EXPIRED)
+        return _finish(table, approval, expired)
     return _finish(table, approval, Transition(approvals.STALE, reason, records.STALE, notify.APPROVAL_STALE))
 
 

@@ -48,13 +48,13 @@ def roll_back(
     """
     if request.dry_run:  # what it would do, every check made; nothing locked, recorded or written
         with budget.within(budget.MAIN_SECONDS):
-            return _roll_back_under_lock(client, request, allow_image, verifier)
+            return _roll_back_checked(client, request, allow_image, verifier)
     key = service_key(request.cluster, request.service, accounts.where_of(request.cluster, request.service))
     with (
         budget.within(budget.MAIN_SECONDS),
         locks.hold([key], provenance or Provenance("rollback")) as held,
     ):
-        result = _roll_back_under_lock(client, request, allow_image, verifier)
+        result = _roll_back_checked(client, request, allow_image, verifier)
         held.succeeded(key, result)
         return result
 
@@ -76,7 +76,7 @@ def _arn_of(name: str, target: dict[str, Any]) -> str:
     return name if name.startswith("arn:") else target["taskDefinitionArn"].rsplit("/", 1)[0] + "/" + name
 
 
-def _roll_back_under_lock(
+def _roll_back_checked(
     client: Any, request: RollbackRequest, allow_image: Callable[[str], None], verifier: Verifier | None
 ) -> ChangeResult:
     service = ecs.describe_service(client, request.cluster, request.service)

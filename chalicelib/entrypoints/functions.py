@@ -242,8 +242,9 @@ def followers_reconcile(event: CloudWatchEvent) -> None:
 
 @functions.schedule(Rate(1, unit=Rate.MINUTES), name="approvals_sweep")
 def approvals_sweep(event: CloudWatchEvent) -> None:
-    """Every minute: expire the approvals past their deadline, end those whose deployment never reported, and
-    send the notifications approvals owe (SNS: APPROVAL_REQUESTED, APPROVAL_REJECTED, ...)."""
+    """Every minute: expire the approvals past their deadline, end those whose deployment never reported, reopen
+    the pauses whose decision never finished, and send the notifications approvals owe (SNS:
+    APPROVAL_REQUESTED, APPROVAL_REJECTED, ...)."""
     accounts.learn_home(event.context)
     settings = load_settings()
     table = wiring.state_table(settings)

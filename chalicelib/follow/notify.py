@@ -47,8 +47,7 @@ _PAUSE_VERBS = {
     APPROVAL_APPROVED: "approved, continuing",
     APPROVAL_REJECTED: "rejected, rolling back",
     APPROVAL_EXPIRED: "not decided before the pause timed out",
-    APPROVAL_STALE: "decided too late: ECS no longer waits",
-    APPROVAL_FAILED: "decided, but whether ECS was told is not known",
+    APPROVAL_STALE: "ended undecided or decided too late: ECS no longer waits",
 }
 _VERBS = {STARTED: "started", COMPLETED: "completed", FAILED: "failed", ROLLED_BACK: "rolled back", STOPPED: "stopped"}
 # SNS subjects: ASCII, no line breaks, under 100 characters.

@@ -509,3 +509,20 @@ def test_a_deploy_approval_and_its_records_are_what_openapi_yaml_describes_too(
     described("Approval").validate(voted.json["approval"])
     for record in api("GET", "/services/test-cluster/web/history", key_id="alice").json["records"]:
         described("DeploymentRecord").validate(record)
+
+
+def test_a_pause_whose_hook_timed_out_expires_when_the_deployments_end_arrives_before_the_sweep(
+    paused: Paused, api: Any, ecs_deployments: EcsDeployments, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paused.event()
+    approval = open_pause(api)
+    later = datetime.now(UTC) + timedelta(hours=3)  # past the hook's expiry: ECS rolled back, as its timeout says
+    monkeypatch.setattr(approvals, "now_utc", lambda: later)
+    paused.deployment.update(status="ROLLBACK_SUCCESSFUL")
+    event = deployment_event("SERVICE_DEPLOYMENT_FAILED", ecs_deployments.made[-1]["id"], "timed out")
+    paused.app_client.lambda_.invoke("deployment_events", event)
+    ended = approvals.get(table(), approval["id"])
+    assert ended.status == "EXPIRED"
+    assert ended.reason is not None
+    assert ended.reason.endswith("ECS took ROLLBACK")
+    assert own_record()["pause"]["status"] == "EXPIRED"
