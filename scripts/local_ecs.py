@@ -516,7 +516,10 @@ def as_json(deployment: ServiceDeployment, now: datetime) -> dict[str, Any]:
     moment = deployment.stop_requested_at or deployment.stopped_at or deployment.finished_at or now
     progress = deployment.progress(moment)
     stage, stage_start = stage_at(deployment.strategy, progress)
-    held_before = sum((h.held(now) for h in deployment.hooks if h.share < stage_start), timedelta(0))
+    # A hold at a hook of its own stage is inside that stage; one at a hook that takes no time (POST_SCALE_UP, say,
+    # where the next stage begins) comes before the stage that begins there.
+    before = [h for h in deployment.hooks if h.share < stage_start or (h.share == stage_start and h.stage != stage)]
+    held_before = sum((h.held(now) for h in before), timedelta(0))
     stage_began = deployment.created_at + timedelta(seconds=ROLLOUT_SECONDS * stage_start) + held_before
     last_hook = deployment.hooks[-1] if deployment.hooks else None
     if last_hook is not None and (
